@@ -1,0 +1,5 @@
+"""`python -m quotegen` runs the CLI."""
+
+from quotegen.cli import main
+
+main()

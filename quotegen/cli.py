@@ -1,0 +1,415 @@
+"""The ``quotegen`` command line: flags in, calls into the core, data out.
+
+No model logic lives here. torch and transformers are imported only inside commands that
+need them, so ``quotegen --help`` and ``--version`` stay instant.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import sys
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import typer
+
+from quotegen import __version__
+from quotegen.config import (
+    DEFAULT_BATCH_SIZE,
+    ENV_DEVICE,
+    ENV_DTYPE,
+    ENV_MODEL,
+    debug_enabled,
+)
+from quotegen.console import print_error, print_note, stderr_console, stderr_is_terminal
+from quotegen.errors import InputError, QuotegenError
+
+if TYPE_CHECKING:
+    from quotegen.generation import Generator
+    from quotegen.schemas import GenerationResult, GenerationSettings
+
+# Recent typer vendors its own click; reach its exception classes through a public name so this
+# works whichever click typer uses.
+_click_exceptions: Any = importlib.import_module(typer.BadParameter.__module__)
+UsageError: type[Exception] = _click_exceptions.UsageError
+ClickException: type[Exception] = _click_exceptions.ClickException
+
+app = typer.Typer(
+    name="quotegen",
+    help="Generate short texts (quotes, one-liners) with Hugging Face causal language models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _examples(*lines: str) -> str:
+    """An epilog of copy-pasteable examples (blank lines keep rich from joining them)."""
+    return "[bold]Examples[/bold]\n\n" + "\n\n".join(f"  [cyan]{line}[/cyan]" for line in lines)
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"quotegen {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Generate short texts (quotes, one-liners) with Hugging Face causal language models."""
+
+
+# -- shared options ---------------------------------------------------------------------------
+
+MODEL_OPTION = typer.Option(
+    None,
+    "--model",
+    "-m",
+    envvar=ENV_MODEL,
+    show_default=False,
+    help="Hub repo id (org/name[@revision]), local directory, or quotegen-mini. "
+    "Default: the Hub quote model if cached, else the bundled model.",
+)
+DEVICE_OPTION = typer.Option(
+    "auto", "--device", envvar=ENV_DEVICE, help="auto (cuda > mps > cpu), cpu, cuda[:N] or mps."
+)
+DTYPE_OPTION = typer.Option(
+    "auto", "--dtype", envvar=ENV_DTYPE, help="auto, float32, float16 or bfloat16."
+)
+ALLOW_PICKLE_OPTION = typer.Option(
+    False,
+    "--allow-pickle",
+    help="Allow pickle (.bin) weights, which can run code. Trusted models only.",
+)
+TRUST_CODE_OPTION = typer.Option(
+    False, "--trust-remote-code", help="Run custom model code from the repo. Trusted models only."
+)
+
+_FLAG_NAMES = {
+    "max_new_tokens": "--max-new-tokens",
+    "min_new_tokens": "--min-new-tokens",
+    "temperature": "--temperature",
+    "top_k": "--top-k",
+    "top_p": "--top-p",
+    "repetition_penalty": "--repetition-penalty",
+    "n": "-n",
+    "seed": "--seed",
+    "stop": "--stop",
+}
+
+
+def _settings(**given: Any) -> GenerationSettings:
+    """Build settings from the flags the user gave; range errors become usage errors."""
+    from pydantic import ValidationError
+
+    from quotegen.schemas import GenerationSettings
+
+    try:
+        return GenerationSettings(**{k: v for k, v in given.items() if v is not None})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else ""
+        message = str(first["msg"]).removeprefix("Value error, ")
+        flag = _FLAG_NAMES.get(field)
+        raise UsageError(f"{flag}: {message}" if flag else message) from exc
+
+
+def _load_generator(
+    model: str | None,
+    *,
+    device: str,
+    dtype: str,
+    allow_pickle: bool,
+    trust_remote_code: bool,
+    quiet: bool,
+) -> Generator:
+    """Resolve and load the model (one shared path for every command) behind a status line."""
+    from contextlib import nullcontext
+
+    from quotegen.config import BUNDLED_MODEL_NAME, DEFAULT_HUB_MODEL
+    from quotegen.generation import Generator
+    from quotegen.model import load_model, resolve_model
+
+    ref = resolve_model(model)
+    if ref.bundled and not model and not quiet:
+        print_note(
+            f"Using the bundled model {BUNDLED_MODEL_NAME}. For the full GPT-2 quote model, "
+            f"run: quotegen download ({DEFAULT_HUB_MODEL})"
+        )
+    console = stderr_console()
+    show = stderr_is_terminal() and not quiet
+    status = console.status(f"Loading {ref}…") if show else nullcontext()
+    with status:
+        loaded = load_model(
+            ref,
+            device=device,
+            dtype=dtype,
+            allow_pickle=allow_pickle,
+            trust_remote_code=trust_remote_code,
+        )
+    return Generator(loaded)
+
+
+def _stdin_prompts() -> Iterator[str]:
+    """One prompt per stdin line; invalid UTF-8 is an error naming the line."""
+    for number, raw in enumerate(sys.stdin.buffer, start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(
+                f"Line {number} of stdin is not valid UTF-8 (byte {exc.start + 1}). "
+                "Convert it first, e.g. with iconv."
+            ) from exc
+        yield line.rstrip("\r\n")
+
+
+def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
+    chunk: list[str] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def one_line(text: str) -> str:
+    """Text mode prints one line per result, whatever the model generated.
+
+    Line breaks become spaces and other control characters are dropped, so generated bytes can
+    neither break the one-line-per-result contract nor send escape sequences to a terminal.
+    ``--json`` keeps the exact text.
+    """
+    return _CONTROL.sub("", " ".join(text.replace("\t", " ").splitlines()))
+
+
+class _PipeClosed(Exception):
+    """stdout's reader went away; not an OSError, so typer's click cannot swallow it."""
+
+
+def _write(text: str) -> None:
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError as exc:
+        raise _PipeClosed from exc
+
+
+def _stream_one(generator: Generator, prompt: str, settings: GenerationSettings) -> None:
+    """Print one quote token by token on a terminal, ending exactly as the batch path would."""
+    from quotegen.generation import CleanStream, clean_text
+
+    (row,) = generator.prepare([prompt], settings)
+    stream = CleanStream(lambda raw: one_line(clean_text(raw) if settings.clean else raw))
+    row.on_text = lambda piece: _write(stream.feed(piece))
+    _write(stream.feed(row.prompt))
+    for _ in generator.steps([row]):
+        pass
+    _write(stream.finish(one_line(generator.result(row).text)) + "\n")
+
+
+def _print_results(results: list[GenerationResult], as_json: bool) -> None:
+    lines = [r.model_dump_json() if as_json else one_line(r.text) for r in results]
+    _write("".join(line + "\n" for line in lines))
+
+
+@app.command(
+    epilog=_examples(
+        'quotegen generate "life is"',
+        "printf 'love is\\nwork is\\n' | quotegen generate --json --seed 42",
+        'quotegen generate -n 3 --temperature 0.7 --model ./my-model "friendship is"',
+    )
+)
+def generate(
+    prompts: list[str] | None = typer.Argument(
+        None, show_default=False, help="Prompts. None or '-': one prompt per line of stdin."
+    ),
+    model: str | None = MODEL_OPTION,
+    max_new_tokens: int | None = typer.Option(
+        None, "--max-new-tokens", "-t", show_default=False, help="Most new tokens [default: 40]."
+    ),
+    min_new_tokens: int | None = typer.Option(
+        None, "--min-new-tokens", show_default=False, help="No end-of-text before this many."
+    ),
+    temperature: float | None = typer.Option(
+        None, "--temperature", show_default=False, help="0 = greedy [default: 0.9]."
+    ),
+    top_k: int | None = typer.Option(
+        None, "--top-k", show_default=False, help="0 = off [default: 50]."
+    ),
+    top_p: float | None = typer.Option(
+        None, "--top-p", show_default=False, help="1 = off [default: 0.9]."
+    ),
+    repetition_penalty: float | None = typer.Option(
+        None, "--repetition-penalty", show_default=False, help="1 = off [default: 1.1]."
+    ),
+    n: int | None = typer.Option(
+        None, "-n", "--num-samples", show_default=False, help="Results per prompt [default: 1]."
+    ),
+    seed: int | None = typer.Option(
+        None, "--seed", show_default=False, help="Reproducible sampling."
+    ),
+    greedy: bool = typer.Option(False, "--greedy", help="Always pick the likeliest token."),
+    stop: list[str] | None = typer.Option(
+        None, "--stop", show_default=False, help="Stop string (repeatable) [default: newline]."
+    ),
+    no_stop: bool = typer.Option(False, "--no-stop", help="No stop strings: run to max tokens."),
+    raw: bool = typer.Option(False, "--raw", help="Print the text as generated, not cleaned."),
+    as_json: bool = typer.Option(False, "--json", help="JSON Lines: one object per result."),
+    batch_size: int = typer.Option(
+        DEFAULT_BATCH_SIZE, "--batch-size", "-b", min=1, max=256, help="Rows generated together."
+    ),
+    device: str = DEVICE_OPTION,
+    dtype: str = DTYPE_OPTION,
+    allow_pickle: bool = ALLOW_PICKLE_OPTION,
+    trust_remote_code: bool = TRUST_CODE_OPTION,
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Nothing on stderr but errors."),
+) -> None:
+    """Generate a quote for each prompt (arguments, or stdin lines)."""
+    if stop and no_stop:
+        raise UsageError("--stop and --no-stop cannot be used together.")
+    settings = _settings(
+        max_new_tokens=max_new_tokens,
+        min_new_tokens=min_new_tokens,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        repetition_penalty=repetition_penalty,
+        n=n,
+        seed=seed,
+        do_sample=False if greedy else None,
+        stop=[] if no_stop else (stop or None),
+        clean=False if raw else None,
+    )
+    from_stdin = not prompts or prompts == ["-"]
+    if from_stdin and sys.stdin.isatty():
+        raise UsageError(
+            "No prompt given: pass one as an argument or pipe prompts on stdin, one per line."
+        )
+    if not from_stdin and "-" in (prompts or []):
+        raise UsageError("'-' (stdin) cannot be mixed with prompt arguments.")
+
+    generator = _load_generator(
+        model,
+        device=device,
+        dtype=dtype,
+        allow_pickle=allow_pickle,
+        trust_remote_code=trust_remote_code,
+        quiet=quiet,
+    )
+    if settings.seed is None:
+        # One base seed for the whole run, reported in --json, so any result can be redone.
+        import secrets
+
+        from quotegen.schemas import MAX_SEED
+
+        settings = settings.model_copy(update={"seed": secrets.randbelow(MAX_SEED)})
+
+    single = not from_stdin and prompts is not None and len(prompts) == 1 and settings.n == 1
+    if single and prompts is not None and sys.stdout.isatty() and not as_json:
+        _stream_one(generator, prompts[0], settings)
+        return
+    source: Iterable[str] = _stdin_prompts() if from_stdin else (prompts or [])
+    _generate_many(generator, source, settings, batch_size, as_json, quiet)
+
+
+def _generate_many(
+    generator: Generator,
+    source: Iterable[str],
+    settings: GenerationSettings,
+    batch_size: int,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Batches of prompts in, one line per result out, flushed batch by batch."""
+    from contextlib import nullcontext
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+
+    total = len(source) if isinstance(source, list) else None
+    show = stderr_is_terminal() and not quiet and total != 1
+    progress = (
+        Progress(
+            SpinnerColumn(),
+            TextColumn("Generating"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=stderr_console(),
+            transient=True,
+        )
+        if show
+        else nullcontext()
+    )
+    prompts_per_batch = max(1, batch_size // settings.n)
+    done = 0
+    with progress as bar:
+        task = bar.add_task("generate", total=total) if bar is not None else None
+        for chunk in _chunks(source, prompts_per_batch):
+            results = generator.generate(chunk, settings, batch_size=batch_size, start_index=done)
+            _print_results(results, as_json)
+            done += len(chunk)
+            if bar is not None and task is not None:
+                bar.update(task, completed=done)
+
+
+# -- entry point ------------------------------------------------------------------------------
+
+
+def _usage_message(exc: Any) -> str:
+    command = exc.ctx.command_path if exc.ctx is not None else "quotegen"
+    return f"{exc.format_message()} (see '{command} --help')"
+
+
+def _quiet_broken_pipe() -> NoReturn:
+    # The reader went away (e.g. `| head -1`): stop quietly, and keep Python from complaining
+    # about the unflushable stdout at exit.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(0)
+
+
+def main() -> None:
+    """Console-script entry point: present errors as one line and map them to exit codes."""
+    try:
+        result = app(standalone_mode=False, prog_name="quotegen")
+    except UsageError as exc:
+        print_error(_usage_message(exc))
+        sys.exit(2)
+    except (KeyboardInterrupt, typer.Abort):
+        stderr_console().print("Interrupted.")
+        sys.exit(130)
+    except (BrokenPipeError, _PipeClosed):
+        _quiet_broken_pipe()
+    except QuotegenError as exc:
+        if debug_enabled():
+            raise
+        print_error(exc.message)
+        sys.exit(exc.exit_code)
+    except ClickException as exc:
+        print_error(exc.format_message())  # type: ignore[attr-defined]
+        sys.exit(exc.exit_code)  # type: ignore[attr-defined]
+    except Exception as exc:
+        if debug_enabled():
+            raise
+        print_error(
+            f"Unexpected {type(exc).__name__}: {exc}. Set QUOTEGEN_DEBUG=1 for the traceback "
+            "and please report it."
+        )
+        sys.exit(1)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+    sys.exit(result if isinstance(result, int) else 0)

@@ -1,0 +1,123 @@
+"""Errors raised by the core and presented at the edges.
+
+Every message is written for the user: what failed and what to do next. The CLI prints
+``Error: <message>`` and exits with ``exit_code``; the server answers ``http_status`` with a JSON
+body ``{"error": {"type": ..., "message": ...}}``.
+"""
+
+from __future__ import annotations
+
+
+class QuotegenError(Exception):
+    """Base class of every error meant for users."""
+
+    exit_code: int = 1
+    http_status: int = 500
+    error_type: str = "quotegen_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidModelReferenceError(QuotegenError):
+    """A model name that is neither a Hub repo id nor a local model directory."""
+
+    exit_code = 2
+    http_status = 400
+    error_type = "invalid_model"
+
+
+class ModelNotFoundError(QuotegenError):
+    """The Hub has no such repository or revision (or it is private)."""
+
+    http_status = 404
+    error_type = "model_not_found"
+
+
+class ModelAccessError(QuotegenError):
+    """The repository exists but needs a token or accepted terms (401/403)."""
+
+    http_status = 403
+    error_type = "model_access_denied"
+
+
+class ModelNotCachedError(QuotegenError):
+    """The model is not in the local cache and the Hub cannot be reached."""
+
+    http_status = 503
+    error_type = "model_not_cached"
+
+
+class NoModelAvailableError(QuotegenError):
+    """No ``--model`` given and no default model is available offline."""
+
+    error_type = "no_model"
+
+
+class HubUnreachableError(QuotegenError):
+    """A network failure talking to the Hub."""
+
+    http_status = 502
+    error_type = "hub_unreachable"
+
+
+class InvalidModelError(QuotegenError):
+    """A directory that is not a loadable model: missing, incomplete or corrupted files."""
+
+    error_type = "invalid_model_files"
+
+
+class UnsafeWeightsError(QuotegenError):
+    """Only pickle (``.bin``) weights are available and the user did not opt in."""
+
+    error_type = "unsafe_weights"
+
+
+class DeviceError(QuotegenError):
+    """The requested device or dtype is not available here."""
+
+    exit_code = 2
+    error_type = "invalid_device"
+
+
+class InvalidSettingsError(QuotegenError):
+    """Generation settings outside their allowed ranges."""
+
+    exit_code = 2
+    http_status = 422
+    error_type = "invalid_settings"
+
+
+class PromptTooLongError(QuotegenError):
+    """The prompt (plus the tokens asked for) does not fit the model's context."""
+
+    http_status = 422
+    error_type = "prompt_too_long"
+
+
+class InputError(QuotegenError):
+    """Unreadable input, such as invalid UTF-8 on stdin."""
+
+    http_status = 400
+    error_type = "invalid_input"
+
+
+class DownloadError(QuotegenError):
+    """A download that failed part-way (disk full, interrupted transfer)."""
+
+    error_type = "download_failed"
+
+
+class OverloadedError(QuotegenError):
+    """The server's queue is full; the client should retry later."""
+
+    http_status = 503
+    error_type = "overloaded"
+
+
+class RequestTimeoutError(QuotegenError):
+    """A request that waited or ran longer than the server allows."""
+
+    http_status = 504
+    error_type = "timeout"

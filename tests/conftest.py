@@ -1,0 +1,95 @@
+"""Test isolation and shared fixtures.
+
+The environment is isolated before anything imports huggingface_hub (which reads its variables
+once): a temporary HF_HOME, offline mode, no colour, no QUOTEGEN_* from the developer's shell.
+A tiny real GPT-2 is built once per session and loaded through quotegen's real loading code.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_HOME = Path(tempfile.mkdtemp(prefix="quotegen-tests-"))
+os.environ["HF_HOME"] = str(_HOME / "hf")
+os.environ.pop("HF_HUB_CACHE", None)
+os.environ.pop("TRANSFORMERS_CACHE", None)
+os.environ.pop("HF_TOKEN", None)
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ["NO_COLOR"] = "1"
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+for _name in list(os.environ):
+    if _name.startswith("QUOTEGEN_"):
+        del os.environ[_name]
+
+from tests.modelfactory import build_tiny_gpt2  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny GPT-2 without a pad token, like GPT-2 itself."""
+    return build_tiny_gpt2(tmp_path_factory.mktemp("models") / "tiny-gpt2")
+
+
+@pytest.fixture(scope="session")
+def quote_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny GPT-2 that adds <BOS>/<EOS>/<PAD>, like seed 2's quote model."""
+    return build_tiny_gpt2(
+        tmp_path_factory.mktemp("models") / "tiny-quote", quote_special_tokens=True
+    )
+
+
+@pytest.fixture(scope="session")
+def loaded_tiny(tiny_model_dir: Path):  # type: ignore[no-untyped-def]
+    from quotegen.model import load_model, parse_model_ref
+
+    return load_model(parse_model_ref(str(tiny_model_dir)), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def generator(loaded_tiny):  # type: ignore[no-untyped-def]
+    from quotegen.generation import Generator
+
+    return Generator(loaded_tiny)
+
+
+@pytest.fixture
+def hf_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty HF cache for one test (huggingface_hub's constants follow it)."""
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hub"
+    cache.mkdir()
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    return cache
+
+
+def run_cli(
+    *args: str,
+    input: bytes | str | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m quotegen`` as a real subprocess (stdin/stdout are pipes, not terminals)."""
+    data = input.encode() if isinstance(input, str) else input
+    proc = subprocess.run(
+        [sys.executable, "-m", "quotegen", *args],
+        input=data if data is not None else b"",
+        capture_output=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+        check=False,
+    )
+    return subprocess.CompletedProcess(
+        proc.args,
+        proc.returncode,
+        proc.stdout.decode("utf-8", "replace"),
+        proc.stderr.decode("utf-8", "replace"),
+    )
