@@ -18,9 +18,14 @@ import typer
 from quotegen import __version__
 from quotegen.config import (
     DEFAULT_BATCH_SIZE,
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    ENV_API_KEY,
     ENV_DEVICE,
     ENV_DTYPE,
+    ENV_HOST,
     ENV_MODEL,
+    ENV_PORT,
     debug_enabled,
 )
 from quotegen.console import print_error, print_note, stderr_console, stderr_is_terminal
@@ -362,6 +367,134 @@ def _generate_many(
             done += len(chunk)
             if bar is not None and task is not None:
                 bar.update(task, completed=done)
+
+
+@app.command(
+    epilog=_examples(
+        "quotegen serve",
+        "quotegen serve --model ./my-model --port 9000 --api-key s3cret",
+        "quotegen serve --host 0.0.0.0 --cors-origin https://example.org --max-batch-size 32",
+    )
+)
+def serve(
+    model: str | None = MODEL_OPTION,
+    host: str = typer.Option(
+        DEFAULT_HOST, "--host", envvar=ENV_HOST, help="Interface to bind; 0.0.0.0 for all."
+    ),
+    port: int = typer.Option(
+        DEFAULT_PORT, "--port", "-p", envvar=ENV_PORT, min=0, max=65535, help="TCP port."
+    ),
+    api_key: str | None = typer.Option(
+        None,
+        "--api-key",
+        envvar=ENV_API_KEY,
+        show_default=False,
+        help="Require 'Authorization: Bearer KEY' on every generation route.",
+    ),
+    cors_origin: list[str] | None = typer.Option(
+        None,
+        "--cors-origin",
+        show_default=False,
+        help="Allowed CORS origin (repeatable); off by default.",
+    ),
+    max_batch_size: int = typer.Option(
+        16, "--max-batch-size", min=1, max=256, help="Rows per batch."
+    ),
+    max_wait_ms: float = typer.Option(
+        10.0, "--max-wait-ms", min=0, max=1000, help="How long a batch waits for company."
+    ),
+    max_queue: int = typer.Option(
+        256, "--max-queue", min=1, max=100_000, help="Queued rows before 503 + Retry-After."
+    ),
+    timeout: float = typer.Option(
+        60.0, "--timeout", min=0.1, max=3600, help="Per-request time limit in seconds."
+    ),
+    max_body_bytes: int = typer.Option(
+        1_048_576, "--max-body-bytes", min=1024, help="Largest request body accepted."
+    ),
+    max_prompt_bytes: int = typer.Option(
+        16_384, "--max-prompt-bytes", min=1, help="Largest prompt accepted, in UTF-8 bytes."
+    ),
+    drain_timeout: float = typer.Option(
+        30.0, "--drain-timeout", min=0, max=3600, help="On SIGTERM/SIGINT, seconds to finish work."
+    ),
+    log_level: str = typer.Option(
+        "info", "--log-level", help="critical, error, warning, info or debug."
+    ),
+    device: str = DEVICE_OPTION,
+    dtype: str = DTYPE_OPTION,
+    allow_pickle: bool = ALLOW_PICKLE_OPTION,
+    trust_remote_code: bool = TRUST_CODE_OPTION,
+) -> None:
+    """Serve the seeds' HTTP API, an OpenAI-compatible API and a web page."""
+    import logging
+    import signal
+
+    import uvicorn
+
+    from quotegen.batching import EngineLimits
+    from quotegen.model import resolve_model
+    from quotegen.server import ServerConfig, create_app
+
+    level = log_level.strip().lower()
+    if level not in {"critical", "error", "warning", "info", "debug"}:
+        raise UsageError(f"--log-level: unknown level '{log_level}'.")
+    ref = resolve_model(model)  # fail fast on a bad name, before binding the port
+    logging.basicConfig(
+        level=level.upper(), format="%(levelname)s:     %(message)s", stream=sys.stderr
+    )
+    config = ServerConfig(
+        api_key=api_key or None,
+        cors_origins=list(cors_origin or []),
+        limits=EngineLimits(
+            max_batch_size=max_batch_size,
+            max_wait_ms=max_wait_ms,
+            max_queue=max_queue,
+            request_timeout_s=timeout,
+        ),
+        max_body_bytes=max_body_bytes,
+        max_prompt_bytes=max_prompt_bytes,
+        drain_timeout_s=drain_timeout,
+    )
+    failure: list[QuotegenError] = []
+
+    def load() -> Generator:
+        return _load_generator(
+            str(ref) if model else None,
+            device=device,
+            dtype=dtype,
+            allow_pickle=allow_pickle,
+            trust_remote_code=trust_remote_code,
+            quiet=True,
+        )
+
+    def load_failed(error: QuotegenError) -> None:
+        failure.append(error)
+        server.should_exit = True
+
+    server_app = create_app(loader=load, config=config, on_load_failed=load_failed)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            server_app,
+            host=host,
+            port=port,
+            log_level=level,
+            access_log=False,
+            timeout_graceful_shutdown=max(1, round(drain_timeout)),
+            server_header=False,
+        )
+    )
+    if host not in {"127.0.0.1", "localhost", "::1"} and not api_key:
+        print_note(f"Listening on {host} without --api-key: anyone who can reach it can use it.")
+    # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown; a drained server is a
+    # clean exit, so those re-raised signals land on no-op handlers.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
+    server.run()
+    if failure:
+        raise failure[0]
+    if not server.started:
+        raise QuotegenError(f"The server could not start on {host}:{port} (see the log above).")
 
 
 # -- entry point ------------------------------------------------------------------------------

@@ -109,6 +109,8 @@ class Generator:
     def __init__(self, loaded: LoadedModel) -> None:
         self.loaded = loaded
         self._lock = threading.Lock()
+        # Fast tokenizers are not safe to share between threads mid-call ("Already borrowed").
+        self._tokenizer_lock = threading.Lock()
 
     @property
     def model_name(self) -> str:
@@ -122,13 +124,15 @@ class Generator:
         return len(self._encode(text))
 
     def _encode(self, text: str) -> list[int]:
-        ids: list[int] = self.loaded.tokenizer(text, add_special_tokens=True)["input_ids"]
+        with self._tokenizer_lock:
+            ids: list[int] = self.loaded.tokenizer(text, add_special_tokens=True)["input_ids"]
         return ids
 
     def _decode(self, ids: Sequence[int]) -> str:
-        text: str = self.loaded.tokenizer.decode(
-            list(ids), skip_special_tokens=True, clean_up_tokenization_spaces=False
-        )
+        with self._tokenizer_lock:
+            text: str = self.loaded.tokenizer.decode(
+                list(ids), skip_special_tokens=True, clean_up_tokenization_spaces=False
+            )
         return text
 
     # -- preparing rows -----------------------------------------------------------------------

@@ -6,7 +6,7 @@ allowed range). This module imports only pydantic: the CLI's fast paths may use 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -19,6 +19,52 @@ MAX_SEED = 2**63 - 1
 FinishReason = Literal["stop", "length", "cancelled"]
 
 
+# Each constraint is written once, as a type, and used by the settings and by every request
+# schema that lets a client override a setting.
+MaxNewTokens = Annotated[
+    int, Field(ge=1, le=MAX_NEW_TOKENS, description="Most tokens to generate after the prompt.")
+]
+MinNewTokens = Annotated[
+    int,
+    Field(
+        ge=0,
+        le=MAX_NEW_TOKENS,
+        description="End-of-text is suppressed until this many tokens have been generated.",
+    ),
+]
+DoSample = Annotated[bool, Field(description="Sample (true) or take the likeliest token (false).")]
+Temperature = Annotated[
+    float, Field(ge=0.0, le=5.0, allow_inf_nan=False, description="0 means greedy decoding.")
+]
+TopK = Annotated[int, Field(ge=0, le=100_000, description="Keep the k likeliest tokens; 0 = off.")]
+TopP = Annotated[
+    float, Field(gt=0.0, le=1.0, allow_inf_nan=False, description="Nucleus sampling; 1 = off.")
+]
+RepetitionPenalty = Annotated[
+    float, Field(ge=0.5, le=3.0, allow_inf_nan=False, description="1 = no penalty.")
+]
+Samples = Annotated[int, Field(ge=1, le=MAX_SAMPLES, description="Samples per prompt.")]
+Seed = Annotated[
+    int, Field(ge=0, le=MAX_SEED, description="Same seed + input + settings = same output.")
+]
+StopStrings = Annotated[
+    list[str],
+    Field(
+        max_length=MAX_STOP_STRINGS,
+        description="Stop when the continuation (after some text) contains one of these.",
+    ),
+]
+
+
+def check_stop_strings(value: list[str] | None) -> list[str] | None:
+    for item in value or []:
+        if not item:
+            raise ValueError("stop strings must not be empty")
+        if len(item) > MAX_STOP_LENGTH:
+            raise ValueError(f"stop strings must be at most {MAX_STOP_LENGTH} characters")
+    return value
+
+
 class GenerationSettings(BaseModel):
     """How to generate: the same settings for the CLI, the library and every HTTP route.
 
@@ -28,46 +74,19 @@ class GenerationSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    max_new_tokens: int = Field(
-        40, ge=1, le=MAX_NEW_TOKENS, description="Most tokens to generate after the prompt."
-    )
-    min_new_tokens: int = Field(
-        0,
-        ge=0,
-        le=MAX_NEW_TOKENS,
-        description="End-of-text is suppressed until this many tokens have been generated.",
-    )
-    do_sample: bool = Field(True, description="Sample (true) or pick the likeliest token (false).")
-    temperature: float = Field(
-        0.9, ge=0.0, le=5.0, allow_inf_nan=False, description="0 means greedy decoding."
-    )
-    top_k: int = Field(50, ge=0, le=100_000, description="Keep the k likeliest tokens; 0 = off.")
-    top_p: float = Field(
-        0.9, gt=0.0, le=1.0, allow_inf_nan=False, description="Nucleus sampling; 1 = off."
-    )
-    repetition_penalty: float = Field(
-        1.1, ge=0.5, le=3.0, allow_inf_nan=False, description="1 = no penalty."
-    )
-    n: int = Field(1, ge=1, le=MAX_SAMPLES, description="Samples per prompt.")
-    seed: int | None = Field(
-        None, ge=0, le=MAX_SEED, description="Same seed + input + settings = same output."
-    )
-    stop: list[str] = Field(
-        default_factory=lambda: ["\n"],
-        max_length=MAX_STOP_STRINGS,
-        description="Stop when the continuation (after some text) contains one of these.",
-    )
+    max_new_tokens: MaxNewTokens = 40
+    min_new_tokens: MinNewTokens = 0
+    do_sample: DoSample = True
+    temperature: Temperature = 0.9
+    top_k: TopK = 50
+    top_p: TopP = 0.9
+    repetition_penalty: RepetitionPenalty = 1.1
+    n: Samples = 1
+    seed: Seed | None = None
+    stop: StopStrings = Field(default_factory=lambda: ["\n"])
     clean: bool = Field(True, description="Tidy the text like seed 2's clean_text.")
 
-    @field_validator("stop")
-    @classmethod
-    def _check_stop(cls, value: list[str]) -> list[str]:
-        for item in value:
-            if not item:
-                raise ValueError("stop strings must not be empty")
-            if len(item) > MAX_STOP_LENGTH:
-                raise ValueError(f"stop strings must be at most {MAX_STOP_LENGTH} characters")
-        return value
+    _check_stop = field_validator("stop")(check_stop_strings)
 
     @model_validator(mode="after")
     def _check_lengths(self) -> GenerationSettings:
@@ -109,3 +128,215 @@ class ErrorResponse(BaseModel):
     """Every HTTP error answers with this body."""
 
     error: ErrorBody
+
+
+# -- HTTP request and response schemas ---------------------------------------------------------
+
+MAX_PROMPTS = 64
+
+
+class SettingsOverrides(BaseModel):
+    """Optional generation settings a client may add to the seed routes; absent = route default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_new_tokens: MaxNewTokens | None = None
+    min_new_tokens: MinNewTokens | None = None
+    do_sample: DoSample | None = None
+    temperature: Temperature | None = None
+    top_k: TopK | None = None
+    top_p: TopP | None = None
+    repetition_penalty: RepetitionPenalty | None = None
+    seed: Seed | None = None
+    stop: StopStrings | None = None
+
+    _check_stop = field_validator("stop")(check_stop_strings)
+
+    def apply(self, base: GenerationSettings) -> GenerationSettings:
+        """``base`` with the given fields replaced, validated again as a whole."""
+        given = self.model_dump(exclude_none=True, include=set(SettingsOverrides.model_fields))
+        return GenerationSettings(**{**base.model_dump(), **given})
+
+
+class Seed1Request(SettingsOverrides):
+    """Seed 1's ``POST /generate`` body; only ``text`` is required."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"text": "life is"}, {"text": "life is", "seed": 42}]},
+    )
+
+    text: str = Field(description="The prompt; the response repeats it before the continuation.")
+
+
+class Seed1Response(BaseModel):
+    generated_text: str = Field(examples=["life is a journey, not a destination."])
+
+
+class Seed2Query(SettingsOverrides):
+    """Seed 2's ``POST /generate_quote`` query parameters; only ``prompt`` is required."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    prompt: str = Field(
+        description="The prompt; empty picks one of seed 2's default prompts.",
+        examples=["life is"],
+    )
+
+
+class GenerateRequest(BaseModel):
+    """The native API: many prompts, full settings, results in the ``generate --json`` schema."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"prompts": ["life is", "love is"], "settings": {"seed": 42, "n": 2}}]
+        },
+    )
+
+    prompts: list[str] = Field(min_length=1, max_length=MAX_PROMPTS)
+    settings: GenerationSettings = Field(default_factory=lambda: GenerationSettings())
+
+
+class GenerateResponse(BaseModel):
+    results: list[GenerationResult]
+
+
+class StreamRequest(BaseModel):
+    """The native streaming API: one prompt, its continuation as server-sent events."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"prompt": "life is", "settings": {"seed": 7}}]},
+    )
+
+    prompt: str
+    settings: GenerationSettings = Field(default_factory=lambda: GenerationSettings())
+
+
+class CompletionRequest(BaseModel):
+    """OpenAI's legacy ``POST /v1/completions`` request (the fields this server honours)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"prompt": "life is", "max_tokens": 24, "temperature": 0.8, "seed": 1}]
+        },
+    )
+
+    model: str | None = Field(None, description="Must name the served model (GET /v1/models).")
+    prompt: str | list[str] = Field(description="A prompt or a list of prompts.")
+    max_tokens: MaxNewTokens = 16
+    min_tokens: MinNewTokens = 0
+    temperature: Temperature = 1.0
+    top_p: TopP = 1.0
+    top_k: TopK = 0
+    repetition_penalty: RepetitionPenalty = 1.0
+    n: Samples = 1
+    stop: str | StopStrings | None = None
+    seed: Seed | None = None
+    stream: bool = False
+    stream_options: dict[str, bool] | None = None
+    echo: bool = False
+    logprobs: None = Field(None, description="Not supported; must be null.")
+    presence_penalty: Annotated[float, Field(ge=0.0, le=0.0)] = 0.0
+    frequency_penalty: Annotated[float, Field(ge=0.0, le=0.0)] = 0.0
+    best_of: Annotated[int, Field(ge=1, le=1)] | None = None
+    user: str | None = None
+
+    @field_validator("prompt")
+    @classmethod
+    def _check_prompts(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, list) and not 1 <= len(value) <= MAX_PROMPTS:
+            raise ValueError(f"prompt lists must hold 1 to {MAX_PROMPTS} prompts")
+        return value
+
+    @field_validator("stop")
+    @classmethod
+    def _check_stop(cls, value: str | list[str] | None) -> list[str] | None:
+        stops = [value] if isinstance(value, str) else value
+        return check_stop_strings(stops)
+
+    @property
+    def prompts(self) -> list[str]:
+        return [self.prompt] if isinstance(self.prompt, str) else list(self.prompt)
+
+    def settings(self) -> GenerationSettings:
+        stop = self.stop if isinstance(self.stop, list) else []
+        return GenerationSettings(
+            max_new_tokens=self.max_tokens,
+            min_new_tokens=self.min_tokens,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            top_k=self.top_k,
+            repetition_penalty=self.repetition_penalty,
+            n=self.n,
+            seed=self.seed,
+            stop=stop,
+            clean=False,
+        )
+
+
+class CompletionChoice(BaseModel):
+    text: str
+    index: int
+    logprobs: None = None
+    finish_reason: Literal["stop", "length"] | None
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class CompletionResponse(BaseModel):
+    id: str
+    object: Literal["text_completion"] = "text_completion"
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    usage: Usage | None = None
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "quotegen"
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class Seed2Message(BaseModel):
+    message: str = Field(examples=["This is Quote Generation API test"])
+
+
+class Health(BaseModel):
+    status: Literal["ok", "loading", "failed"]
+    detail: str | None = None
+
+
+class Limits(BaseModel):
+    max_batch_size: int
+    max_wait_ms: float
+    max_queue: int
+    request_timeout_s: float
+    max_body_bytes: int
+    max_prompt_bytes: int
+    max_prompts: int
+    max_new_tokens: int
+    max_samples: int
+    context_length: int
+
+
+class Info(BaseModel):
+    model: str
+    revision: str | None
+    device: str
+    dtype: str
+    version: str
+    limits: Limits
