@@ -93,3 +93,53 @@ def run_cli(
         proc.stdout.decode("utf-8", "replace"),
         proc.stderr.decode("utf-8", "replace"),
     )
+
+
+class FakeGenerator:
+    """Builds a ``Generator`` whose decode loop is fake: fast, deterministic, optionally slow.
+
+    Everything around the loop (rows, seeds, default prompts, context checks, results) is the
+    real code; each whitespace-separated word is a token and token k of a row is "w<k>".
+    """
+
+    def __new__(cls, delay: float = 0.0, context_length: int = 64):  # type: ignore[no-untyped-def]
+        import time
+        from types import SimpleNamespace
+
+        from quotegen.generation import Generator
+
+        class _Fake(Generator):
+            seen: list = []  # type: ignore[type-arg]  # noqa: RUF012
+
+            def _encode(self, text: str) -> list[int]:
+                return [len(w) for w in text.split()] or [0]
+
+            def _decode_loop(self, rows):  # type: ignore[no-untyped-def]
+                self.seen.append(list(rows))
+                active = list(rows)
+                while active:
+                    if delay:
+                        time.sleep(delay)
+                    for row in active:
+                        self._advance(row, 1000 + len(row.token_ids))
+                    active = [r for r in active if not r.done]
+                    yield
+
+            def _decode(self, ids):  # type: ignore[no-untyped-def]
+                return "".join(f" w{i - 1000}" for i in ids)
+
+        loaded = SimpleNamespace(
+            name="fake-model",
+            context_length=context_length,
+            eos_token_ids=[],
+            device="cpu",
+            dtype="torch.float32",
+            commit=None,
+            ref=SimpleNamespace(revision=None),
+        )
+        return _Fake(loaded)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def fake_generator():  # type: ignore[no-untyped-def]
+    return FakeGenerator()
