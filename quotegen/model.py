@@ -264,6 +264,11 @@ def hub_errors(ref: ModelRef | str) -> Iterator[None]:
     except Exception as exc:
         import httpx
 
+        if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.ReadTimeout)):
+            raise DownloadError(
+                f"The download of '{name}' was interrupted ({type(exc).__name__}). Run the same "
+                "command again: it resumes where it stopped."
+            ) from exc
         if isinstance(exc, httpx.HTTPError):
             raise HubUnreachableError(
                 f"Could not reach the Hub for '{name}' ({type(exc).__name__}). Check your "
@@ -294,8 +299,10 @@ def fetch_model(
         )
     from huggingface_hub import HfApi, snapshot_download
 
+    # Read now, not at import: HF_ENDPOINT may point at a mirror (or a test stand-in).
+    endpoint = os.environ.get("HF_ENDPOINT") or None
     with hub_errors(ref):
-        info = HfApi().model_info(ref.repo_id, revision=ref.revision, token=token)
+        info = HfApi(endpoint=endpoint).model_info(ref.repo_id, revision=ref.revision, token=token)
         files = [s.rfilename for s in (info.siblings or [])]
         patterns = list(include) or [
             *LOAD_PATTERNS,
@@ -311,14 +318,15 @@ def fetch_model(
             ignore_patterns=list(exclude) or None,
             force_download=force,
             tqdm_class=tqdm_class,
+            endpoint=endpoint,
         )
     local = Path(path)
-    if ref.revision and cache_dir is None and local_dir is None and info.sha:
-        _remember_revision(ref, info.sha)
+    if local_dir is None and info.sha:
+        _remember_revision(ref, info.sha, cache_dir)
     return local
 
 
-def _remember_revision(ref: ModelRef, commit: str) -> None:
+def _remember_revision(ref: ModelRef, commit: str, cache_dir: Path | None) -> None:
     """Record ``revision -> commit`` in the cache so offline lookups of the ref work later.
 
     snapshot_download only records refs it resolved itself; we resolved the revision through
@@ -327,10 +335,12 @@ def _remember_revision(ref: ModelRef, commit: str) -> None:
     from huggingface_hub import constants
     from huggingface_hub.file_download import repo_folder_name
 
-    if ref.repo_id is None or ref.revision is None or ref.revision == commit:
+    revision = ref.revision or "main"
+    if ref.repo_id is None or revision == commit:
         return
-    folder = Path(constants.HF_HUB_CACHE) / repo_folder_name(repo_id=ref.repo_id, repo_type="model")
-    ref_file = folder / "refs" / ref.revision
+    cache = Path(cache_dir) if cache_dir is not None else Path(constants.HF_HUB_CACHE)
+    folder = cache / repo_folder_name(repo_id=ref.repo_id, repo_type="model")
+    ref_file = folder / "refs" / revision
     ref_file.parent.mkdir(parents=True, exist_ok=True)
     ref_file.write_text(commit)
 
@@ -561,3 +571,67 @@ def load_model(
 def _short(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) <= 160 else text[:157] + "..."
+
+
+@dataclass(frozen=True)
+class LocalModel:
+    """A model usable without network: in the HF cache, or bundled."""
+
+    name: str
+    revision: str | None
+    commit: str | None
+    size_bytes: int
+    path: Path
+    is_default: bool = False
+
+
+def _is_causal_lm(snapshot: Path) -> bool:
+    import json
+
+    try:
+        config = json.loads((snapshot / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    architectures = config.get("architectures") or []
+    return any(str(a).endswith(("ForCausalLM", "LMHeadModel")) for a in architectures)
+
+
+def list_local_models(cache_dir: Path | None = None) -> list[LocalModel]:
+    """The bundled model and every cached revision that looks like a loadable causal LM."""
+    from huggingface_hub import scan_cache_dir
+    from huggingface_hub.errors import CacheNotFound
+
+    try:
+        default: ModelRef | None = default_model_ref()
+    except QuotegenError:
+        default = None
+    found: list[LocalModel] = []
+    bundled = bundled_model_dir()
+    if (bundled / "config.json").is_file():
+        size = sum(p.stat().st_size for p in bundled.rglob("*") if p.is_file())
+        is_default = bool(default is not None and default.bundled)
+        found.append(LocalModel(BUNDLED_MODEL_NAME, None, None, size, bundled, is_default))
+    try:
+        cache = scan_cache_dir(cache_dir)
+    except CacheNotFound:
+        return found
+    for repo in sorted(cache.repos, key=lambda r: r.repo_id):
+        if repo.repo_type != "model":
+            continue
+        for rev in sorted(repo.revisions, key=lambda r: r.commit_hash):
+            snapshot = Path(rev.snapshot_path)
+            if not _is_causal_lm(snapshot) or not _weight_files(snapshot):
+                continue
+            names: list[str | None] = [*sorted(rev.refs)] or [None]
+            for name in names:
+                is_default = bool(
+                    default is not None
+                    and default.repo_id == repo.repo_id
+                    and (default.revision or "main") == (name or rev.commit_hash)
+                )
+                found.append(
+                    LocalModel(
+                        repo.repo_id, name, rev.commit_hash, rev.size_on_disk, snapshot, is_default
+                    )
+                )
+    return found

@@ -1,0 +1,251 @@
+"""A local stand-in for the Hugging Face Hub: the part of its HTTP API that downloads use.
+
+It serves repositories built by the tests (``add_repo``) on loopback, so ``huggingface_hub``'s
+real download code runs against it through ``HF_ENDPOINT``:
+
+- ``GET /api/models/{repo}[/revision/{rev}]``: model info with the file list and commit sha;
+- ``HEAD|GET /{repo}/resolve/{rev}/{file}``: the file, with ``X-Repo-Commit``, ``ETag`` and
+  ``Content-Length``, honouring ``Range`` (206) so interrupted downloads can resume;
+- 401/403/404 answers with the ``X-Error-Code`` headers the Hub sends (``RepoNotFound``,
+  ``GatedRepo``, ``RevisionNotFound``, ``EntryNotFound``).
+
+``cut_next`` makes the next GET of a file send half of it and drop the connection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+
+def _blob_id(data: bytes) -> str:
+    """Git's blob id, which the Hub uses as the ETag of small (non-LFS) files."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def _is_lfs(name: str) -> bool:
+    return name.endswith((".safetensors", ".bin"))
+
+
+@dataclass
+class Repo:
+    revisions: dict[str, str]  # branch/tag/ref name -> commit sha
+    commits: dict[str, dict[str, bytes]]  # commit sha -> file name -> content
+    private: bool = False
+    gated: bool = False
+
+
+@dataclass
+class HubStandIn:
+    repos: dict[str, Repo] = field(default_factory=dict)
+    token: str = "hf_good_token"
+    requests: list[tuple[str, str, str | None]] = field(default_factory=list)
+    cut_next: set[str] = field(default_factory=set)
+    server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        host, port = self.server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def add_repo(
+        self,
+        repo_id: str,
+        folder: Path,
+        *,
+        revisions: dict[str, str] | None = None,
+        private: bool = False,
+        gated: bool = False,
+        extra_files: dict[str, bytes] | None = None,
+    ) -> str:
+        """Publish every file of ``folder`` as one commit; returns its sha."""
+        files = {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+        files.update(extra_files or {})
+        sha = hashlib.sha1(repr(sorted(files.items())).encode()).hexdigest()
+        repo = self.repos.setdefault(repo_id, Repo(revisions={}, commits={}))
+        repo.commits[sha] = files
+        repo.private, repo.gated = private, gated
+        for name in revisions or {"main": sha}:
+            repo.revisions[name] = sha
+        return sha
+
+    def start(self) -> HubStandIn:
+        hub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_HEAD(self) -> None:
+                hub._handle(self, head=True)
+
+            def do_GET(self) -> None:
+                hub._handle(self, head=False)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+    # -- request handling -----------------------------------------------------------------
+
+    def _handle(self, req: BaseHTTPRequestHandler, *, head: bool) -> None:
+        raw_path = urlsplit(req.path).path
+        self.requests.append((req.command, raw_path, req.headers.get("Range")))
+        parts = raw_path.strip("/").split("/")
+        if parts[:2] == ["api", "models"] and len(parts) >= 4:
+            repo_id = "/".join(unquote(p) for p in parts[2:4])
+            if len(parts) > 5 and parts[4] == "tree":
+                self._tree(req, repo_id, unquote(parts[5]))
+                return
+            revision = unquote(parts[5]) if len(parts) > 5 and parts[4] == "revision" else "main"
+            self._model_info(req, repo_id, revision)
+            return
+        if len(parts) >= 5 and parts[2] == "resolve":
+            repo_id = "/".join(unquote(p) for p in parts[:2])
+            revision = unquote(parts[3])
+            filename = unquote("/".join(parts[4:]))
+            self._resolve(req, repo_id, revision, filename, head=head)
+            return
+        self._error(req, 404, "", "Not found")
+
+    def _authorise(self, req: BaseHTTPRequestHandler, repo_id: str) -> Repo | None:
+        repo = self.repos.get(repo_id)
+        authorised = req.headers.get("Authorization") == f"Bearer {self.token}"
+        if repo is None or (repo.private and not authorised):
+            self._error(req, 401, "RepoNotFound", "Repository not found")
+            return None
+        if repo.gated and not authorised:
+            self._error(req, 403, "GatedRepo", "Access to this model is restricted")
+            return None
+        return repo
+
+    def _commit(self, req: BaseHTTPRequestHandler, repo: Repo, revision: str) -> str | None:
+        sha = repo.revisions.get(revision, revision if revision in repo.commits else None)
+        if sha is None:
+            self._error(req, 404, "RevisionNotFound", f"Invalid rev id: {revision}")
+        return sha
+
+    def _model_info(self, req: BaseHTTPRequestHandler, repo_id: str, revision: str) -> None:
+        repo = self._authorise(req, repo_id)
+        if repo is None:
+            return
+        sha = self._commit(req, repo, revision)
+        if sha is None:
+            return
+        self._json(
+            req,
+            {
+                "_id": sha[:24],
+                "id": repo_id,
+                "modelId": repo_id,
+                "sha": sha,
+                "private": repo.private,
+                "gated": "auto" if repo.gated else False,
+                "disabled": False,
+                "tags": ["transformers", "gpt2", "text-generation"],
+                "pipeline_tag": "text-generation",
+                "siblings": [{"rfilename": name} for name in sorted(repo.commits[sha])],
+            },
+        )
+
+    def _tree(self, req: BaseHTTPRequestHandler, repo_id: str, revision: str) -> None:
+        repo = self._authorise(req, repo_id)
+        if repo is None:
+            return
+        sha = self._commit(req, repo, revision)
+        if sha is None:
+            return
+        entries = []
+        for name, data in sorted(repo.commits[sha].items()):
+            entry: dict[str, object] = {
+                "type": "file",
+                "oid": _blob_id(data),
+                "size": len(data),
+                "path": name,
+            }
+            if _is_lfs(name):
+                entry["lfs"] = {
+                    "oid": hashlib.sha256(data).hexdigest(),
+                    "size": len(data),
+                    "pointerSize": 134,
+                }
+            entries.append(entry)
+        self._json(req, entries)
+
+    @staticmethod
+    def _json(req: BaseHTTPRequestHandler, payload: object) -> None:
+        body = json.dumps(payload).encode()
+        req.send_response(200)
+        req.send_header("Content-Type", "application/json")
+        req.send_header("Content-Length", str(len(body)))
+        req.end_headers()
+        req.wfile.write(body)
+
+    def _resolve(
+        self, req: BaseHTTPRequestHandler, repo_id: str, revision: str, filename: str, *, head: bool
+    ) -> None:
+        repo = self._authorise(req, repo_id)
+        if repo is None:
+            return
+        sha = self._commit(req, repo, revision)
+        if sha is None:
+            return
+        data = repo.commits[sha].get(filename)
+        if data is None:
+            self._error(req, 404, "EntryNotFound", f"{filename} does not exist")
+            return
+        start = 0
+        range_header = req.headers.get("Range")
+        if range_header and range_header.startswith("bytes=") and not head:
+            start = int(range_header[6:].split("-")[0] or 0)
+        body = data[start:]
+        req.send_response(206 if start else 200)
+        req.send_header("X-Repo-Commit", sha)
+        if _is_lfs(filename):
+            digest = hashlib.sha256(data).hexdigest()
+            req.send_header("ETag", f'"{digest}"')
+            req.send_header("X-Linked-Etag", f'"{digest}"')
+            req.send_header("X-Linked-Size", str(len(data)))
+        else:
+            req.send_header("ETag", f'"{_blob_id(data)}"')
+        req.send_header("Content-Length", str(len(body)))
+        req.send_header("Accept-Ranges", "bytes")
+        if start:
+            req.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        req.end_headers()
+        if head:
+            return
+        if filename in self.cut_next:
+            self.cut_next.discard(filename)
+            req.wfile.write(body[: len(body) // 2])
+            req.wfile.flush()
+            req.close_connection = True
+            req.connection.close()
+            return
+        req.wfile.write(body)
+
+    @staticmethod
+    def _error(req: BaseHTTPRequestHandler, status: int, code: str, message: str) -> None:
+        body = json.dumps({"error": message}).encode()
+        req.send_response(status)
+        if code:
+            req.send_header("X-Error-Code", code)
+        req.send_header("X-Error-Message", message)
+        req.send_header("Content-Type", "application/json")
+        req.send_header("Content-Length", str(len(body)))
+        req.end_headers()
+        if req.command != "HEAD":
+            req.wfile.write(body)
