@@ -560,7 +560,7 @@ def download(
         if ref.revision is not None and ref.revision != revision and model is not None:
             raise UsageError(f"'{model}' already names revision '{ref.revision}'.")
         ref = ModelRef(name=ref.repo_id or "", repo_id=ref.repo_id, revision=revision)
-    from huggingface_hub.utils import disable_progress_bars
+    from huggingface_hub.utils.tqdm import disable_progress_bars
 
     show = stderr_is_terminal() and not quiet
     if not show:
