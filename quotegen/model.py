@@ -202,6 +202,16 @@ def _weight_patterns(files: Sequence[str], allow_pickle: bool, name: str) -> lis
     )
 
 
+_INTERRUPTED = {
+    "RemoteProtocolError",
+    "ReadError",
+    "ReadTimeout",
+    "ChunkedEncodingError",
+    "ProtocolError",
+    "IncompleteRead",
+}
+
+
 @contextmanager
 def hub_errors(ref: ModelRef | str) -> Iterator[None]:
     """Translate huggingface_hub and network failures into ``QuotegenError`` with a next step."""
@@ -262,14 +272,16 @@ def hub_errors(ref: ModelRef | str) -> Iterator[None]:
             f"a cached model works offline with HF_HUB_OFFLINE=1."
         ) from exc
     except Exception as exc:
-        import httpx
-
-        if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.ReadTimeout)):
+        # huggingface_hub has used requests, httpx and httpx2 over the years: match by name.
+        kinds = {(c.__module__.split(".")[0], c.__name__) for c in type(exc).__mro__}
+        libraries = {module for module, _ in kinds} & {"httpx", "httpx2", "requests", "urllib3"}
+        names = {n for _, n in kinds}
+        if libraries and names & _INTERRUPTED:
             raise DownloadError(
-                f"The download of '{name}' was interrupted ({type(exc).__name__}). Run the same "
-                "command again: it resumes where it stopped."
+                f"The download of '{name}' was interrupted ({type(exc).__name__}) after "
+                "retrying. Run the same command again: files already complete are kept."
             ) from exc
-        if isinstance(exc, httpx.HTTPError):
+        if libraries:
             raise HubUnreachableError(
                 f"Could not reach the Hub for '{name}' ({type(exc).__name__}). Check your "
                 "network; a cached model works offline with HF_HUB_OFFLINE=1."

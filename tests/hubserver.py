@@ -9,7 +9,8 @@ real download code runs against it through ``HF_ENDPOINT``:
 - 401/403/404 answers with the ``X-Error-Code`` headers the Hub sends (``RepoNotFound``,
   ``GatedRepo``, ``RevisionNotFound``, ``EntryNotFound``).
 
-``cut_next`` makes the next GET of a file send half of it and drop the connection.
+``cut_next[name] = k`` makes the next k GETs of a file send half of what they should and drop
+the connection.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class HubStandIn:
     repos: dict[str, Repo] = field(default_factory=dict)
     token: str = "hf_good_token"
     requests: list[tuple[str, str, str | None]] = field(default_factory=list)
-    cut_next: set[str] = field(default_factory=set)
+    cut_next: dict[str, int] = field(default_factory=dict)
     server: ThreadingHTTPServer | None = None
 
     @property
@@ -228,8 +229,8 @@ class HubStandIn:
         req.end_headers()
         if head:
             return
-        if filename in self.cut_next:
-            self.cut_next.discard(filename)
+        if self.cut_next.get(filename, 0) > 0:
+            self.cut_next[filename] -= 1
             req.wfile.write(body[: len(body) // 2])
             req.wfile.flush()
             req.close_connection = True
