@@ -10,7 +10,8 @@ import importlib
 import os
 import re
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -638,6 +639,218 @@ def models(
             for r in rows
         )
     )
+
+
+@app.command(
+    epilog=_examples(
+        "quotegen train quotes.txt --out ./my-quotes --base gpt2 --epochs 1",
+        "quotegen train quotes.jsonl --text-column quote --out ./tiny --from-scratch --n-layer 2",
+        "quotegen train fortunes.txt --out ./mini --from-scratch --epochs 12 --seed 1",
+    )
+)
+def train(
+    data: Path = typer.Argument(..., help="Quotes: .txt (one per line), .jsonl or .csv."),
+    out: Path = typer.Option(..., "--out", "-o", help="Directory to save the model in."),
+    base: str | None = typer.Option(
+        None, "--base", show_default=False, help="Model to fine-tune (any --model reference)."
+    ),
+    from_scratch: bool = typer.Option(
+        False, "--from-scratch", help="Train a small GPT-2 and its tokenizer on DATA."
+    ),
+    text_column: str | None = typer.Option(
+        None, "--text-column", show_default=False, help="Column of .jsonl/.csv [default: text]."
+    ),
+    epochs: int = typer.Option(3, "--epochs", min=1, max=1000),
+    batch_size: int = typer.Option(16, "--batch-size", "-b", min=1, max=1024),
+    max_length: int = typer.Option(64, "--max-length", min=8, max=4096, help="Tokens per quote."),
+    learning_rate: float = typer.Option(5e-4, "--learning-rate", "--lr", min=1e-7, max=1.0),
+    warmup_ratio: float = typer.Option(0.05, "--warmup", min=0.0, max=0.5),
+    weight_decay: float = typer.Option(0.01, "--weight-decay", min=0.0, max=1.0),
+    grad_clip: float = typer.Option(1.0, "--grad-clip", min=0.01, max=100.0),
+    val_split: float = typer.Option(0.05, "--val-split", min=0.001, max=0.5),
+    seed: int = typer.Option(0, "--seed", min=0),
+    vocab_size: int = typer.Option(4096, "--vocab-size", min=300, max=100_000),
+    n_layer: int = typer.Option(4, "--n-layer", min=1, max=48),
+    n_head: int = typer.Option(4, "--n-head", min=1, max=64),
+    n_embd: int = typer.Option(256, "--n-embd", min=8, max=4096),
+    context: int = typer.Option(128, "--context", min=16, max=8192),
+    dropout: float = typer.Option(0.1, "--dropout", min=0.0, max=0.9),
+    device: str = DEVICE_OPTION,
+    allow_pickle: bool = ALLOW_PICKLE_OPTION,
+    trust_remote_code: bool = TRUST_CODE_OPTION,
+    as_json: bool = typer.Option(False, "--json", help="Print the training report as JSON."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Fine-tune a model on a quotes file, or train a small one from scratch."""
+    from quotegen.corpus import read_quotes
+    from quotegen.training import TrainConfig
+    from quotegen.training import train as run_training
+
+    try:
+        config = TrainConfig(
+            out=out,
+            base=base,
+            from_scratch=from_scratch,
+            epochs=epochs,
+            batch_size=batch_size,
+            max_length=max_length,
+            learning_rate=learning_rate,
+            warmup_ratio=warmup_ratio,
+            weight_decay=weight_decay,
+            grad_clip=grad_clip,
+            val_split=val_split,
+            seed=seed,
+            device=device,
+            vocab_size=vocab_size,
+            n_layer=n_layer,
+            n_head=n_head,
+            n_embd=n_embd,
+            context=context,
+            dropout=dropout,
+            allow_pickle=allow_pickle,
+            trust_remote_code=trust_remote_code,
+        )
+    except QuotegenError as exc:
+        raise UsageError(exc.message) from exc
+    quotes = read_quotes(data, text_column)
+    with _progress(quiet, "Training") as update:
+        report = run_training(config, quotes, progress=update, data_name=data.name)
+    best = report.best_val_perplexity
+    summary = {
+        "out": str(report.out),
+        "train_quotes": report.train_quotes,
+        "val_quotes": report.val_quotes,
+        "initial_val_perplexity": round(report.initial_val_perplexity, 4),
+        "best_epoch": report.best_epoch,
+        "best_val_perplexity": round(best, 4) if best is not None else None,
+        "epochs": [
+            {
+                "epoch": e.epoch,
+                "train_loss": e.train_loss,
+                "val_perplexity": e.val_perplexity,
+                "seconds": round(e.seconds, 1),
+            }
+            for e in report.epochs
+        ],
+        "interrupted": report.interrupted,
+        "seconds": round(report.seconds, 1),
+    }
+    if as_json:
+        import json
+
+        _write(json.dumps(summary) + "\n")
+    else:
+        _write(f"{report.out}\n")
+    if not quiet:
+        print_note(
+            f"Validation perplexity {report.initial_val_perplexity:.2f} -> {best:.2f} "
+            f"(epoch {report.best_epoch}) in {report.seconds:.0f} s; saved to {report.out}"
+        )
+    if report.interrupted:
+        print_note(f"Interrupted: the best checkpoint so far is in {report.out}")
+        raise typer.Exit(130)
+
+
+@app.command(
+    name="eval",
+    epilog=_examples(
+        "quotegen eval heldout.txt --model ./my-quotes",
+        "quotegen eval quotes.jsonl --model nandinib1999/quote-generator@refs/pr/1 --json",
+    ),
+)
+def evaluate(
+    data: Path = typer.Argument(..., help="Quotes: .txt (one per line), .jsonl or .csv."),
+    model: str | None = MODEL_OPTION,
+    text_column: str | None = typer.Option(None, "--text-column", show_default=False),
+    batch_size: int = typer.Option(16, "--batch-size", "-b", min=1, max=1024),
+    device: str = DEVICE_OPTION,
+    dtype: str = DTYPE_OPTION,
+    allow_pickle: bool = ALLOW_PICKLE_OPTION,
+    trust_remote_code: bool = TRUST_CODE_OPTION,
+    as_json: bool = typer.Option(False, "--json", help="JSON output."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Token-level perplexity of a model on a quotes file."""
+    import json
+    import math
+    import time
+
+    from quotegen.corpus import read_quotes
+    from quotegen.evaluation import negative_log_likelihood
+
+    quotes = read_quotes(data, text_column)
+    generator = _load_generator(
+        model,
+        device=device,
+        dtype=dtype,
+        allow_pickle=allow_pickle,
+        trust_remote_code=trust_remote_code,
+        quiet=quiet,
+    )
+    loaded = generator.loaded
+    started = time.perf_counter()
+    with _progress(quiet, "Evaluating") as update:
+        done = [0]
+
+        def on_batch(rows: int) -> None:
+            done[0] += rows
+            update("eval", done[0], len(quotes), {})
+
+        total, count = negative_log_likelihood(
+            loaded.model, loaded.tokenizer, quotes, batch_size=batch_size, on_batch=on_batch
+        )
+    ppl = math.exp(total / count) if count else math.nan
+    result = {
+        "model": loaded.name,
+        "data": str(data),
+        "quotes": len(quotes),
+        "tokens": count,
+        "nll_per_token": total / count if count else None,
+        "perplexity": ppl,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    _write(json.dumps(result) + "\n" if as_json else f"{ppl:.4f}\n")
+
+
+@contextmanager
+def _progress(
+    quiet: bool, label: str
+) -> Iterator[Callable[[str, int, int, dict[str, float]], None]]:
+    """A rich progress bar on stderr (terminals only) fed by the core's progress callbacks."""
+    if quiet or not stderr_is_terminal():
+        yield lambda *_: None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    with Progress(
+        TextColumn(f"{label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}"),
+        console=stderr_console(),
+        transient=False,
+    ) as bar:
+        task = bar.add_task(label, total=None, info="")
+
+        def update(kind: str, done: int, total: int, values: dict[str, float]) -> None:
+            if kind == "epoch":
+                bar.console.print(
+                    f"epoch {done}/{total}: validation perplexity {values['val_perplexity']:.2f}"
+                )
+                return
+            info = " ".join(
+                f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items()
+            )
+            bar.update(task, completed=done, total=total, info=info)
+
+        yield update
 
 
 # -- entry point ------------------------------------------------------------------------------

@@ -16,7 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from quotegen.config import BUNDLED_MODEL_NAME, DEFAULT_HUB_MODEL, DEFAULT_HUB_REVISION
+from quotegen.config import (
+    BUNDLED_MODEL_NAME,
+    DEFAULT_HUB_MODEL,
+    DEFAULT_HUB_REVISION,
+    debug_enabled,
+)
 from quotegen.errors import (
     DeviceError,
     DownloadError,
@@ -462,9 +467,12 @@ def check_model_dir(path: Path, *, allow_pickle: bool, name: str) -> None:
         )
 
 
-def _quiet_transformers() -> None:
+def quiet_transformers() -> None:
+    """No library warnings or progress bars on stderr unless QUOTEGEN_DEBUG is set."""
     import transformers
 
+    if debug_enabled():
+        return
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
 
@@ -513,7 +521,7 @@ def load_model(
     if on_status is not None:
         on_status(f"Loading {ref} on {torch_device} ({str(torch_dtype).removeprefix('torch.')})")
 
-    _quiet_transformers()
+    quiet_transformers()
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:

@@ -1,0 +1,211 @@
+"""`quotegen train` and `quotegen eval` on real (tiny) models."""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from quotegen.evaluation import perplexity
+from quotegen.model import load_model, parse_model_ref
+from quotegen.training import TrainConfig, train
+from tests.conftest import run_cli
+from tests.modelfactory import CORPUS
+
+QUOTES = [f"{q} ({i})" if i else q for i in range(6) for q in CORPUS]
+
+
+@pytest.fixture(scope="module")
+def corpus_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "quotes.txt"
+    path.write_text("\n".join(QUOTES) + "\n")
+    return path
+
+
+def _tiny(out: Path, **overrides: object) -> TrainConfig:
+    settings: dict[str, object] = {
+        "out": out,
+        "from_scratch": True,
+        "epochs": 3,
+        "batch_size": 16,
+        "vocab_size": 300,
+        "n_layer": 1,
+        "n_head": 2,
+        "n_embd": 32,
+        "context": 64,
+        "learning_rate": 5e-3,
+        "val_split": 0.1,
+        "seed": 0,
+        "device": "cpu",
+    }
+    settings.update(overrides)
+    return TrainConfig(**settings)  # type: ignore[arg-type]
+
+
+def test_train_from_scratch_gives_a_loadable_better_model(tmp_path: Path) -> None:
+    report = train(_tiny(tmp_path / "m"), QUOTES)
+    best = report.best_val_perplexity
+    assert best is not None
+    assert math.isfinite(best)
+    assert best < report.initial_val_perplexity
+    loaded = load_model(parse_model_ref(str(tmp_path / "m")), device="cpu")
+    assert loaded.context_length == 64
+    assert (tmp_path / "m" / "model.safetensors").is_file()
+    card = (tmp_path / "m" / "README.md").read_text()
+    assert card.startswith('---\nlibrary_name: "transformers"')
+    assert f"**{best:.2f}**" in card
+    generation = json.loads((tmp_path / "m" / "generation_config.json").read_text())
+    assert generation["do_sample"] is True
+    assert generation["max_new_tokens"] == 40
+
+
+def test_train_is_reproducible_with_a_seed(tmp_path: Path) -> None:
+    a = train(_tiny(tmp_path / "a", epochs=1), QUOTES)
+    b = train(_tiny(tmp_path / "b", epochs=1), QUOTES)
+    assert a.best_val_perplexity == b.best_val_perplexity
+
+
+def test_fine_tune_a_base_model(tmp_path: Path, tiny_model_dir: Path) -> None:
+    config = TrainConfig(
+        out=tmp_path / "ft",
+        base=str(tiny_model_dir),
+        epochs=2,
+        batch_size=16,
+        learning_rate=5e-3,
+        val_split=0.1,
+        device="cpu",
+    )
+    report = train(config, QUOTES)
+    assert report.best_val_perplexity is not None
+    assert report.best_val_perplexity < report.initial_val_perplexity
+    assert "base_model: " in (tmp_path / "ft" / "README.md").read_text()
+    load_model(parse_model_ref(str(tmp_path / "ft")), device="cpu")
+
+
+def test_eval_matches_a_hand_computed_perplexity(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """With the (tied) embedding zeroed, every next-token distribution is uniform, so the
+    perplexity of any text is exactly the vocabulary size."""
+    loaded = load_model(parse_model_ref(str(tiny_model_dir)), device="cpu")
+    loaded.model.transformer.wte.weight.data.zero_()
+    vocab = loaded.model.config.vocab_size
+    value = perplexity(loaded.model, loaded.tokenizer, ["life is good", "a"], batch_size=2)
+    assert value == pytest.approx(vocab, rel=1e-5)
+
+
+def test_eval_cli_json(tiny_model_dir: Path, corpus_file: Path) -> None:
+    proc = run_cli("eval", str(corpus_file), "--model", str(tiny_model_dir), "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["quotes"] == len(QUOTES)
+    assert result["perplexity"] == pytest.approx(math.exp(result["nll_per_token"]))
+    plain = run_cli("eval", str(corpus_file), "--model", str(tiny_model_dir))
+    assert float(plain.stdout) == pytest.approx(result["perplexity"], rel=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["train", "missing.txt", "--out", "x", "--from-scratch"], 1, "does not exist"),
+        (["train", "{corpus}", "--out", "x"], 2, "Choose one: --base MODEL"),
+        (["train", "{corpus}", "--out", "x", "--from-scratch", "--base", "gpt2"], 2, "Choose one"),
+        (
+            [
+                "train",
+                "{corpus}",
+                "--out",
+                "x",
+                "--from-scratch",
+                "--n-embd",
+                "30",
+                "--n-head",
+                "4",
+            ],
+            2,
+            "--n-embd / --n-head",
+        ),
+        (["eval", "missing.txt"], 1, "does not exist"),
+    ],
+)
+def test_train_eval_errors(corpus_file: Path, args: list[str], code: int, message: str) -> None:
+    proc = run_cli(*[a.replace("{corpus}", str(corpus_file)) for a in args])
+    assert proc.returncode == code
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_train_cli_then_generate(tmp_path: Path, corpus_file: Path) -> None:
+    out = tmp_path / "cli-model"
+    proc = run_cli(
+        "train",
+        str(corpus_file),
+        "--out",
+        str(out),
+        "--from-scratch",
+        "--epochs",
+        "1",
+        "--vocab-size",
+        "300",
+        "--n-layer",
+        "1",
+        "--n-head",
+        "2",
+        "--n-embd",
+        "32",
+        "--context",
+        "64",
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["best_val_perplexity"] < report["initial_val_perplexity"]
+    generated = run_cli("generate", "--model", str(out), "--seed", "1", "life is")
+    assert generated.returncode == 0
+    assert generated.stdout.startswith("Life is")
+
+
+def test_ctrl_c_leaves_the_best_checkpoint(tmp_path: Path, corpus_file: Path) -> None:
+    out = tmp_path / "interrupted"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "quotegen",
+            "train",
+            str(corpus_file),
+            "--out",
+            str(out),
+            "--from-scratch",
+            "--epochs",
+            "1000",
+            "--vocab-size",
+            "300",
+            "--n-layer",
+            "1",
+            "--n-head",
+            "2",
+            "--n-embd",
+            "32",
+            "--context",
+            "64",
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 120
+    while not (out / "model.safetensors").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    report = json.loads(stdout)
+    assert report["interrupted"] is True
+    assert report["best_epoch"] >= 1
+    load_model(parse_model_ref(str(out)), device="cpu")
