@@ -145,11 +145,7 @@ class BatchEngine:
         deadline = time.monotonic() + self.limits.request_timeout_s
         try:
             while True:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise RequestTimeoutError(
-                        f"The request took longer than {self.limits.request_timeout_s:g} s."
-                    )
+                left = self._time_left(deadline)
                 done, _ = await asyncio.wait({ticket.done}, timeout=min(0.25, left))
                 if done:
                     return ticket.done.result()
@@ -165,11 +161,7 @@ class BatchEngine:
         deadline = time.monotonic() + self.limits.request_timeout_s
         try:
             while True:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise RequestTimeoutError(
-                        f"The request took longer than {self.limits.request_timeout_s:g} s."
-                    )
+                left = self._time_left(deadline)
                 try:
                     item = await asyncio.wait_for(ticket.stream.get(), timeout=left)
                 except asyncio.TimeoutError:
@@ -180,6 +172,14 @@ class BatchEngine:
         finally:
             if not ticket.done.done():
                 ticket.cancel()
+
+    def _time_left(self, deadline: float) -> float:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise RequestTimeoutError(
+                f"The request took longer than {self.limits.request_timeout_s:g} s."
+            )
+        return left
 
     def _streamer(self, ticket: Ticket, position: int) -> Callable[[str], None]:
         queue = ticket.stream

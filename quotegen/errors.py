@@ -121,3 +121,31 @@ class RequestTimeoutError(QuotegenError):
 
     http_status = 504
     error_type = "timeout"
+
+
+class NotReadyError(QuotegenError):
+    """The server's model is still loading (or failed to load)."""
+
+    http_status = 503
+    error_type = "not_ready"
+
+
+class UnauthorizedError(QuotegenError):
+    """A missing or wrong API key."""
+
+    http_status = 401
+    error_type = "unauthorized"
+
+
+class InvalidRequestError(QuotegenError):
+    """A request that passed schema validation but breaks a server limit."""
+
+    http_status = 422
+    error_type = "invalid_request"
+
+
+class UnknownModelError(QuotegenError):
+    """A client named a model this server does not serve."""
+
+    http_status = 404
+    error_type = "model_not_found"

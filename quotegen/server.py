@@ -33,7 +33,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from quotegen import __version__
 from quotegen.batching import BatchEngine, EngineLimits, Ticket
-from quotegen.errors import QuotegenError
+from quotegen.errors import (
+    InvalidRequestError,
+    NotReadyError,
+    QuotegenError,
+    UnauthorizedError,
+    UnknownModelError,
+)
 from quotegen.generation import Generator, choose_prompt
 from quotegen.schemas import (
     MAX_NEW_TOKENS,
@@ -174,31 +180,6 @@ class ServerState:
     def stop(self) -> None:
         if self.engine is not None:
             self.engine.stop(self.config.drain_timeout_s)
-
-
-class NotReadyError(QuotegenError):
-    http_status = 503
-    error_type = "not_ready"
-
-
-class UnauthorizedError(QuotegenError):
-    http_status = 401
-    error_type = "unauthorized"
-
-
-class RequestTooLargeError(QuotegenError):
-    http_status = 413
-    error_type = "request_too_large"
-
-
-class InvalidRequestError(QuotegenError):
-    http_status = 422
-    error_type = "invalid_request"
-
-
-class UnknownModelError(QuotegenError):
-    http_status = 404
-    error_type = "model_not_found"
 
 
 # -- dependencies ------------------------------------------------------------------------------

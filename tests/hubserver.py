@@ -139,13 +139,21 @@ class HubStandIn:
             self._error(req, 404, "RevisionNotFound", f"Invalid rev id: {revision}")
         return sha
 
-    def _model_info(self, req: BaseHTTPRequestHandler, repo_id: str, revision: str) -> None:
+    def _lookup(
+        self, req: BaseHTTPRequestHandler, repo_id: str, revision: str
+    ) -> tuple[Repo, str] | None:
+        """The repo and commit a request asks for, or None once an error has been answered."""
         repo = self._authorise(req, repo_id)
         if repo is None:
-            return
+            return None
         sha = self._commit(req, repo, revision)
-        if sha is None:
+        return None if sha is None else (repo, sha)
+
+    def _model_info(self, req: BaseHTTPRequestHandler, repo_id: str, revision: str) -> None:
+        found = self._lookup(req, repo_id, revision)
+        if found is None:
             return
+        repo, sha = found
         self._json(
             req,
             {
@@ -163,12 +171,10 @@ class HubStandIn:
         )
 
     def _tree(self, req: BaseHTTPRequestHandler, repo_id: str, revision: str) -> None:
-        repo = self._authorise(req, repo_id)
-        if repo is None:
+        found = self._lookup(req, repo_id, revision)
+        if found is None:
             return
-        sha = self._commit(req, repo, revision)
-        if sha is None:
-            return
+        repo, sha = found
         entries = []
         for name, data in sorted(repo.commits[sha].items()):
             entry: dict[str, object] = {
@@ -198,12 +204,10 @@ class HubStandIn:
     def _resolve(
         self, req: BaseHTTPRequestHandler, repo_id: str, revision: str, filename: str, *, head: bool
     ) -> None:
-        repo = self._authorise(req, repo_id)
-        if repo is None:
+        found = self._lookup(req, repo_id, revision)
+        if found is None:
             return
-        sha = self._commit(req, repo, revision)
-        if sha is None:
-            return
+        repo, sha = found
         data = repo.commits[sha].get(filename)
         if data is None:
             self._error(req, 404, "EntryNotFound", f"{filename} does not exist")

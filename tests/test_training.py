@@ -19,6 +19,18 @@ from tests.conftest import run_cli
 from tests.modelfactory import CORPUS
 
 QUOTES = [f"{q} ({i})" if i else q for i in range(6) for q in CORPUS]
+TINY_SHAPE = [
+    "--vocab-size",
+    "300",
+    "--n-layer",
+    "1",
+    "--n-head",
+    "2",
+    "--n-embd",
+    "32",
+    "--context",
+    "64",
+]
 
 
 @pytest.fixture(scope="module")
@@ -149,16 +161,7 @@ def test_train_cli_then_generate(tmp_path: Path, corpus_file: Path) -> None:
         "--from-scratch",
         "--epochs",
         "1",
-        "--vocab-size",
-        "300",
-        "--n-layer",
-        "1",
-        "--n-head",
-        "2",
-        "--n-embd",
-        "32",
-        "--context",
-        "64",
+        *TINY_SHAPE,
         "--json",
     )
     assert proc.returncode == 0, proc.stderr
@@ -183,16 +186,7 @@ def test_ctrl_c_leaves_the_best_checkpoint(tmp_path: Path, corpus_file: Path) ->
             "--from-scratch",
             "--epochs",
             "1000",
-            "--vocab-size",
-            "300",
-            "--n-layer",
-            "1",
-            "--n-head",
-            "2",
-            "--n-embd",
-            "32",
-            "--context",
-            "64",
+            *TINY_SHAPE,
             "--json",
         ],
         stdout=subprocess.PIPE,

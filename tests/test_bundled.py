@@ -1,0 +1,119 @@
+"""The bundled model: the main job works with no network, from a real installed package."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from quotegen.config import BUNDLED_MODEL_NAME
+from quotegen.model import bundled_model_dir, load_model, parse_model_ref, resolve_model
+from tests.conftest import run_cli
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_bundled_model_is_in_the_package() -> None:
+    folder = bundled_model_dir()
+    assert (folder / "config.json").is_file()
+    assert (folder / "model.safetensors").is_file()
+    size = sum(p.stat().st_size for p in folder.iterdir())
+    assert size <= 25 * 1024 * 1024
+
+
+def test_bundled_model_is_the_last_default(hf_cache: Path) -> None:
+    ref = resolve_model(None)
+    assert ref.bundled
+    assert ref.name == BUNDLED_MODEL_NAME
+
+
+def test_generate_with_no_network_and_empty_cache(tmp_path: Path) -> None:
+    env = {"HF_HOME": str(tmp_path / "empty"), "HF_HUB_OFFLINE": "1"}
+    proc = run_cli("generate", "life is", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().startswith("Life is")
+    assert len(proc.stdout.strip()) > len("Life is")
+    assert proc.stderr.count("\n") == 1
+    assert "Using the bundled model quotegen-mini" in proc.stderr
+    assert "quotegen download" in proc.stderr
+    explicit = run_cli("generate", "--model", "quotegen-mini", "-q", "--json", "x", env=env)
+    assert json.loads(explicit.stdout)["model"] == BUNDLED_MODEL_NAME
+    assert explicit.stderr == ""
+
+
+def test_bundled_model_loads_quickly() -> None:
+    load_model(parse_model_ref(BUNDLED_MODEL_NAME), device="cpu")  # warm the imports
+    started = time.perf_counter()
+    load_model(parse_model_ref(BUNDLED_MODEL_NAME), device="cpu")
+    # Generous bound for a loaded CI machine; the README reports the measured time.
+    assert time.perf_counter() - started < 5
+
+
+@pytest.mark.slow
+def test_bundled_model_found_from_an_installed_wheel(tmp_path: Path) -> None:
+    """Build a real (non-editable) wheel, install it elsewhere, and load the model from it."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (wheel,) = (tmp_path / "dist").glob("quotegen-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "quotegen/models/quotegen-mini/model.safetensors" in names
+    target = tmp_path / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "-q",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    probe = (
+        "import quotegen.model as m; from quotegen.generation import Generator;"
+        "from quotegen.schemas import GenerationSettings;"
+        "print(m.bundled_model_dir());"
+        "g = Generator(m.load_model(m.parse_model_ref('quotegen-mini'), device='cpu'));"
+        "print(g.generate(['life is'], GenerationSettings(seed=1))[0].text)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={
+            "PYTHONPATH": str(target),
+            "HF_HUB_OFFLINE": "1",
+            "HF_HOME": str(tmp_path / "hf"),
+            "PATH": "/usr/bin:/bin",
+        },
+    )
+    assert proc.returncode == 0, proc.stderr
+    location, quote = proc.stdout.splitlines()
+    assert location.startswith(str(target))
+    assert quote.startswith("Life is")
