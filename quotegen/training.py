@@ -320,6 +320,9 @@ def save_model(
     tokenizer.save_pretrained(out)
     tokenizer.padding_side = "right"
     (out / "README.md").write_text(model_card(config, report, base_name, data_name))
+    for path in out.iterdir():
+        # safetensors files are written private (0600); a model is meant to be shared.
+        path.chmod(0o644)
 
 
 def model_card(config: TrainConfig, report: TrainReport, base_name: str, data_name: str) -> str:
