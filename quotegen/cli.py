@@ -145,8 +145,9 @@ def _load_generator(
 
     from quotegen.config import BUNDLED_MODEL_NAME
     from quotegen.generation import Generator
-    from quotegen.model import load_model, resolve_model
+    from quotegen.model import choose_device, choose_dtype, load_model, resolve_model
 
+    choose_dtype(dtype, choose_device(device))  # a bad --device/--dtype fails before anything else
     ref = resolve_model(model)
     if ref.bundled and not model and not quiet:
         print_note(
@@ -181,12 +182,18 @@ def _stdin_prompts() -> Iterator[str]:
 
 
 def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
+    """Groups of ``size``; if reading fails part-way, the lines read so far still come out."""
     chunk: list[str] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
+    try:
+        for item in items:
+            chunk.append(item)
+            if len(chunk) == size:
+                yield chunk
+                chunk = []
+    except QuotegenError:
+        if chunk:
             yield chunk
-            chunk = []
+        raise
     if chunk:
         yield chunk
 

@@ -158,6 +158,7 @@ class Generator:
             for sample in range(settings.n):
                 seed = (base_seed + index * settings.n + sample) % MAX_SEED
                 prompt = choose_prompt(raw_prompt, random.Random(seed))
+                self._check_characters(prompt)
                 ids = self._encode(prompt)
                 max_new = self._fit_context(len(ids), settings.max_new_tokens, strict_context)
                 rows.append(
@@ -172,6 +173,15 @@ class Generator:
                     )
                 )
         return rows
+
+    def _check_characters(self, prompt: str) -> None:
+        # No tokenizer packs 32 characters into a token on average; refusing longer prompts
+        # before tokenizing keeps a megabyte of input from tying up the CPU.
+        if len(prompt) > self.context_length * 32:
+            raise PromptTooLongError(
+                f"The prompt is {len(prompt)} characters, more than the model's context of "
+                f"{self.context_length} tokens can hold. Shorten it."
+            )
 
     def _fit_context(self, prompt_tokens: int, max_new: int, strict: bool) -> int:
         context = self.context_length
@@ -350,7 +360,8 @@ class Generator:
         probs = torch.softmax(values, dim=-1)
         # Nucleus: keep a token while the mass before it is below top_p (the first always stays).
         before = probs.cumsum(dim=-1) - probs
-        probs = probs.masked_fill((before >= top_ps) & (top_ps < 1.0), 0.0)
+        drop = (before >= top_ps) & (top_ps < 1.0) & (ranks > 0)
+        probs = probs.masked_fill(drop, 0.0)
         picked = torch.empty(len(rows), dtype=torch.long, device=device)
         for j, row in enumerate(rows):
             slot = torch.multinomial(probs[j], 1, generator=row.generator)

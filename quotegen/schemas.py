@@ -14,7 +14,7 @@ MAX_NEW_TOKENS = 2048
 MAX_SAMPLES = 16
 MAX_STOP_STRINGS = 8
 MAX_STOP_LENGTH = 64
-MAX_SEED = 2**63 - 1
+MAX_SEED = 2**53 - 1  # the largest integer every JSON client reads exactly
 
 FinishReason = Literal["stop", "length", "cancelled"]
 
@@ -47,8 +47,9 @@ Samples = Annotated[int, Field(ge=1, le=MAX_SAMPLES, description="Samples per pr
 Seed = Annotated[
     int, Field(ge=0, le=MAX_SEED, description="Same seed + input + settings = same output.")
 ]
+StopString = Annotated[str, Field(min_length=1, max_length=MAX_STOP_LENGTH)]
 StopStrings = Annotated[
-    list[str],
+    list[StopString],
     Field(
         max_length=MAX_STOP_STRINGS,
         description="Stop when the continuation (after some text) contains one of these.",
@@ -56,23 +57,15 @@ StopStrings = Annotated[
 ]
 
 
-def check_stop_strings(value: list[str] | None) -> list[str] | None:
-    for item in value or []:
-        if not item:
-            raise ValueError("stop strings must not be empty")
-        if len(item) > MAX_STOP_LENGTH:
-            raise ValueError(f"stop strings must be at most {MAX_STOP_LENGTH} characters")
-    return value
-
-
 class GenerationSettings(BaseModel):
     """How to generate: the same settings for the CLI, the library and every HTTP route.
 
     Defaults suit short quotes: sampling with a mild repetition penalty, stopping at the end
-    of the first line (once the continuation has some text) or at end-of-text.
+    of the first line (once the continuation has some text) or at end-of-text. Strict: JSON
+    ``false`` is not a seed and ``0`` is not a boolean.
     """
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=True)
 
     max_new_tokens: MaxNewTokens = 40
     min_new_tokens: MinNewTokens = 0
@@ -86,8 +79,6 @@ class GenerationSettings(BaseModel):
     stop: StopStrings = Field(default_factory=lambda: ["\n"])
     clean: bool = Field(True, description="Tidy the text like seed 2's clean_text.")
 
-    _check_stop = field_validator("stop")(check_stop_strings)
-
     @model_validator(mode="after")
     def _check_lengths(self) -> GenerationSettings:
         if self.min_new_tokens > self.max_new_tokens:
@@ -99,7 +90,8 @@ class GenerationSettings(BaseModel):
 
     @property
     def greedy(self) -> bool:
-        return not self.do_sample or self.temperature == 0.0
+        # Below 1e-3 sampling is greedy in all but name, and dividing logits by it overflows.
+        return not self.do_sample or self.temperature < 1e-3
 
 
 class GenerationResult(BaseModel):
@@ -138,7 +130,7 @@ MAX_PROMPTS = 64
 class SettingsOverrides(BaseModel):
     """Optional generation settings a client may add to the seed routes; absent = route default."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     max_new_tokens: MaxNewTokens | None = None
     min_new_tokens: MinNewTokens | None = None
@@ -149,8 +141,6 @@ class SettingsOverrides(BaseModel):
     repetition_penalty: RepetitionPenalty | None = None
     seed: Seed | None = None
     stop: StopStrings | None = None
-
-    _check_stop = field_validator("stop")(check_stop_strings)
 
     def apply(self, base: GenerationSettings) -> GenerationSettings:
         """``base`` with the given fields replaced, validated again as a whole."""
@@ -163,6 +153,7 @@ class Seed1Request(SettingsOverrides):
 
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={"examples": [{"text": "life is"}, {"text": "life is", "seed": 42}]},
     )
 
@@ -176,7 +167,8 @@ class Seed1Response(BaseModel):
 class Seed2Query(SettingsOverrides):
     """Seed 2's ``POST /generate_quote`` query parameters; only ``prompt`` is required."""
 
-    model_config = ConfigDict(extra="ignore")
+    # Query strings are text: numbers and booleans must be parsed from them.
+    model_config = ConfigDict(extra="ignore", strict=False)
 
     prompt: str = Field(
         description="The prompt; empty picks one of seed 2's default prompts.",
@@ -189,6 +181,7 @@ class GenerateRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={
             "examples": [{"prompts": ["life is", "love is"], "settings": {"seed": 42, "n": 2}}]
         },
@@ -207,6 +200,7 @@ class StreamRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={"examples": [{"prompt": "life is", "settings": {"seed": 7}}]},
     )
 
@@ -219,6 +213,7 @@ class CompletionRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={
             "examples": [{"prompt": "life is", "max_tokens": 24, "temperature": 0.8, "seed": 1}]
         },
@@ -233,7 +228,7 @@ class CompletionRequest(BaseModel):
     top_k: TopK = 0
     repetition_penalty: RepetitionPenalty = 1.0
     n: Samples = 1
-    stop: str | StopStrings | None = None
+    stop: StopString | StopStrings | None = None
     seed: Seed | None = None
     stream: bool = False
     stream_options: dict[str, bool] | None = None
@@ -253,9 +248,8 @@ class CompletionRequest(BaseModel):
 
     @field_validator("stop")
     @classmethod
-    def _check_stop(cls, value: str | list[str] | None) -> list[str] | None:
-        stops = [value] if isinstance(value, str) else value
-        return check_stop_strings(stops)
+    def _one_stop_is_a_list(cls, value: str | list[str] | None) -> list[str] | None:
+        return [value] if isinstance(value, str) else value
 
     @property
     def prompts(self) -> list[str]:

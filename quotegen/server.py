@@ -11,6 +11,7 @@ import asyncio
 import hmac
 import json
 import logging
+import math
 import random
 import threading
 import time
@@ -248,6 +249,19 @@ def _error_body(error_type: str, message: str) -> dict[str, Any]:
     ).model_dump()
 
 
+def _json_safe(value: Any) -> Any:
+    """Echoed inputs made safe to send back: no NaN/Infinity (invalid JSON), no huge strings."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, str) and len(value) > 200:
+        return value[:200] + "…"
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value[:20]]
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    return value
+
+
 def _validation_message(errors: list[Any]) -> str:
     parts = []
     for error in errors[:5]:
@@ -454,7 +468,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         # "detail" is what FastAPI always sent (the seeds' clients may read it); "error" says
         # the same in one sentence.
         body = {
-            "detail": jsonable_encoder(errors, custom_encoder={ValueError: str}),
+            "detail": _json_safe(jsonable_encoder(errors, custom_encoder={ValueError: str})),
             **_error_body("invalid_request", _validation_message(list(errors))),
         }
         return JSONResponse(body, status_code=422)
@@ -482,9 +496,12 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "Malformed body (not JSON, not UTF-8)"},
     401: {"model": ErrorResponse, "description": "Missing or wrong API key"},
+    413: {"model": ErrorResponse, "description": "Request body over the size limit"},
     422: {"description": "Invalid request: the message names the field and the allowed range"},
     503: {"model": ErrorResponse, "description": "Model loading, or queue full (Retry-After)"},
+    504: {"model": ErrorResponse, "description": "The request took longer than --timeout"},
 }
 
 
@@ -570,7 +587,11 @@ def _add_routes(app: FastAPI) -> None:
         "/v1/completions",
         response_model=CompletionResponse,
         dependencies=Auth,
-        responses={**_ERRORS, 404: {"model": ErrorResponse, "description": "Unknown model"}},
+        responses={
+            **_ERRORS,
+            200: {"content": {"text/event-stream": {}}, "description": "JSON, or SSE if stream"},
+            404: {"model": ErrorResponse, "description": "Unknown model"},
+        },
         summary="OpenAI-compatible completions (stream as server-sent events)",
     )
     async def completions(body: CompletionRequest, request: Request, engine: Engine) -> Response:
