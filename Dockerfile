@@ -1,0 +1,35 @@
+# quotegen: the HTTP server in a container.
+#   docker build -t quotegen .
+#   docker run -p 8000:8000 -v quotegen-cache:/data quotegen
+# CPU-only torch keeps the image lean; the model cache lives on a volume (/data).
+
+FROM python:3.11-slim AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+RUN pip install --index-url https://download.pytorch.org/whl/cpu "torch==2.13.0"
+COPY pyproject.toml README.md ./
+COPY quotegen ./quotegen
+RUN pip install .
+
+FROM python:3.11-slim
+LABEL org.opencontainers.image.title="quotegen" \
+      org.opencontainers.image.description="Short quotes from Hugging Face causal LMs over HTTP"
+RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin quotegen \
+    && mkdir -p /data \
+    && chown quotegen:quotegen /data
+COPY --from=build /opt/venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH \
+    HF_HOME=/data/huggingface \
+    PYTHONUNBUFFERED=1 \
+    QUOTEGEN_HOST=0.0.0.0 \
+    QUOTEGEN_PORT=8000
+USER 10001:10001
+WORKDIR /home/quotegen
+VOLUME ["/data"]
+EXPOSE 8000
+HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=2).status != 200)"]
+STOPSIGNAL SIGTERM
+CMD ["quotegen", "serve", "--host", "0.0.0.0", "--port", "8000"]
