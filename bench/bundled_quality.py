@@ -1,6 +1,6 @@
 """Measure the bundled model quotegen-mini against the targets of its issue.
 
-    .venv/bin/python bench/bundled_quality.py            # needs: apt-get install fortunes fortunes-min
+    .venv/bin/python bench/bundled_quality.py   # needs: apt-get install fortunes fortunes-min
 
 Prints (and writes bench/results/bundled_quality.json): size, load time, held-out perplexity
 (recomputed on the same 5 % split the recipe held out), and for 200 samples of seed 2's

@@ -118,7 +118,10 @@ def parse_model_ref(text: str) -> ModelRef:
     if text == BUNDLED_MODEL_NAME:
         return ModelRef(name=text, path=bundled_model_dir(), bundled=True)
     looks_like_path = text.startswith((".", "/", "~"))
-    candidate = Path(text).expanduser()
+    try:
+        candidate = Path(text).expanduser()
+    except RuntimeError as exc:  # "~someone" for a user that does not exist
+        raise InvalidModelReferenceError(f"Cannot expand '{text}': no such user.") from exc
     if looks_like_path or candidate.exists():
         return ModelRef(name=text, path=candidate)
     repo_id, _, revision = text.partition("@")

@@ -146,12 +146,21 @@ def test_not_a_model_directory_exit_1(tmp_path: Path) -> None:
     assert f"Error: '{tmp_path}' is not a model directory" in proc.stderr
 
 
-def test_no_model_anywhere_names_download() -> None:
-    proc = run_cli("generate", "life is", env={"HF_HOME": "/nonexistent-quotegen-home"})
-    if "bundled model" in proc.stderr:
-        pytest.skip("this installation ships the bundled model")
-    assert proc.returncode == 1
-    assert "Run: quotegen download" in proc.stderr
+def test_no_model_anywhere_names_download(
+    hf_cache: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import quotegen.model as model_module
+    from quotegen.cli import main
+
+    monkeypatch.setattr(model_module, "bundled_model_dir", lambda: tmp_path / "not-installed")
+    monkeypatch.setattr(sys, "argv", ["quotegen", "generate", "life is"])
+    with pytest.raises(SystemExit) as info:
+        main()
+    assert info.value.code == 1
+    assert "Run: quotegen download" in capsys.readouterr().err
 
 
 def test_device_error_exit_2(tiny_model_dir: Path) -> None:

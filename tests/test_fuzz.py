@@ -90,7 +90,9 @@ def test_clean_text_properties(text: str) -> None:
 def test_find_stop_properties(text: str, stops: list[str]) -> None:
     cut = find_stop(text, stops)
     if cut is not None:
-        assert text[:cut].strip()
+        # Stops only count from where the text begins, never inside leading blanks.
+        assert text.strip()
+        assert cut >= len(text) - len(text.lstrip())
         assert any(text.startswith(s, cut) for s in stops)
 
 

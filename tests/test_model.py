@@ -46,7 +46,9 @@ def test_parse_hub_refs(text: str, repo_id: str, revision: str | None) -> None:
     assert (ref.repo_id, ref.revision, ref.path) == (repo_id, revision, None)
 
 
-@pytest.mark.parametrize("text", ["", "  ", "a/b/c", "org/na me", "org/name@", "-bad/x", "a/../b"])
+@pytest.mark.parametrize(
+    "text", ["", "  ", "a/b/c", "org/na me", "org/name@", "-bad/x", "a/../b", "~nosuchuser/x"]
+)
 def test_parse_rejects_bad_refs(text: str) -> None:
     with pytest.raises(InvalidModelReferenceError):
         parse_model_ref(text)
@@ -58,7 +60,12 @@ def test_parse_local_paths(tmp_path: Path) -> None:
     assert parse_model_ref("quotegen-mini").bundled
 
 
-def test_default_resolution_with_empty_cache_names_download(hf_cache: Path) -> None:
+def test_default_resolution_with_empty_cache_names_download(
+    hf_cache: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import quotegen.model as model_module
+
+    monkeypatch.setattr(model_module, "bundled_model_dir", lambda: tmp_path / "not-installed")
     with pytest.raises(NoModelAvailableError, match="Run: quotegen download"):
         resolve_model(None)
 

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ import pytest
 class LiveServer:
     url: str
     process: subprocess.Popen[bytes]
+    log: Path
 
 
 def _free_port() -> int:
@@ -31,31 +33,34 @@ def _free_port() -> int:
 
 
 def start_server(model: Path, *args: str) -> LiveServer:
+    """A real server; its stderr goes to a file (a pipe nobody reads would fill and block it)."""
     port = _free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "quotegen",
-            "serve",
-            "--model",
-            str(model),
-            "--port",
-            str(port),
-            *args,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=os.environ.copy(),
-    )
+    log = Path(tempfile.mkstemp(prefix="quotegen-serve-", suffix=".log")[1])
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "quotegen",
+                "serve",
+                "--model",
+                str(model),
+                "--port",
+                str(port),
+                *args,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
+            env=os.environ.copy(),
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(process.stderr.read().decode() if process.stderr else "died")
+            raise RuntimeError(log.read_text())
         try:
             if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return LiveServer(url, process)
+                return LiveServer(url, process, log)
         except httpx.TransportError:
             pass
         time.sleep(0.2)
@@ -65,8 +70,10 @@ def start_server(model: Path, *args: str) -> LiveServer:
 
 def stop_server(server: LiveServer) -> tuple[int, str]:
     server.process.send_signal(signal.SIGTERM)
-    _, err = server.process.communicate(timeout=60)
-    return server.process.returncode, err.decode()
+    server.process.wait(timeout=60)
+    log = server.log.read_text(errors="replace")
+    server.log.unlink(missing_ok=True)
+    return server.process.returncode, log
 
 
 @pytest.fixture(scope="module")
