@@ -270,10 +270,11 @@ def hub_errors(ref: ModelRef | str) -> Iterator[None]:
     except OSError as exc:
         import errno
 
-        if exc.errno == errno.ENOSPC:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
             raise DownloadError(
-                f"The disk is full while downloading '{name}'. Free some space (or use "
-                "--cache-dir elsewhere) and run the same command again: it resumes."
+                f"The disk is full while downloading '{name}' ({exc.strerror}). Free some space "
+                "(or use --cache-dir elsewhere) and run the same command again; files already "
+                "complete are kept."
             ) from exc
         raise HubUnreachableError(
             f"Could not reach the Hub for '{name}' ({type(exc).__name__}). Check your network; "

@@ -185,6 +185,43 @@ def test_download_unreachable_hub(online: Path, monkeypatch: pytest.MonkeyPatch)
     assert "Could not reach the Hub" in _error(result)
 
 
+def test_disk_full_during_download_then_retry(hub: HubStandIn, tmp_path: Path) -> None:
+    """A real write failure mid-download (a file-size limit stands in for a full disk)."""
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    def small_disk() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG instead of being killed
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+    env = {
+        **os.environ,
+        "HF_HOME": str(tmp_path / "hf"),
+        "HF_ENDPOINT": hub.url,
+        "HF_HUB_OFFLINE": "0",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    args = [sys.executable, "-m", "quotegen", "download", "org/tiny", "--no-check"]
+    full = subprocess.run(
+        args,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=small_disk,
+        check=False,
+    )
+    assert full.returncode == 1, full.stderr
+    assert "disk is full" in full.stderr
+    assert full.stderr.count("Error:") == 1
+    assert "Traceback" not in full.stderr
+    retry = run_cli("download", "org/tiny", env={**env, "HF_HOME": str(tmp_path / "hf")})
+    assert retry.returncode == 0, retry.stderr
+    assert Path(retry.stdout.splitlines()[-1], "model.safetensors").stat().st_size > 64 * 1024
+
+
 def test_disk_full_is_a_clear_error() -> None:
     with pytest.raises(DownloadError, match="disk is full"), hub_errors(parse_model_ref("org/x")):
         raise OSError(errno.ENOSPC, "No space left on device")

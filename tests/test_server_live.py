@@ -83,6 +83,8 @@ def live(tiny_model_dir: Path) -> Iterator[LiveServer]:
     code, err = stop_server(server)
     assert code == 0, err
     assert "Traceback" not in err
+    # No --host given: loopback only, the safe default.
+    assert "Uvicorn running on http://127.0.0.1:" in err
 
 
 def test_live_seed_routes_exact_shapes(live: LiveServer) -> None:
