@@ -115,6 +115,8 @@ def parse_model_ref(text: str) -> ModelRef:
     text = text.strip()
     if not text:
         raise InvalidModelReferenceError("The model name is empty.")
+    if "\x00" in text:
+        raise InvalidModelReferenceError("The model name contains a NUL character.")
     if text == BUNDLED_MODEL_NAME:
         return ModelRef(name=text, path=bundled_model_dir(), bundled=True)
     looks_like_path = text.startswith((".", "/", "~"))

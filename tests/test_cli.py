@@ -277,6 +277,7 @@ def test_ctrl_c_exits_130(tiny_model_dir: Path) -> None:
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=_interactive_sigint,
     )
     assert proc.stdin is not None
     assert proc.stdout is not None
@@ -377,3 +378,9 @@ def test_terminal_output_streams_and_ends_as_the_batch_path(tiny_model_dir: Path
     piped = run_cli(*args[3:], "life is").stdout
     assert proc.returncode == 0
     assert on_terminal == piped
+
+
+def _interactive_sigint() -> None:
+    """Give the child the SIGINT a terminal would: a runner started in the background
+    (nohup, `&`) passes SIGINT on ignored, and Ctrl-C could not be tested at all."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

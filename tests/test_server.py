@@ -174,7 +174,7 @@ def test_completions_echo_and_stop(client: TestClient) -> None:
         ({"prompt": "x", "n": 1000}, 422, "n: Input should be less than or equal to 16"),
         ({"prompt": "x", "temperature": "hot"}, 422, "temperature"),
         ({"prompt": []}, 422, "1 to 64 prompts"),
-        ({"prompt": "x", "stop": [""]}, 422, "must not be empty"),
+        ({"prompt": "x", "stop": [""]}, 422, "at least 1 character"),
         ({"prompt": "x", "bogus": 1}, 422, "bogus"),
         ({"prompt": "x", "max_tokens": 64}, 422, "model's context is 64 tokens"),
     ],

@@ -191,6 +191,7 @@ def test_ctrl_c_leaves_the_best_checkpoint(tmp_path: Path, corpus_file: Path) ->
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=_interactive_sigint,
     )
     deadline = time.monotonic() + 120
     while not (out / "model.safetensors").exists() and time.monotonic() < deadline:
@@ -203,3 +204,9 @@ def test_ctrl_c_leaves_the_best_checkpoint(tmp_path: Path, corpus_file: Path) ->
     assert report["interrupted"] is True
     assert report["best_epoch"] >= 1
     load_model(parse_model_ref(str(out)), device="cpu")
+
+
+def _interactive_sigint() -> None:
+    """Give the child the SIGINT a terminal would: a runner started in the background
+    (nohup, `&`) passes SIGINT on ignored, and Ctrl-C could not be tested at all."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
