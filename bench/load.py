@@ -19,9 +19,6 @@ import concurrent.futures
 import json
 import os
 import re
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -31,59 +28,17 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+# The same real-server helpers and tiny model the test suite uses.
+from tests.modelfactory import build_tiny_gpt2  # noqa: E402
+from tests.test_server_live import start_server, stop_server  # noqa: E402
 
 
 def rss_mb(pid: int) -> float:
     text = Path(f"/proc/{pid}/status").read_text()
     match = re.search(r"VmRSS:\s+(\d+) kB", text)
     return int(match.group(1)) / 1024 if match else float("nan")
-
-
-def start(model: str, *args: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "quotegen",
-            "serve",
-            "--model",
-            model,
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            *args,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None:
-            raise SystemExit(f"server died: {proc.stderr.read().decode() if proc.stderr else ''}")
-        time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("server did not become healthy")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> tuple[int, str]:
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
-    return proc.returncode, err.decode()
 
 
 def load(url: str, pid: int, requests: int, concurrency: int) -> dict[str, object]:
@@ -158,7 +113,8 @@ def disconnects(url: str, streams: int) -> dict[str, object]:
 
 
 def sigterm_under_load(model: str, concurrency: int) -> dict[str, object]:
-    proc, url = start(model, "--drain-timeout", "60")
+    server = start_server(Path(model), "--drain-timeout", "60", "--log-level", "warning")
+    url = server.url
     results: list[str] = []
 
     def one(_: int) -> None:
@@ -177,7 +133,7 @@ def sigterm_under_load(model: str, concurrency: int) -> dict[str, object]:
     with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
         futures = [pool.submit(one, i) for i in range(concurrency)]
         time.sleep(0.5)
-        code, err = stop(proc)
+        code, err = stop_server(server)
         concurrent.futures.wait(futures)
     counts = {k: results.count(k) for k in set(results)}
     return {
@@ -198,22 +154,20 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
+    os.environ["HF_HUB_OFFLINE"] = "1"
     model = args.model
     if model is None:
-        sys.path.insert(0, str(ROOT))
-        from tests.modelfactory import build_tiny_gpt2
-
         model = str(build_tiny_gpt2(Path(tempfile.mkdtemp()) / "tiny"))
 
-    proc, url = start(model)
+    server = start_server(Path(model), "--log-level", "warning")
     try:
         report: dict[str, object] = {
             "model": model,
-            "load": load(url, proc.pid, args.requests, args.concurrency),
+            "load": load(server.url, server.process.pid, args.requests, args.concurrency),
         }
-        report["disconnects"] = disconnects(url, 8)
+        report["disconnects"] = disconnects(server.url, 8)
     finally:
-        code, err = stop(proc)
+        code, err = stop_server(server)
     report["clean_exit"] = code == 0 and "Traceback" not in err
     report["sigterm_under_load"] = sigterm_under_load(model, args.concurrency)
     out = ROOT / "bench" / "results"

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import run_cli
-from tests.test_server_live import LiveServer, start_server, stop_server
+from tests.test_server_live import LiveServer, serving
 
 KEY = "k3y-for-tests"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -22,11 +22,8 @@ MB = 1024 * 1024
 
 @pytest.fixture(scope="module")
 def server(tiny_model_dir: Path) -> Iterator[LiveServer]:
-    live = start_server(tiny_model_dir, "--api-key", KEY, "--max-body-bytes", str(MB))
-    yield live
-    code, err = stop_server(live)
-    assert code == 0, err
-    assert "Traceback" not in err
+    with serving(tiny_model_dir, "--api-key", KEY, "--max-body-bytes", str(MB)) as live:
+        yield live
 
 
 def body(data: Any) -> dict[str, Any]:

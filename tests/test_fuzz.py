@@ -20,18 +20,15 @@ from quotegen.errors import QuotegenError
 from quotegen.generation import clean_text, find_stop
 from quotegen.model import parse_model_ref
 from quotegen.schemas import GenerationSettings
-from tests.test_server_live import LiveServer, start_server, stop_server
+from tests.test_server_live import LiveServer, serving
 
 EXAMPLES = int(os.environ.get("QUOTEGEN_FUZZ_EXAMPLES", "30"))
 
 
 @pytest.fixture(scope="module")
 def fuzz_server(tiny_model_dir: Path) -> Iterator[LiveServer]:
-    server = start_server(tiny_model_dir, "--max-wait-ms", "2", "--timeout", "60")
-    yield server
-    code, err = stop_server(server)
-    assert code == 0, err
-    assert "Traceback" not in err
+    with serving(tiny_model_dir, "--max-wait-ms", "2", "--timeout", "60") as server:
+        yield server
 
 
 def test_api_never_fails_and_matches_its_schema(fuzz_server: LiveServer) -> None:

@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,15 +77,24 @@ def stop_server(server: LiveServer) -> tuple[int, str]:
     return server.process.returncode, log
 
 
-@pytest.fixture(scope="module")
-def live(tiny_model_dir: Path) -> Iterator[LiveServer]:
-    server = start_server(tiny_model_dir, "--max-wait-ms", "100", "--max-batch-size", "32")
-    yield server
-    code, err = stop_server(server)
+@contextmanager
+def serving(model: Path, *args: str) -> Iterator[LiveServer]:
+    """A live server for a block; it must then stop cleanly (exit 0, no traceback)."""
+    server = start_server(model, *args)
+    try:
+        yield server
+    finally:
+        code, err = stop_server(server)
     assert code == 0, err
     assert "Traceback" not in err
     # No --host given: loopback only, the safe default.
     assert "Uvicorn running on http://127.0.0.1:" in err
+
+
+@pytest.fixture(scope="module")
+def live(tiny_model_dir: Path) -> Iterator[LiveServer]:
+    with serving(tiny_model_dir, "--max-wait-ms", "100", "--max-batch-size", "32") as server:
+        yield server
 
 
 def test_live_seed_routes_exact_shapes(live: LiveServer) -> None:
