@@ -37,6 +37,7 @@ from quotegen.errors import InputError, QuotegenError
 
 if TYPE_CHECKING:
     from quotegen.generation import Generator
+    from quotegen.model import ModelRef
     from quotegen.schemas import GenerationResult, GenerationSettings
 
 # Recent typer vendors its own click; reach its exception classes through a public name so this
@@ -131,21 +132,10 @@ def _settings(**given: Any) -> GenerationSettings:
         raise UsageError(f"{flag}: {message}" if flag else message) from exc
 
 
-def _load_generator(
-    model: str | None,
-    *,
-    device: str,
-    dtype: str,
-    allow_pickle: bool,
-    trust_remote_code: bool,
-    quiet: bool,
-) -> Generator:
-    """Resolve and load the model (one shared path for every command) behind a status line."""
-    from contextlib import nullcontext
-
+def _resolve(model: str | None, *, device: str, dtype: str, quiet: bool) -> ModelRef:
+    """Check --device/--dtype, resolve the model reference, and say when the bundled one is used."""
     from quotegen.config import BUNDLED_MODEL_NAME
-    from quotegen.generation import Generator
-    from quotegen.model import choose_device, choose_dtype, load_model, resolve_model
+    from quotegen.model import choose_device, choose_dtype, resolve_model
 
     choose_dtype(dtype, choose_device(device))  # a bad --device/--dtype fails before anything else
     ref = resolve_model(model)
@@ -154,9 +144,26 @@ def _load_generator(
             f"Using the bundled model {BUNDLED_MODEL_NAME}. For the full GPT-2 quote model, "
             f"run: quotegen download ({DEFAULT_HUB_MODEL})"
         )
-    console = stderr_console()
+    return ref
+
+
+def _load_generator(
+    ref: ModelRef,
+    *,
+    device: str,
+    dtype: str,
+    allow_pickle: bool,
+    trust_remote_code: bool,
+    quiet: bool,
+) -> Generator:
+    """Load the model (one shared path for every command) behind a status line."""
+    from contextlib import nullcontext
+
+    from quotegen.generation import Generator
+    from quotegen.model import load_model
+
     show = stderr_is_terminal() and not quiet
-    status = console.status(f"Loading {ref}…") if show else nullcontext()
+    status = stderr_console().status(f"Loading {ref}…") if show else nullcontext()
     with status:
         loaded = load_model(
             ref,
@@ -318,7 +325,7 @@ def generate(
         raise UsageError("'-' (stdin) cannot be mixed with prompt arguments.")
 
     generator = _load_generator(
-        model,
+        _resolve(model, device=device, dtype=dtype, quiet=quiet),
         device=device,
         dtype=dtype,
         allow_pickle=allow_pickle,
@@ -444,13 +451,13 @@ def serve(
     import uvicorn
 
     from quotegen.batching import EngineLimits
-    from quotegen.model import resolve_model
     from quotegen.server import ServerConfig, create_app
 
     level = log_level.strip().lower()
     if level not in {"critical", "error", "warning", "info", "debug"}:
         raise UsageError(f"--log-level: unknown level '{log_level}'.")
-    ref = resolve_model(model)  # fail fast on a bad name, before binding the port
+    # Fail fast on a bad name or device, before binding the port.
+    ref = _resolve(model, device=device, dtype=dtype, quiet=False)
     logging.basicConfig(
         level=level.upper(), format="%(levelname)s:     %(message)s", stream=sys.stderr
     )
@@ -471,7 +478,7 @@ def serve(
 
     def load() -> Generator:
         return _load_generator(
-            str(ref) if model else None,
+            ref,
             device=device,
             dtype=dtype,
             allow_pickle=allow_pickle,
@@ -787,7 +794,7 @@ def evaluate(
 
     quotes = read_quotes(data, text_column)
     generator = _load_generator(
-        model,
+        _resolve(model, device=device, dtype=dtype, quiet=quiet),
         device=device,
         dtype=dtype,
         allow_pickle=allow_pickle,

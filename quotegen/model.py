@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -74,10 +74,6 @@ class ModelRef:
     path: Path | None = None
     bundled: bool = False
 
-    @property
-    def is_local(self) -> bool:
-        return self.path is not None
-
     def __str__(self) -> str:
         if self.repo_id is not None and self.revision:
             return f"{self.repo_id}@{self.revision}"
@@ -98,7 +94,6 @@ class LoadedModel:
     eos_token_ids: list[int]
     pad_token_id: int
     commit: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import html
 import json
 import logging
 import math
@@ -235,6 +236,31 @@ def _check_prompts(prompts: list[str], state: ServerState, field_name: str) -> N
 def _seed_route_prompt(prompt: str, seed: int | None) -> str:
     """Seed routes count tokens of the prompt actually used, so pick the default one first."""
     return choose_prompt(prompt, random.Random(seed))
+
+
+def _seed_settings(
+    prompt_tokens: int,
+    *,
+    max_length: int,
+    top_k: int,
+    top_p: float,
+    clean: bool,
+    min_length: int = 0,
+) -> GenerationSettings:
+    """The seeds' pipeline settings: lengths count the prompt, sampling at temperature 1,
+    no repetition penalty, no stop strings (the pipelines ran to end-of-text or the limit)."""
+    max_new = max(1, max_length - prompt_tokens)
+    return GenerationSettings(
+        max_new_tokens=max_new,
+        min_new_tokens=min(max(0, min_length - prompt_tokens), max_new),
+        do_sample=True,
+        temperature=1.0,
+        top_k=top_k,
+        top_p=top_p,
+        repetition_penalty=1.0,
+        stop=[],
+        clean=clean,
+    )
 
 
 def _sse(data: Any, event: str | None = None) -> str:
@@ -519,7 +545,7 @@ def _add_routes(app: FastAPI) -> None:
         if _wants_json(request):
             return JSONResponse(Seed2Message(message=SEED2_MESSAGE).model_dump())
         name = state.generator.model_name if state.generator is not None else "loading…"
-        return HTMLResponse(PAGE.replace("__MODEL__", _html_escape(name)))
+        return HTMLResponse(PAGE.replace("__MODEL__", html.escape(name)))
 
     @app.post(
         "/generate",
@@ -537,16 +563,7 @@ def _add_routes(app: FastAPI) -> None:
         _check_prompts([body.text], state, "text")
         prompt = _seed_route_prompt(body.text, body.seed)
         used = engine.generator.count_tokens(prompt)
-        base = GenerationSettings(
-            max_new_tokens=max(1, 35 - used),
-            do_sample=True,
-            temperature=1.0,
-            top_k=50,
-            top_p=1.0,
-            repetition_penalty=1.0,
-            stop=[],
-            clean=False,
-        )
+        base = _seed_settings(used, max_length=35, top_k=50, top_p=1.0, clean=False)
         (result,) = await _run(engine, request, [prompt], body.apply(base))
         return Seed1Response(generated_text=result.text)
 
@@ -568,17 +585,7 @@ def _add_routes(app: FastAPI) -> None:
         prompt = _seed_route_prompt(query.prompt, query.seed)
         log.info("Prompt selected: %s", prompt)
         used = engine.generator.count_tokens(prompt)
-        base = GenerationSettings(
-            max_new_tokens=max(1, 25 - used),
-            min_new_tokens=min(max(0, 3 - used), max(1, 25 - used)),
-            do_sample=True,
-            temperature=1.0,
-            top_k=0,
-            top_p=0.9,
-            repetition_penalty=1.0,
-            stop=[],
-            clean=True,
-        )
+        base = _seed_settings(used, max_length=25, min_length=3, top_k=0, top_p=0.9, clean=True)
         (result,) = await _run(engine, request, [prompt], query.apply(base))
         log.info("Quote generated")
         return JSONResponse(result.text)
@@ -725,12 +732,6 @@ def _add_routes(app: FastAPI) -> None:
         if state.engine is not None:
             state.metrics.queue_depth.set(state.engine.queue_depth)
         return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
-
-def _html_escape(text: str) -> str:
-    import html
-
-    return html.escape(text)
 
 
 def _usage(results: list[GenerationResult]) -> Usage:

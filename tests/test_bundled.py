@@ -117,3 +117,38 @@ def test_bundled_model_found_from_an_installed_wheel(tmp_path: Path) -> None:
     location, quote = proc.stdout.splitlines()
     assert location.startswith(str(target))
     assert quote.startswith("Life is")
+
+
+def test_serve_uses_and_announces_the_bundled_model(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    import httpx
+
+    from tests.test_server_live import _free_port
+
+    port = _free_port()
+    log = tmp_path / "serve.log"
+    env = {**os.environ, "HF_HOME": str(tmp_path / "empty"), "HF_HUB_OFFLINE": "1"}
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "quotegen", "serve", "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
+            env=env,
+        )
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        info = httpx.get(f"http://127.0.0.1:{port}/info", timeout=5).json()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    assert info["model"] == BUNDLED_MODEL_NAME
+    assert "Using the bundled model quotegen-mini" in log.read_text()
+    assert proc.returncode == 0
