@@ -1,11 +1,13 @@
 """Dynamic batching for the server: one engine behind every route.
 
 Requests become rows (one prompt, one sample). A single worker thread takes rows from a bounded
-queue, waits a few milliseconds for company, and runs them through the shared decode loop as one
-batch, off the event loop. Every row carries its own settings and seed, so any requests can
-share a batch; results go back to the asyncio side through futures, streamed text through
-queues. A full queue is refused at once (``OverloadedError``); a cancelled ticket (timeout, or a
-client that went away) drops its rows from the queue or from the running batch.
+queue, waits a few milliseconds for company, and runs them through the shared decode loop off
+the event loop. Batching is continuous: while a batch runs, queued rows join it at the next
+token step (up to ``max_batch_size``), and each row's result is delivered the moment it
+finishes. Every row carries its own settings and seed, so any requests can share a batch;
+results go back to the asyncio side through futures, streamed text through queues. A full
+queue is refused at once (``OverloadedError``); a cancelled ticket (timeout, or a client that
+went away) drops its rows from the queue or from the running batch.
 """
 
 from __future__ import annotations
@@ -66,16 +68,19 @@ class BatchEngine:
         on_batch: Callable[[int], None] | None = None,
         on_tokens: Callable[[int], None] | None = None,
         on_queue: Callable[[int], None] | None = None,
+        on_running: Callable[[int], None] | None = None,
     ) -> None:
         self.generator = generator
         self.limits = limits or EngineLimits()
         self._on_batch = on_batch
         self._on_tokens = on_tokens
         self._on_queue = on_queue
+        self._on_running = on_running
         self._queue: deque[tuple[Ticket, Row]] = deque()
         self._cond = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
+        self._running: dict[int, tuple[Ticket, Row]] = {}
         self.busy_rows = 0
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -123,6 +128,7 @@ class BatchEngine:
         )
         for position, row in enumerate(rows):
             row.is_cancelled = ticket.cancelled.is_set
+            row.on_finish = self._row_finished
             if ticket.stream is not None:
                 row.on_text = self._streamer(ticket, position)
         with self._cond:
@@ -192,52 +198,78 @@ class BatchEngine:
 
     # -- the worker thread --------------------------------------------------------------------
 
-    def _take_batch(self) -> list[tuple[Ticket, Row]] | None:
+    def _take_batch(self) -> list[Row] | None:
+        """Block until there is work, give company a few milliseconds, take a first batch."""
         limits = self.limits
         with self._cond:
             while not self._queue and not self._stopping:
                 self._cond.wait()
             if self._stopping and not self._queue:
                 return None
-            # A short wait lets concurrent requests join the batch.
+            # A short wait lets concurrent requests start together.
             deadline = time.monotonic() + limits.max_wait_ms / 1000
             while len(self._queue) < limits.max_batch_size and not self._stopping:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
                 self._cond.wait(left)
-            batch: list[tuple[Ticket, Row]] = []
-            while self._queue and len(batch) < limits.max_batch_size:
-                ticket, row = self._queue.popleft()
-                if ticket.cancelled.is_set():
-                    self._finish_row(ticket, row, cancelled=True)
-                    continue
-                batch.append((ticket, row))
-            self.busy_rows = len(batch)
-            self._report_queue()
-            return batch
+            return self._pop_rows(limits.max_batch_size)
+
+    def _admit(self, running: int) -> list[Row]:
+        """Called by the decode loop before each step: queued rows that fit in the batch."""
+        if not self._queue:  # unlocked peek: the common case costs nothing
+            return []
+        with self._cond:
+            if self._stopping:
+                return []
+            rows = self._pop_rows(self.limits.max_batch_size - running)
+        if rows and self._on_batch is not None:
+            self._on_batch(len(rows))
+        return rows
+
+    def _pop_rows(self, room: int) -> list[Row]:
+        """Move up to ``room`` live rows from the queue to the running set (lock held)."""
+        rows: list[Row] = []
+        while self._queue and len(rows) < room:
+            ticket, row = self._queue.popleft()
+            if ticket.cancelled.is_set():
+                self._finish_row(ticket, row, cancelled=True)
+                continue
+            self._running[id(row)] = (ticket, row)
+            rows.append(row)
+        self._set_busy()
+        self._report_queue()
+        return rows
+
+    def _row_finished(self, row: Row) -> None:
+        """The decode loop finished a row: deliver it now, not when the whole batch ends."""
+        with self._cond:
+            ticket, _ = self._running.pop(id(row))
+            self._set_busy()
+            self._cond.notify_all()
+        self._finish_row(ticket, row)
+        if self._on_tokens is not None:
+            self._on_tokens(len(row.token_ids))
 
     def _work(self) -> None:
         while True:
-            batch = self._take_batch()
-            if batch is None:
+            rows = self._take_batch()
+            if rows is None:
                 return
-            if not batch:
+            if not rows:
                 continue
             if self._on_batch is not None:
-                self._on_batch(len(batch))
-            rows = [row for _, row in batch]
-            error: BaseException | None = None
+                self._on_batch(len(rows))
             try:
-                self.generator.run(rows)
-            except BaseException as exc:  # delivered to every waiting request
-                error = exc
-            for ticket, row in batch:
-                self._finish_row(ticket, row, error=error)
-            if self._on_tokens is not None:
-                self._on_tokens(sum(len(row.token_ids) for row in rows))
+                self.generator.run(rows, admit=self._admit)
+            except BaseException as exc:  # delivered to every request still running
+                with self._cond:
+                    failed = list(self._running.values())
+                    self._running.clear()
+                for ticket, row in failed:
+                    self._finish_row(ticket, row, error=exc)
             with self._cond:
-                self.busy_rows = 0
+                self._set_busy()
                 self._cond.notify_all()
 
     def _finish_row(
@@ -273,6 +305,11 @@ class BatchEngine:
             ticket.done.set_result([ticket.results[i] for i in range(len(ticket.rows))])
             if ticket.stream is not None:
                 ticket.stream.put_nowait(None)
+
+    def _set_busy(self) -> None:
+        self.busy_rows = len(self._running)
+        if self._on_running is not None:
+            self._on_running(self.busy_rows)
 
     def _report_queue(self) -> None:
         if self._on_queue is not None:

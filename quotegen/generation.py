@@ -9,6 +9,7 @@ finish or are cancelled, so a departed client stops costing compute.
 
 from __future__ import annotations
 
+import inspect
 import random
 import re
 import secrets
@@ -78,6 +79,9 @@ def _holdback(text: str, stops: Sequence[str]) -> int:
     return max(keep, len(text) - len(stripped))
 
 
+Admit = Callable[[int], "list[Row]"]
+
+
 @dataclass
 class Row:
     """One prompt and one sample travelling through the decode loop."""
@@ -96,7 +100,9 @@ class Row:
     emitted: int = 0
     finish_reason: FinishReason | None = None
     seconds: float = 0.0
+    started: float = 0.0
     generator: Any = None
+    on_finish: Callable[[Row], None] | None = None
 
     @property
     def done(self) -> bool:
@@ -109,6 +115,7 @@ class Generator:
     def __init__(self, loaded: LoadedModel) -> None:
         self.loaded = loaded
         self._lock = threading.Lock()
+        self._extras: dict[str, Any] | None = None
         # Fast tokenizers are not safe to share between threads mid-call ("Already borrowed").
         self._tokenizer_lock = threading.Lock()
 
@@ -194,20 +201,114 @@ class Generator:
 
     # -- running rows -------------------------------------------------------------------------
 
-    def run(self, rows: Sequence[Row]) -> list[Row]:
-        """Generate every row to completion as one batch."""
-        for _ in self.steps(rows):
+    def run(self, rows: Sequence[Row], admit: Admit | None = None) -> list[Row]:
+        """Generate every row to completion as one batch (plus any rows ``admit`` adds)."""
+        for _ in self.steps(rows, admit):
             pass
         return list(rows)
 
-    def steps(self, rows: Sequence[Row]) -> Iterator[None]:
-        """The decode loop as an iterator: it yields after every token step (for streaming)."""
+    def steps(self, rows: Sequence[Row], admit: Admit | None = None) -> Iterator[None]:
+        """The decode loop as an iterator: it yields after every token step (for streaming).
+
+        ``admit(active)`` is asked before every step for rows to add to the running batch
+        (continuous batching): it gets how many rows are running and returns new ones, or
+        none. The loop ends when no row is left and ``admit`` has nothing more.
+        """
         if not rows:
             return
         with self._lock:
-            yield from self._decode_loop(list(rows))
+            yield from self._decode_loop(list(rows), admit)
 
-    def _decode_loop(self, rows: list[Row]) -> Iterator[None]:
+    def _forward_extras(self) -> dict[str, Any]:
+        # Only the last position's logits are needed: skip the output head for the rest of
+        # the prompt (a 50k-wide product per prompt token) where the model allows it.
+        if self._extras is None:
+            forward = inspect.signature(self.loaded.model.forward).parameters
+            self._extras = {"logits_to_keep": 1} if "logits_to_keep" in forward else {}
+        return self._extras
+
+    def _decode_loop(self, rows: list[Row], admit: Admit | None = None) -> Iterator[None]:
+        import torch
+
+        loaded = self.loaded
+        model, device = loaded.model, loaded.device
+        vocab = model.config.vocab_size
+        extras = self._forward_extras()
+        active: list[Row] = []
+        incoming = rows
+        past: Any = None
+        # mask: [rows, cache length] (+1 column for the input while stepping); ids/pos: the
+        # next input token of each row and its position. All None while no row runs.
+        mask: Any = None
+        ids: Any = None
+        pos: Any = None
+        presence: Any = None
+        with torch.inference_mode():
+            while True:
+                if admit is not None and (not active or _can_merge(past)):
+                    incoming = incoming + admit(len(active) + len(incoming))
+                if not active and not incoming:
+                    return
+                logits = []
+                if active:
+                    out = model(
+                        input_ids=ids,
+                        attention_mask=mask,
+                        position_ids=pos,
+                        past_key_values=past,
+                        use_cache=True,
+                        **extras,
+                    )
+                    past = out.past_key_values
+                    logits.append(out.logits[:, -1, :].float())
+                if incoming:
+                    new_logits, new_past, new_mask, new_pos = self._prefill(incoming, extras)
+                    logits.append(new_logits)
+                    if active:
+                        past, mask = _merge_caches(past, mask, new_past, new_mask)
+                        pos = torch.cat([pos, new_pos])
+                    else:
+                        past, mask, pos = new_past, new_mask, new_pos
+                    active = active + incoming
+                    incoming = []
+                    presence = (
+                        self._presence(active, vocab)
+                        if any(r.settings.repetition_penalty != 1.0 for r in active)
+                        else None
+                    )
+                chosen = self._choose(torch.cat(logits), active, presence)
+                keep: list[int] = []
+                now = time.perf_counter()
+                for j, (row, token) in enumerate(zip(active, chosen.tolist(), strict=True)):
+                    self._advance(row, token)
+                    if row.done:
+                        row.seconds = now - row.started
+                        if row.on_finish is not None:
+                            row.on_finish(row)
+                    else:
+                        keep.append(j)
+                yield
+                if len(keep) < len(active):
+                    if not keep:
+                        active, past, mask, ids, pos, presence = [], None, None, None, None, None
+                        continue
+                    index = torch.tensor(keep, device=device)
+                    past.batch_select_indices(index)
+                    chosen, mask, pos = chosen[index], mask[index], pos[index]
+                    if presence is not None:
+                        presence = presence[index]
+                    active = [active[j] for j in keep]
+                    past, mask = _trim_padding(past, mask)
+                if presence is not None:
+                    presence[torch.arange(len(active), device=device), chosen] = True
+                ids = chosen[:, None]
+                mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
+                pos = pos + 1
+
+    def _prefill(
+        self, rows: Sequence[Row], extras: dict[str, Any]
+    ) -> tuple[torch.Tensor, Any, torch.Tensor, torch.Tensor]:
+        """Run new rows' prompts (left-padded together): last logits, cache, mask, positions."""
         import torch
 
         loaded = self.loaded
@@ -215,7 +316,7 @@ class Generator:
         started = time.perf_counter()
         for row in rows:
             row.generator = torch.Generator(device=device).manual_seed(row.seed)
-
+            row.started = started
         width = max(len(r.prompt_ids) for r in rows)
         pad = loaded.pad_token_id
         input_ids = torch.tensor(
@@ -226,80 +327,50 @@ class Generator:
             device=device,
         )
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        vocab = loaded.model.config.vocab_size
-        presence = (
-            self._presence(rows, vocab)
-            if any(r.settings.repetition_penalty != 1.0 for r in rows)
-            else None
+        out = loaded.model(
+            input_ids=input_ids,
+            attention_mask=mask,
+            position_ids=positions,
+            use_cache=True,
+            **extras,
         )
-
-        active = list(rows)
-        past: Any = None
-        step_ids, step_mask, step_pos = input_ids, mask, positions
-        with torch.inference_mode():
-            while active:
-                out = loaded.model(
-                    input_ids=step_ids,
-                    attention_mask=step_mask,
-                    position_ids=step_pos,
-                    past_key_values=past,
-                    use_cache=True,
-                )
-                past = out.past_key_values
-                logits = out.logits[:, -1, :].float()
-                chosen = self._choose(logits, active, presence)
-                tokens = chosen.tolist()
-                keep: list[int] = []
-                for j, (row, token) in enumerate(zip(active, tokens, strict=True)):
-                    self._advance(row, token)
-                    if row.done:
-                        row.seconds = time.perf_counter() - started
-                    else:
-                        keep.append(j)
-                yield
-                if len(keep) < len(active):
-                    if not keep:
-                        break
-                    index = torch.tensor(keep, device=device)
-                    past.batch_select_indices(index)
-                    chosen = chosen[index]
-                    step_mask = step_mask[index]
-                    step_pos = step_pos[index]
-                    if presence is not None:
-                        presence = presence[index]
-                    active = [active[j] for j in keep]
-                if presence is not None:
-                    presence[torch.arange(len(active), device=device), chosen] = True
-                step_ids = chosen[:, None]
-                step_mask = torch.cat([step_mask, step_mask.new_ones((len(active), 1))], dim=1)
-                step_pos = step_pos[:, -1:] + 1
+        return out.logits[:, -1, :].float(), out.past_key_values, mask, positions[:, -1:]
 
     def _presence(self, rows: Sequence[Row], vocab: int) -> torch.Tensor:
+        """Which tokens each row has seen so far (prompt and output), for the penalty."""
         import torch
 
         presence = torch.zeros((len(rows), vocab), dtype=torch.bool, device=self.loaded.device)
         for j, row in enumerate(rows):
-            ids = [i for i in row.prompt_ids if 0 <= i < vocab]
+            ids = [i for i in (*row.prompt_ids, *row.token_ids) if 0 <= i < vocab]
             presence[j, ids] = True
         return presence
 
     def _advance(self, row: Row, token: int) -> None:
         """Add one token to a row and decide whether it is finished."""
+        # The text is needed every step only to look for stop strings or to stream it;
+        # otherwise it is decoded once, when the row finishes.
+        tracking = bool(row.settings.stop) or row.on_text is not None
         if row.is_cancelled is not None and row.is_cancelled():
             row.finish_reason = "cancelled"
+            if not tracking:
+                row.completion = self._decode(row.token_ids)
             return
         if token in self.loaded.eos_token_ids:
             row.finish_reason = "stop"
+            if not tracking:
+                row.completion = self._decode(row.token_ids)
         else:
             row.token_ids.append(token)
-            text = self._decode(row.token_ids)
-            cut = find_stop(text, row.settings.stop)
-            if cut is not None:
-                text = text[:cut]
-                row.finish_reason = "stop"
-            elif len(row.token_ids) >= row.max_new_tokens:
+            if len(row.token_ids) >= row.max_new_tokens:
                 row.finish_reason = "length"
-            row.completion = text
+            if tracking or row.done:
+                text = self._decode(row.token_ids)
+                cut = find_stop(text, row.settings.stop)
+                if cut is not None:
+                    text = text[:cut]
+                    row.finish_reason = "stop"
+                row.completion = text
         if row.on_text is not None:
             visible = (
                 len(row.completion)
@@ -339,34 +410,47 @@ class Generator:
         return chosen
 
     def _sample(self, logits: torch.Tensor, rows: Sequence[Row]) -> torch.Tensor:
+        """Sample one token per row: temperature, then top-k, then top-p, then a draw.
+
+        Rows with a top-k work on their k best candidates only. Rows without one (seed 2's
+        ``top_k=0``) keep the whole vocabulary: their nucleus is found by
+        ``nucleus_threshold`` in linear time instead of sorting 50k logits every step.
+        """
         import torch
 
         device = logits.device
         vocab = logits.shape[-1]
         temps = torch.tensor([r.settings.temperature for r in rows], device=device)[:, None]
         logits = logits / temps
-        top_ks = [r.settings.top_k if 0 < r.settings.top_k < vocab else vocab for r in rows]
+        picked = torch.empty(len(rows), dtype=torch.long, device=device)
+        with_k = [j for j, r in enumerate(rows) if 0 < r.settings.top_k < vocab]
+        if with_k:
+            picked[with_k] = self._sample_top_k(logits[with_k], [rows[j] for j in with_k])
+        without_k = [j for j, r in enumerate(rows) if not 0 < r.settings.top_k < vocab]
+        if without_k:
+            subset = [rows[j] for j in without_k]
+            probs = torch.softmax(logits[without_k], dim=-1)
+            top_ps = torch.tensor([r.settings.top_p for r in subset], dtype=torch.float64)
+            if bool((top_ps < 1.0).any()):
+                keep = probs >= nucleus_threshold(probs, top_ps).to(device)[:, None]
+                probs = probs * keep
+            picked[without_k] = _draw(probs, subset)
+        return picked
+
+    def _sample_top_k(self, logits: torch.Tensor, rows: Sequence[Row]) -> torch.Tensor:
+        import torch
+
+        device = logits.device
+        top_ks = torch.tensor([r.settings.top_k for r in rows], device=device)[:, None]
         top_ps = torch.tensor([r.settings.top_p for r in rows], device=device)[:, None]
-        limit = max(top_ks)
-        # Candidates sorted best first: the top-k when every row has one (cheap), else all.
-        if limit < vocab:
-            values, candidates = torch.topk(logits, limit, dim=-1)
-        else:
-            values, candidates = torch.sort(logits, dim=-1, descending=True)
+        values, candidates = torch.topk(logits, max(r.settings.top_k for r in rows), dim=-1)
         ranks = torch.arange(values.shape[-1], device=device)[None, :]
-        values = values.masked_fill(
-            ranks >= torch.tensor(top_ks, device=device)[:, None], -torch.inf
-        )
-        probs = torch.softmax(values, dim=-1)
+        probs = torch.softmax(values.masked_fill(ranks >= top_ks, -torch.inf), dim=-1)
         # Nucleus: keep a token while the mass before it is below top_p (the first always stays).
         before = probs.cumsum(dim=-1) - probs
         drop = (before >= top_ps) & (top_ps < 1.0) & (ranks > 0)
-        probs = probs.masked_fill(drop, 0.0)
-        picked = torch.empty(len(rows), dtype=torch.long, device=device)
-        for j, row in enumerate(rows):
-            slot = torch.multinomial(probs[j], 1, generator=row.generator)
-            picked[j] = candidates[j, slot[0]]
-        return picked
+        slots = _draw(probs.masked_fill(drop, 0.0), rows)
+        return candidates.gather(1, slots[:, None])[:, 0]
 
     # -- results ------------------------------------------------------------------------------
 
@@ -416,6 +500,128 @@ class Generator:
                 pieces.clear()
         if pieces:
             yield "".join(pieces)
+
+
+def _can_merge(past: Any) -> bool:
+    """Whether new rows can join this KV cache: a plain ``DynamicCache`` of full-attention
+    layers, whose tensors can be left-padded and concatenated (sliding-window, quantized or
+    other caches only take new rows between batches)."""
+    from transformers.cache_utils import DynamicCache, DynamicLayer
+
+    return type(past) is DynamicCache and all(type(layer) is DynamicLayer for layer in past.layers)
+
+
+def _left_pad(tensor: torch.Tensor, width: int, dim: int) -> torch.Tensor:
+    import torch
+
+    missing = width - tensor.shape[dim]
+    if missing == 0:
+        return tensor
+    shape = list(tensor.shape)
+    shape[dim] = missing
+    return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)
+
+
+def _merge_caches(
+    past: Any, mask: torch.Tensor, new_past: Any, new_mask: torch.Tensor
+) -> tuple[Any, torch.Tensor]:
+    """Stack two batches' KV caches row-wise, left-padding the shorter one (masked out)."""
+    import torch
+
+    width = max(mask.shape[1], new_mask.shape[1])
+    for layer, new_layer in zip(past.layers, new_past.layers, strict=True):
+        layer.keys = torch.cat(
+            [_left_pad(layer.keys, width, -2), _left_pad(new_layer.keys, width, -2)]
+        )
+        layer.values = torch.cat(
+            [_left_pad(layer.values, width, -2), _left_pad(new_layer.values, width, -2)]
+        )
+    return past, torch.cat([_left_pad(mask, width, 1), _left_pad(new_mask, width, 1)])
+
+
+def _trim_padding(past: Any, mask: torch.Tensor) -> tuple[Any, torch.Tensor]:
+    """Drop leading cache columns that no remaining row attends to (left by departed rows)."""
+    first = int(mask.any(dim=0).int().argmax())
+    if first == 0 or not _can_merge(past):
+        return past, mask
+    for layer in past.layers:
+        layer.keys = layer.keys[..., first:, :]
+        layer.values = layer.values[..., first:, :]
+    return past, mask[:, first:]
+
+
+def _draw(probs: torch.Tensor, rows: Sequence[Row]) -> torch.Tensor:
+    """One index per row, drawn in proportion to ``probs`` (unnormalised) with the row's RNG.
+
+    Inverse-CDF sampling: one uniform number per row from the row's own seeded generator, so a
+    row's draw never depends on which other rows share its batch.
+    """
+    import torch
+
+    cdf = probs.double().cumsum(dim=-1)
+    u = torch.cat(
+        [
+            torch.rand(1, generator=row.generator, dtype=torch.float64, device=cdf.device)
+            for row in rows
+        ]
+    )
+    targets = (u * cdf[:, -1])[:, None]
+    # cdf[i - 1] <= target < cdf[i], so probs[i] > 0: a zero-probability slot is never drawn.
+    picks = torch.searchsorted(cdf, targets, right=True)[:, 0]
+    return picks.clamp(max=cdf.shape[-1] - 1).to(probs.device)
+
+
+def nucleus_threshold(probs: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
+    """Per row, the smallest probability inside the top-p nucleus; 0 where top_p >= 1.
+
+    The nucleus is the smallest set of likeliest tokens whose mass reaches top_p, which is
+    every token with ``probs >= threshold`` (ties at the edge all stay). Found without
+    sorting (a radix select): float32 bit patterns of non-negative numbers sort like the
+    numbers, so a mass-weighted histogram of the top 12 bits over the whole vocabulary finds
+    the bucket where the cumulative mass (from the top) reaches top_p; histograms of the next
+    10 and the last 10 bits of that bucket's few members then give the exact value.
+    """
+    import torch
+
+    flat = probs.detach().float().contiguous()
+    device = flat.device
+    rows = flat.shape[0]
+    p = top_p.to(device=device, dtype=torch.float64)[:, None]
+
+    def crossing(
+        mass: torch.Tensor, need: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        # The highest digit d whose members plus everything above them reach `need` is the
+        # one where the mass below d stays within total - need.
+        cum = mass.cumsum(-1)
+        total = cum[:, -1:]
+        d = torch.searchsorted(cum, total - need, right=True).clamp(max=mass.shape[1] - 1)
+        return d, need - (total - cum.gather(1, d)), total
+
+    def histogram(row_ids: torch.Tensor, digits: torch.Tensor, weights: torch.Tensor) -> Any:
+        mass = torch.zeros(rows * 1024, dtype=torch.float64, device=device)
+        return mass.index_add_(0, row_ids * 1024 + digits, weights).view(rows, 1024)
+
+    # Level 1, every token: the top 12 bits (the sign bit is 0, so 11 of them vary).
+    bits = flat.view(torch.int32)
+    high = torch.bitwise_right_shift(bits, 20).long()
+    mass = torch.zeros((rows, 2048), dtype=torch.float64, device=device)
+    d1, need, total = crossing(mass.scatter_add_(1, high, flat.double()), p)
+    # Levels 2 and 3, only the few members of the buckets found so far.
+    row_ids, cols = (high == d1).nonzero(as_tuple=True)
+    member_bits = bits[row_ids, cols].long()
+    member_weights = flat[row_ids, cols].double()
+    mid = torch.bitwise_and(torch.bitwise_right_shift(member_bits, 10), 1023)
+    d2, need, _ = crossing(histogram(row_ids, mid, member_weights), need)
+    last = mid == d2[row_ids, 0]
+    low = torch.bitwise_and(member_bits[last], 1023)
+    d3, _, _ = crossing(histogram(row_ids[last], low, member_weights[last]), need)
+
+    found = torch.bitwise_left_shift(d1, 20) | torch.bitwise_left_shift(d2, 10) | d3
+    threshold = found.int().view(torch.float32)[:, 0]
+    # top_p >= 1, or rounding left the total mass just below top_p: keep everything.
+    everything = (p >= 1.0) | (total < p)
+    return torch.where(everything[:, 0], torch.zeros_like(threshold), threshold)
 
 
 class CleanStream:

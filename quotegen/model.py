@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 DTYPE_CHOICES = ("auto", "float32", "float16", "bfloat16")
+QUANTIZE_CHOICES = ("none", "int8")
 
 #: What loading a model needs from a repo; weights are added by ``_weight_patterns``.
 LOAD_PATTERNS = [
@@ -94,10 +95,18 @@ class LoadedModel:
     eos_token_ids: list[int]
     pad_token_id: int
     commit: str | None = None
+    quantize: str = "none"
 
     @property
     def name(self) -> str:
         return str(self.ref)
+
+    @property
+    def precision(self) -> str:
+        """What the weights compute in, for status lines and /info: float32, int8, ..."""
+        if self.quantize != "none":
+            return self.quantize
+        return str(self.dtype).removeprefix("torch.")
 
 
 def bundled_model_dir() -> Path:
@@ -448,6 +457,148 @@ def choose_dtype(dtype: str, device: torch.device) -> torch.dtype:
     return table[wanted]
 
 
+def check_quantize(quantize: str, device: torch.device, dtype: torch.dtype) -> str:
+    """Validate ``--quantize``: ``int8`` is dynamic int8 for float32 models on the CPU."""
+    import torch
+
+    wanted = quantize.strip().lower()
+    if wanted not in QUANTIZE_CHOICES:
+        raise DeviceError(
+            f"Unknown quantization '{quantize}'. Use one of: {', '.join(QUANTIZE_CHOICES)}."
+        )
+    if wanted == "int8":
+        if device.type != "cpu":
+            raise DeviceError(
+                f"--quantize int8 runs on the CPU only, not on {device.type}. Add --device cpu, "
+                "or use --dtype float16/bfloat16 on a GPU instead."
+            )
+        if dtype != torch.float32:
+            raise DeviceError("--quantize int8 starts from float32 weights: drop --dtype.")
+        if "fbgemm" not in torch.backends.quantized.supported_engines and (
+            "x86" not in torch.backends.quantized.supported_engines
+        ):
+            raise DeviceError("This torch build has no int8 CPU kernels (fbgemm/x86).")
+    return wanted
+
+
+def _conv1d_to_linear(model: Any) -> int:
+    """Replace GPT-2's ``Conv1D`` layers (weights stored [in, out]) by ``nn.Linear``."""
+    from torch import nn
+    from transformers.pytorch_utils import Conv1D
+
+    swaps = [
+        (parent, name, child)
+        for parent in model.modules()
+        for name, child in parent.named_children()
+        if isinstance(child, Conv1D)
+    ]
+    for parent, name, conv in swaps:
+        linear = nn.Linear(conv.nx, conv.nf, device=conv.weight.device, dtype=conv.weight.dtype)
+        linear.weight = nn.Parameter(conv.weight.detach().t().contiguous(), requires_grad=False)
+        linear.bias = nn.Parameter(conv.bias.detach(), requires_grad=False)
+        setattr(parent, name, linear)
+    return len(swaps)
+
+
+def quantize_int8(model: Any) -> Any:
+    """Dynamic int8 (weights int8, activations quantized per batch) on every linear layer.
+
+    GPT-2's ``Conv1D`` layers become ``nn.Linear`` first so they are quantized too; the tied
+    output head gets its own int8 copy while the input embedding stays float32.
+    """
+    import warnings
+
+    import torch
+    from torch import nn
+
+    _conv1d_to_linear(model)
+    engines = torch.backends.quantized.supported_engines
+    torch.backends.quantized.engine = "x86" if "x86" in engines else "fbgemm"
+    with warnings.catch_warnings():
+        # torch.ao.quantization is deprecated in favour of torchao (a separate, heavier
+        # install) but still ships with torch and runs fbgemm's int8 kernels; its deprecation
+        # notices are not the user's business.
+        warnings.simplefilter("ignore")
+        from torch.ao.quantization import quantize_dynamic
+
+        return quantize_dynamic(  # type: ignore[no-untyped-call]
+            model, {nn.Linear}, dtype=torch.qint8, inplace=True
+        )
+
+
+def _onednn_linear_available() -> bool:
+    """Whether this torch can run linear layers through oneDNN (and gets them right)."""
+    import torch
+
+    op = getattr(torch.ops.mkldnn, "_linear_pointwise", None)
+    if op is None or not torch.backends.mkldnn.is_available():  # type: ignore[no-untyped-call]
+        return False
+    try:
+        x, w, b = torch.randn(3, 8), torch.randn(5, 8), torch.randn(5)
+        return bool(torch.allclose(op(x, w, b, "none", [], ""), x @ w.t() + b, atol=1e-4))
+    except (RuntimeError, TypeError):
+        return False
+
+
+def _fast_linear_class() -> Any:
+    import torch
+    from torch import nn
+
+    class FastLinear(nn.Module):
+        """``x @ weight.T + bias`` through oneDNN, which beats the default CPU GEMM on the
+        few-row products of decoding (1 to 32 rows) by up to 2x on the CPUs measured."""
+
+        def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
+            super().__init__()
+            self.weight = nn.Parameter(weight, requires_grad=False)
+            self.bias = None if bias is None else nn.Parameter(bias, requires_grad=False)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            flat = x.reshape(-1, x.shape[-1])
+            out = torch.ops.mkldnn._linear_pointwise(flat, self.weight, self.bias, "none", [], "")
+            result: torch.Tensor = out.view(*x.shape[:-1], out.shape[-1])
+            return result
+
+    return FastLinear
+
+
+def use_fast_linears(model: Any) -> int:
+    """Route a float32 model's linear layers (``nn.Linear``, GPT-2's ``Conv1D``, the output
+    head) through oneDNN. Weights keep their values; Conv1D's [in, out] weights are stored
+    transposed once, and a tied output head keeps sharing the input embedding's weight."""
+    import torch
+    from torch import nn
+    from transformers.pytorch_utils import Conv1D
+
+    if not _onednn_linear_available():
+        return 0
+    fast = _fast_linear_class()
+    swaps = 0
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child) is nn.Linear and child.weight.dtype == torch.float32:
+                new = fast(
+                    child.weight.detach(), None if child.bias is None else child.bias.detach()
+                )
+            elif isinstance(child, Conv1D) and child.weight.dtype == torch.float32:
+                new = fast(child.weight.detach().t().contiguous(), child.bias.detach())
+            else:
+                continue
+            setattr(parent, name, new)
+            swaps += 1
+    return swaps
+
+
+def optimize_for_inference(model: Any, device: torch.device, quantize: str) -> Any:
+    """CPU speed-ups: int8 on request, else oneDNN linear layers (same maths, float32)."""
+    if device.type != "cpu":
+        return model
+    if quantize == "int8":
+        return quantize_int8(model)
+    use_fast_linears(model)
+    return model
+
+
 def check_model_dir(path: Path, *, allow_pickle: bool, name: str) -> None:
     """Fail early, with a useful message, on directories that cannot be a model."""
     if not (path / "config.json").is_file():
@@ -511,16 +662,24 @@ def load_model(
     download: bool = True,
     tqdm_class: Any = None,
     on_status: Callable[[str], None] | None = None,
+    quantize: str = "none",
+    optimize: bool = True,
 ) -> LoadedModel:
-    """Locate (download if needed and allowed), check and load a tokenizer + causal LM."""
+    """Locate (download if needed and allowed), check and load a tokenizer + causal LM.
+
+    ``optimize`` applies the inference-only CPU speed-ups (frozen weights): training passes
+    False to get the model exactly as saved.
+    """
     torch_device = choose_device(device)
     torch_dtype = choose_dtype(dtype, torch_device)
+    quantize = check_quantize(quantize, torch_device, torch_dtype)
     path = locate_model(
         ref, token=token, allow_pickle=allow_pickle, download=download, tqdm_class=tqdm_class
     )
     check_model_dir(path, allow_pickle=allow_pickle, name=str(ref))
     if on_status is not None:
-        on_status(f"Loading {ref} on {torch_device} ({str(torch_dtype).removeprefix('torch.')})")
+        precision = quantize if quantize != "none" else str(torch_dtype).removeprefix("torch.")
+        on_status(f"Loading {ref} on {torch_device} ({precision})")
 
     quiet_transformers()
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -563,6 +722,8 @@ def load_model(
         )
     model.to(torch_device)
     model.eval()
+    if optimize or quantize != "none":
+        model = optimize_for_inference(model, torch_device, quantize)
 
     eos_ids = _eos_ids(model, tokenizer)
     if tokenizer.pad_token_id is None:
@@ -586,6 +747,7 @@ def load_model(
         eos_token_ids=eos_ids,
         pad_token_id=int(pad_id),
         commit=commit,
+        quantize=quantize,
     )
 
 

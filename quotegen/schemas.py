@@ -108,7 +108,9 @@ class GenerationResult(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     finish_reason: FinishReason
-    seconds: float = Field(description="Wall time of the batch that produced this result.")
+    seconds: float = Field(
+        description="Wall time from this sample's first step (its prompt) to its last token."
+    )
 
 
 class ErrorBody(BaseModel):
@@ -332,5 +334,6 @@ class Info(BaseModel):
     revision: str | None
     device: str
     dtype: str
+    quantize: str = Field(description="none, or int8 (dynamic int8 linear layers).")
     version: str
     limits: Limits

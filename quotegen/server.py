@@ -108,9 +108,12 @@ class Metrics:
         self.queue_depth = Gauge(
             "quotegen_queue_depth", "Rows waiting for a batch", registry=self.registry
         )
+        self.running_rows = Gauge(
+            "quotegen_running_rows", "Rows in the running batch", registry=self.registry
+        )
         self.batch_size = Histogram(
             "quotegen_batch_size",
-            "Rows per generated batch",
+            "Rows that started together (a new batch, or rows joining the running one)",
             buckets=(1, 2, 4, 8, 16, 32, 64, 128),
             registry=self.registry,
         )
@@ -174,6 +177,7 @@ class ServerState:
             on_batch=metrics.batch_size.observe,
             on_tokens=metrics.tokens.inc,
             on_queue=metrics.queue_depth.set,
+            on_running=metrics.running_rows.set,
         )
         self.engine.start()
         self.status = "ok"
@@ -706,6 +710,7 @@ def _add_routes(app: FastAPI) -> None:
             revision=loaded.commit or loaded.ref.revision,
             device=str(loaded.device),
             dtype=str(loaded.dtype).removeprefix("torch."),
+            quantize=loaded.quantize,
             version=__version__,
             limits=Limits(
                 max_batch_size=limits.max_batch_size,

@@ -191,6 +191,7 @@ def train(
             dtype="float32",
             allow_pickle=config.allow_pickle,
             trust_remote_code=config.trust_remote_code,
+            optimize=False,
         )
         model, tokenizer = loaded.model, loaded.tokenizer
         if tokenizer.pad_token_id is None:

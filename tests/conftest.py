@@ -114,14 +114,20 @@ class FakeGenerator:
             def _encode(self, text: str) -> list[int]:
                 return [len(w) for w in text.split()] or [0]
 
-            def _decode_loop(self, rows):  # type: ignore[no-untyped-def]
+            def _decode_loop(self, rows, admit=None):  # type: ignore[no-untyped-def]
                 self.seen.append(list(rows))
                 active = list(rows)
-                while active:
+                while True:
+                    if admit is not None:
+                        active += admit(len(active))
+                    if not active:
+                        return
                     if delay:
                         time.sleep(delay)
                     for row in active:
                         self._advance(row, 1000 + len(row.token_ids))
+                        if row.done and row.on_finish is not None:
+                            row.on_finish(row)
                     active = [r for r in active if not r.done]
                     yield
 
@@ -135,6 +141,7 @@ class FakeGenerator:
             device="cpu",
             dtype="torch.float32",
             commit=None,
+            quantize="none",
             ref=SimpleNamespace(revision=None),
         )
         return _Fake(loaded)  # type: ignore[arg-type]

@@ -1,0 +1,341 @@
+"""What the performance benchmarks share: the 124M model, the seed replica, timing and reports.
+
+The model is GPT-2 small's shape (12 layers, 768 wide, 50,257-token vocabulary, 124M
+parameters) with random weights and a byte-level BPE tokenizer trained here on Python's own
+standard library sources, saved with ``save_pretrained`` under ``bench/.cache`` (built once,
+about a minute). Nothing is downloaded.
+
+Random weights never stop on their own, so every benchmark asks both sides for a fixed number
+of new tokens (``min_new_tokens == max_new_tokens``) and quotegen for no stop strings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import sysconfig
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = ROOT / "bench" / ".cache"
+RESULTS = ROOT / "bench" / "results"
+PYTHON = sys.executable
+
+NEW_TOKENS = 32
+SEED2_TOP_P = 0.9  # seed 2's fixed sampling settings: top_p 0.9, top_k 0 (off), temperature 1
+PROMPTS = [
+    "life is not fair",
+    "she is a warrior",
+    "friendship is like",
+    "you cannot find light",
+    "the best way to predict the future is",
+    "happiness is",
+    "a journey of a thousand miles",
+    "never trust",
+]
+
+
+def prompts(n: int) -> list[str]:
+    """``n`` distinct short prompts (distinct so nothing can be cached between them)."""
+    return [f"{PROMPTS[i % len(PROMPTS)]} {i}" for i in range(n)]
+
+
+# -- the model -------------------------------------------------------------------------------
+
+
+def _stdlib_texts() -> Iterator[str]:
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    for path in sorted(stdlib.rglob("*.py")):
+        if "test" in path.parts or "site-packages" in path.parts:
+            continue
+        try:
+            yield path.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+
+
+def gpt2_small(path: Path | None = None) -> Path:
+    """A saved random-weight GPT-2 small (124M) with a tokenizer trained on the spot."""
+    out = path or CACHE / "gpt2-124m-random"
+    if (out / "model.safetensors").exists() and (out / "tokenizer.json").exists():
+        return out
+    import torch
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import GenerationConfig, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    log("building a random GPT-2 small (124M) and training its tokenizer (once)")
+    vocab = 50257
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(
+        _stdlib_texts(), vocab_size=vocab, min_frequency=2, special_tokens=["<|endoftext|>"]
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe._tokenizer,
+        bos_token="<|endoftext|>",
+        eos_token="<|endoftext|>",
+        unk_token="<|endoftext|>",
+        model_max_length=1024,
+    )
+    if len(tokenizer) < vocab:  # a corpus too small for every merge: fill the vocabulary up
+        tokenizer.add_tokens([f"<fill{i}>" for i in range(vocab - len(tokenizer))])
+    torch.manual_seed(0)
+    config = GPT2Config(
+        vocab_size=vocab,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    model = GPT2LMHeadModel(config)
+    model.generation_config = GenerationConfig(
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, do_sample=True
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    params = sum(p.numel() for p in model.parameters())
+    log(f"saved {params / 1e6:.0f}M parameters, {len(tokenizer)} tokens to {out}")
+    return out
+
+
+# -- the seed approach -------------------------------------------------------------------------
+
+
+def seed_pipeline(model_dir: Path) -> Any:
+    """Seed 2's generator: a ``text-generation`` pipeline over the model, built once."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    return pipeline("text-generation", model=model, tokenizer=tokenizer, device="cpu")
+
+
+def seed_generate(pipe: Any, prompt: str, new_tokens: int = NEW_TOKENS) -> str:
+    """One call the way seed 2 makes it (top_p 0.9, top_k off, temperature 1), fixed length."""
+    out = pipe(
+        prompt,
+        do_sample=True,
+        top_p=SEED2_TOP_P,
+        top_k=0,
+        temperature=1.0,
+        min_new_tokens=new_tokens,
+        max_new_tokens=new_tokens,
+        num_return_sequences=1,
+        pad_token_id=pipe.tokenizer.eos_token_id,
+    )
+    text: str = out[0]["generated_text"]
+    return text
+
+
+def quotegen_settings(new_tokens: int = NEW_TOKENS) -> dict[str, Any]:
+    """The same sampling for quotegen, as HTTP/``GenerationSettings`` fields."""
+    return {
+        "max_new_tokens": new_tokens,
+        "min_new_tokens": new_tokens,
+        "do_sample": True,
+        "temperature": 1.0,
+        "top_k": 0,
+        "top_p": SEED2_TOP_P,
+        "repetition_penalty": 1.0,
+        "stop": [],
+        "clean": False,
+    }
+
+
+def quotegen_cli_flags(new_tokens: int = NEW_TOKENS) -> list[str]:
+    """The same settings as ``quotegen generate`` flags."""
+    return [
+        "--max-new-tokens",
+        str(new_tokens),
+        "--min-new-tokens",
+        str(new_tokens),
+        "--temperature",
+        "1.0",
+        "--top-k",
+        "0",
+        "--top-p",
+        str(SEED2_TOP_P),
+        "--repetition-penalty",
+        "1.0",
+        "--no-stop",
+        "--raw",
+    ]
+
+
+# -- measuring and reporting -----------------------------------------------------------------
+
+
+def log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def bench_env() -> dict[str, str]:
+    """The environment for child processes: offline, quiet, the repo importable."""
+    env = dict(os.environ)
+    env.update(
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        PYTHONPATH=str(ROOT),
+        NO_COLOR="1",
+    )
+    return env
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return float("nan")
+    match = re.search(r"VmRSS:\s+(\d+) kB", text)
+    return int(match.group(1)) / 1024 if match else float("nan")
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def run_timed(
+    cmd: list[str], *, stdin: str | None = None, env: dict[str, str] | None = None
+) -> float:
+    started = time.perf_counter()
+    subprocess.run(
+        cmd,
+        input=stdin,
+        text=True,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env or bench_env(),
+    )
+    return time.perf_counter() - started
+
+
+def machine() -> dict[str, Any]:
+    import torch
+
+    return {
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def report(name: str, rows: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> Path:
+    """Print a table of ``rows`` and write them, with the machine and commit, as JSON."""
+    keys: list[str] = []
+    for row in rows:
+        keys.extend(k for k in row if k not in keys)
+    widths = {k: max(len(k), *(len(_fmt(r.get(k))) for r in rows)) for k in keys}
+    print("  ".join(k.ljust(widths[k]) for k in keys))
+    for row in rows:
+        print("  ".join(_fmt(row.get(k)).ljust(widths[k]) for k in keys))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"{name}.json"
+    payload = {
+        "bench": name,
+        "commit": commit(),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": machine(),
+        "rows": rows,
+        **(extra or {}),
+    }
+    out.write_text(json.dumps(payload, indent=2) + "\n")
+    log(f"wrote {out.relative_to(ROOT)}")
+    return out
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+    return str(value)
+
+
+# -- servers ---------------------------------------------------------------------------------
+
+
+class Server:
+    """A server process on loopback, its stderr in a log file, stopped with SIGTERM."""
+
+    def __init__(self, name: str, cmd: list[str], port: int, env: dict[str, str]) -> None:
+        import tempfile
+
+        self.name = name
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = Path(tempfile.mkstemp(prefix=f"bench-{name}-", suffix=".log")[1])
+        with self.log.open("wb") as sink:
+            self.process = subprocess.Popen(
+                cmd, stdout=subprocess.DEVNULL, stderr=sink, env=env, cwd=ROOT
+            )
+
+    def wait_ready(self, path: str, timeout: float = 180) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited:\n{self.log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}{path}", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.25)
+        self.stop()
+        raise RuntimeError(f"{self.name} did not become ready in {timeout:.0f} s")
+
+    def rss_mb(self) -> float:
+        return rss_mb(self.process.pid)
+
+    def stop(self) -> int:
+        import signal
+
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.unlink(missing_ok=True)
+        return self.process.returncode
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port

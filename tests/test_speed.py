@@ -1,0 +1,199 @@
+"""The inference speed-ups keep the maths: oneDNN linears, int8, nucleus search, sampling,
+continuous batching (rows joining a running batch generate what they would alone)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from quotegen.batching import BatchEngine, EngineLimits
+from quotegen.errors import DeviceError
+from quotegen.generation import Generator, Row, _draw, nucleus_threshold
+from quotegen.model import load_model, parse_model_ref
+from quotegen.schemas import GenerationSettings
+from tests.conftest import FakeGenerator, run_cli
+
+
+def _reference_keep(probs: torch.Tensor, top_p: float) -> torch.Tensor:
+    """The textbook nucleus: sort, keep while the mass before a token is below top_p."""
+    values, order = probs.sort(descending=True)
+    before = values.double().cumsum(0) - values.double()
+    keep_sorted = before < top_p
+    keep_sorted[0] = True
+    keep = torch.zeros_like(probs, dtype=torch.bool)
+    keep[order[keep_sorted]] = True
+    return keep
+
+
+@pytest.mark.parametrize("scale", [0.05, 1.0, 4.0, 12.0])  # flat .. very peaked
+@pytest.mark.parametrize("top_p", [0.1, 0.5, 0.9, 0.99])
+def test_nucleus_threshold_matches_sorting(scale: float, top_p: float) -> None:
+    generator = torch.Generator().manual_seed(int(scale * 100) + int(top_p * 100))
+    logits = torch.randn(3, 50257, generator=generator) * scale
+    probs = torch.softmax(logits, dim=-1)
+    thresholds = nucleus_threshold(probs, torch.tensor([top_p] * 3, dtype=torch.float64))
+    for j in range(3):
+        assert torch.equal(probs[j] >= thresholds[j], _reference_keep(probs[j], top_p))
+
+
+def test_nucleus_threshold_off_at_top_p_one() -> None:
+    probs = torch.softmax(torch.randn(2, 100), dim=-1)
+    thresholds = nucleus_threshold(probs, torch.tensor([1.0, 0.5], dtype=torch.float64))
+    assert thresholds[0] == 0.0
+    assert thresholds[1] > 0.0
+
+
+def test_draw_follows_the_distribution_and_never_picks_zero() -> None:
+    probs = torch.tensor([[0.0, 0.2, 0.0, 0.5, 0.3, 0.0]])
+    row = Row(0, 0, "p", GenerationSettings(), 0, [1], 1)
+    row.generator = torch.Generator().manual_seed(7)
+    counts = torch.zeros(6)
+    for _ in range(4000):
+        counts[int(_draw(probs, [row])[0])] += 1
+    assert counts[[0, 2, 5]].sum() == 0
+    assert torch.allclose(counts / 4000, probs[0], atol=0.03)
+
+
+def test_fast_linears_give_the_same_logits(tiny_model_dir: Path) -> None:
+    ref = parse_model_ref(str(tiny_model_dir))
+    plain = load_model(ref, device="cpu", optimize=False).model
+    fast = load_model(ref, device="cpu").model
+    ids = torch.tensor([[5, 17, 42, 7]])
+    with torch.inference_mode():
+        assert torch.allclose(plain(ids).logits, fast(ids).logits, atol=1e-5)
+    names = {type(m).__name__ for m in fast.modules()}
+    assert "FastLinear" in names
+    assert "Conv1D" not in names
+    # The output head still shares the input embedding's weight: no second copy.
+    embed, head = fast.get_input_embeddings(), fast.get_output_embeddings()
+    assert embed.weight.data_ptr() == head.weight.data_ptr()
+
+
+def test_int8_model_generates_close_to_float(tiny_model_dir: Path) -> None:
+    ref = parse_model_ref(str(tiny_model_dir))
+    fp32 = load_model(ref, device="cpu")
+    int8 = load_model(ref, device="cpu", quantize="int8")
+    assert int8.quantize == "int8"
+    assert int8.precision == "int8"
+    kinds = {f"{type(m).__module__}.{type(m).__name__}" for m in int8.model.modules()}
+    assert not any(k.endswith(".Conv1D") for k in kinds)
+    assert "torch.nn.modules.linear.Linear" not in kinds  # every linear layer is int8 now
+    assert "torch.ao.nn.quantized.dynamic.modules.linear.Linear" in kinds
+    ids = torch.tensor([[5, 17, 42, 7]])
+    with torch.inference_mode():
+        a, b = fp32.model(ids).logits, int8.model(ids).logits
+    assert torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0) > 0.99
+    results = Generator(int8).generate(["life is"], GenerationSettings(seed=1, max_new_tokens=5))
+    assert results[0].completion_tokens >= 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"quantize": "int4"}, "Unknown quantization 'int4'"),
+        ({"quantize": "int8", "dtype": "bfloat16"}, "starts from float32"),
+    ],
+)
+def test_bad_quantize_options_are_clear_errors(
+    tiny_model_dir: Path, kwargs: dict[str, str], message: str
+) -> None:
+    with pytest.raises(DeviceError, match=message):
+        load_model(parse_model_ref(str(tiny_model_dir)), device="cpu", **kwargs)
+
+
+def test_cli_quantize_int8(tiny_model_dir: Path) -> None:
+    result = run_cli(
+        "generate", "life is", "--model", str(tiny_model_dir), "--quantize", "int8", "--seed", "3"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip()
+
+
+def test_cli_quantize_bad_value_is_one_line(tiny_model_dir: Path) -> None:
+    result = run_cli("generate", "x", "--model", str(tiny_model_dir), "--quantize", "fp4")
+    assert result.returncode == 2
+    assert "Unknown quantization 'fp4'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def _solo(
+    generator: Generator, prompt: str, settings: GenerationSettings, index: int
+) -> list[int]:
+    (row,) = generator.prepare([prompt], settings, start_index=index)
+    generator.run([row])
+    return row.token_ids
+
+
+@pytest.mark.parametrize("greedy", [True, False])
+def test_rows_joining_a_running_batch_generate_what_they_would_alone(
+    generator: Generator, greedy: bool
+) -> None:
+    settings = GenerationSettings(
+        seed=5, max_new_tokens=12, min_new_tokens=12, stop=[], do_sample=not greedy
+    )
+    prompts = ["life is", "a much longer prompt about friendship and light", "love"]
+    alone = [_solo(generator, p, settings, i) for i, p in enumerate(prompts)]
+
+    rows = generator.prepare(prompts, settings)
+    first, later = rows[:1], rows[1:]
+    asked: list[int] = []
+
+    def admit(running: int) -> list[Row]:
+        asked.append(running)
+        # Rows join at the 3rd and 6th steps, while the first is mid-way.
+        if len(asked) in (3, 6) and later:
+            return [later.pop(0)]
+        return []
+
+    finished: list[Row] = []
+    for row in rows:
+        row.on_finish = finished.append
+    generator.run(first, admit=admit)
+    assert [row.token_ids for row in rows] == alone
+    assert finished == [rows[0], rows[1], rows[2]]  # each delivered when it ends
+    assert asked[2:6] == [1, 2, 2, 2]
+
+
+def test_penalty_rows_joining_keep_their_history(generator: Generator) -> None:
+    settings = GenerationSettings(
+        seed=9, max_new_tokens=10, min_new_tokens=10, stop=[], repetition_penalty=1.5
+    )
+    alone = [_solo(generator, p, settings, i) for i, p in enumerate(["love is", "time"])]
+    rows = generator.prepare(["love is", "time"], settings)
+    pending = [rows[1]]
+    generator.run(rows[:1], admit=lambda n: [pending.pop()] if pending and n == 1 else [])
+    assert [row.token_ids for row in rows] == alone
+
+
+def test_engine_delivers_short_requests_while_long_ones_run() -> None:
+    generator = FakeGenerator(delay=0.005, context_length=4096)
+
+    async def scenario() -> tuple[float, float]:
+        engine = BatchEngine(generator, EngineLimits(max_wait_ms=0, max_batch_size=4))
+        engine.start()
+        try:
+            long = engine.submit(["long"], GenerationSettings(max_new_tokens=400, stop=[]))
+            await asyncio.sleep(0.05)  # the long request is running alone by now
+            started = time.monotonic()
+            short = engine.submit(["short"], GenerationSettings(max_new_tokens=5, stop=[]))
+            await engine.result(short, _connected)
+            short_wait = time.monotonic() - started
+            await engine.result(long, _connected)
+            long_wait = time.monotonic() - started
+        finally:
+            engine.stop()
+        return short_wait, long_wait
+
+    short_wait, long_wait = asyncio.run(scenario())
+    # Joined the running batch at once and came back long before the long request ended.
+    assert short_wait < long_wait / 3
+    assert len(generator.seen) == 1  # one decode loop served both
+
+
+async def _connected() -> bool:
+    return False
