@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from quotegen.config import DEFAULT_BATCH_SIZE
 from quotegen.errors import OverloadedError, QuotegenError, RequestTimeoutError
 from quotegen.generation import Generator, Row
 from quotegen.schemas import GenerationResult, GenerationSettings
@@ -34,7 +35,7 @@ def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[..., Any], *a
 
 @dataclass
 class EngineLimits:
-    max_batch_size: int = 16
+    max_batch_size: int = DEFAULT_BATCH_SIZE
     max_wait_ms: float = 10.0
     max_queue: int = 256
     request_timeout_s: float = 60.0

@@ -202,23 +202,6 @@ def _stdin_prompts() -> Iterator[str]:
         yield line.rstrip("\r\n")
 
 
-def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
-    """Groups of ``size``; if reading fails part-way, the lines read so far still come out."""
-    chunk: list[str] = []
-    try:
-        for item in items:
-            chunk.append(item)
-            if len(chunk) == size:
-                yield chunk
-                chunk = []
-    except QuotegenError:
-        if chunk:
-            yield chunk
-        raise
-    if chunk:
-        yield chunk
-
-
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
@@ -306,7 +289,7 @@ def generate(
     raw: bool = typer.Option(False, "--raw", help="Print the text as generated, not cleaned."),
     as_json: bool = typer.Option(False, "--json", help="JSON Lines: one object per result."),
     batch_size: int = typer.Option(
-        DEFAULT_BATCH_SIZE, "--batch-size", "-b", min=1, max=256, help="Rows generated together."
+        DEFAULT_BATCH_SIZE, "--batch-size", "-b", min=1, max=256, help="Rows decoded together."
     ),
     device: str = DEVICE_OPTION,
     dtype: str = DTYPE_OPTION,
@@ -372,7 +355,7 @@ def _generate_many(
     as_json: bool,
     quiet: bool,
 ) -> None:
-    """Batches of prompts in, one line per result out, flushed batch by batch."""
+    """Prompts in, one line per result out, in input order, each as soon as it is ready."""
     from contextlib import nullcontext
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
@@ -391,16 +374,12 @@ def _generate_many(
         if show
         else nullcontext()
     )
-    prompts_per_batch = max(1, batch_size // settings.n)
-    done = 0
     with progress as bar:
         task = bar.add_task("generate", total=total) if bar is not None else None
-        for chunk in _chunks(source, prompts_per_batch):
-            results = generator.generate(chunk, settings, batch_size=batch_size, start_index=done)
-            _print_results(results, as_json)
-            done += len(chunk)
-            if bar is not None and task is not None:
-                bar.update(task, completed=done)
+        for result in generator.generate_iter(source, settings, batch_size=batch_size):
+            _print_results([result], as_json)
+            if bar is not None and task is not None and result.sample == settings.n - 1:
+                bar.update(task, completed=result.index + 1)
 
 
 @app.command(
@@ -432,7 +411,7 @@ def serve(
         help="Allowed CORS origin (repeatable); off by default.",
     ),
     max_batch_size: int = typer.Option(
-        16, "--max-batch-size", min=1, max=256, help="Rows per batch."
+        DEFAULT_BATCH_SIZE, "--max-batch-size", min=1, max=256, help="Rows decoded together."
     ),
     max_wait_ms: float = typer.Option(
         10.0, "--max-wait-ms", min=0, max=1000, help="How long a batch waits for company."

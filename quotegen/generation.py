@@ -10,12 +10,13 @@ finish or are cancelled, so a departed client stops costing compute.
 from __future__ import annotations
 
 import inspect
+import queue
 import random
 import re
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -489,6 +490,63 @@ class Generator:
             results.extend(self.result(row) for row in batch)
         return results
 
+    def generate_iter(
+        self,
+        prompts: Iterable[str],
+        settings: GenerationSettings,
+        *,
+        batch_size: int = 32,
+    ) -> Iterator[GenerationResult]:
+        """Results in input order, each as soon as it and every result before it is done.
+
+        Prompts are read lazily on a background thread, so a slow producer (a pipe) never
+        waits for a full batch, and prompts that arrive while a batch runs join it at the next
+        token step (continuous batching, at most ``batch_size`` rows). Seeds are those of
+        ``generate``: results do not depend on how the input was batched. A bad prompt, or an
+        error reading the input, is raised after every result before it has been yielded.
+        """
+        if batch_size < 1:
+            raise QuotegenError("batch_size must be at least 1.")
+        feed = _PromptFeed(prompts)
+        finished: dict[int, list[Row]] = {}
+        state = {"next": 0, "emit": 0}
+        failure: list[BaseException] = []
+
+        def take(room: int, block: bool) -> list[Row]:
+            rows: list[Row] = []
+            # A prompt brings n rows; one prompt always fits into an empty batch.
+            while not failure and (len(rows) + settings.n <= room or (not rows and block)):
+                try:
+                    item = feed.get(block=block and not rows)
+                except QuotegenError as exc:
+                    failure.append(exc)
+                    break
+                if item is None:
+                    break
+                try:
+                    new = self.prepare([item], settings, start_index=state["next"])
+                except QuotegenError as exc:
+                    failure.append(exc)
+                    break
+                state["next"] += 1
+                for row in new:
+                    row.on_finish = lambda done: finished.setdefault(done.index, []).append(done)
+                rows.extend(new)
+            return rows
+
+        def ready() -> Iterator[GenerationResult]:
+            while len(finished.get(state["emit"], ())) == settings.n:
+                for row in sorted(finished.pop(state["emit"]), key=lambda r: r.sample):
+                    yield self.result(row)
+                state["emit"] += 1
+
+        while rows := take(batch_size, block=True):
+            for _ in self.steps(rows, admit=lambda running: take(batch_size - running, False)):
+                yield from ready()
+            yield from ready()
+        if failure:
+            raise failure[0]
+
     def stream(self, prompt: str, settings: GenerationSettings) -> Iterator[str]:
         """Yield the continuation of one prompt piece by piece as it is generated."""
         pieces: list[str] = []
@@ -622,6 +680,45 @@ def nucleus_threshold(probs: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
     # top_p >= 1, or rounding left the total mass just below top_p: keep everything.
     everything = (p >= 1.0) | (total < p)
     return torch.where(everything[:, 0], torch.zeros_like(threshold), threshold)
+
+
+class _PromptFeed:
+    """Reads an iterable of prompts on a daemon thread; ``get`` takes them in order."""
+
+    _END = object()
+
+    def __init__(self, prompts: Iterable[str], buffer: int = 1024) -> None:
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=buffer)
+        self._ended = False
+        self._thread = threading.Thread(
+            target=self._read, args=(prompts,), name="quotegen-prompts", daemon=True
+        )
+        self._thread.start()
+
+    def _read(self, prompts: Iterable[str]) -> None:
+        try:
+            for prompt in prompts:
+                self._queue.put(prompt)
+        except BaseException as exc:  # handed to the consumer, in order
+            self._queue.put(exc)
+        self._queue.put(self._END)
+
+    def get(self, *, block: bool) -> str | None:
+        """The next prompt; None at the end, or (not blocking) when none has arrived yet."""
+        if self._ended:
+            return None
+        try:
+            item = self._queue.get(block=block)
+        except queue.Empty:
+            return None
+        if item is self._END:
+            self._ended = True
+            return None
+        if isinstance(item, BaseException):
+            self._ended = True
+            raise item
+        assert isinstance(item, str)
+        return item
 
 
 class CleanStream:

@@ -197,3 +197,47 @@ def test_engine_delivers_short_requests_while_long_ones_run() -> None:
 
 async def _connected() -> bool:
     return False
+
+
+def test_generate_iter_matches_generate_in_order(generator: Generator) -> None:
+    settings = GenerationSettings(seed=21, max_new_tokens=6, n=2)
+    prompts = [f"prompt {i} is" for i in range(7)]
+    expected = generator.generate(prompts, settings, batch_size=4)
+    got = list(generator.generate_iter(iter(prompts), settings, batch_size=3))
+    assert [(r.index, r.sample) for r in got] == [(r.index, r.sample) for r in expected]
+    assert [r.completion for r in got] == [r.completion for r in expected]
+
+
+def test_generate_iter_does_not_wait_for_a_full_batch(generator: Generator) -> None:
+    """A slow producer (a pipe fed by hand) gets each answer before sending the next line."""
+    import threading
+
+    settings = GenerationSettings(seed=2, max_new_tokens=4)
+    answered = threading.Event()
+
+    def slow_prompts():  # type: ignore[no-untyped-def]
+        for i in range(3):
+            yield f"line {i}"
+            # The next line comes only once this one has been answered (or after 30 s).
+            assert answered.wait(30), "line was not answered before the next one arrived"
+            answered.clear()
+
+    results = []
+    for result in generator.generate_iter(slow_prompts(), settings, batch_size=32):
+        results.append(result)
+        answered.set()
+    assert [r.index for r in results] == [0, 1, 2]
+
+
+def test_generate_iter_reports_a_bad_prompt_after_the_earlier_results(
+    generator: Generator,
+) -> None:
+    from quotegen.errors import PromptTooLongError
+
+    settings = GenerationSettings(seed=2, max_new_tokens=4)
+    prompts = ["fine", "also fine", "word " * 5000, "never reached"]
+    seen = []
+    with pytest.raises(PromptTooLongError):
+        for result in generator.generate_iter(iter(prompts), settings, batch_size=2):
+            seen.append(result.index)
+    assert seen == [0, 1]
