@@ -481,37 +481,37 @@ def check_quantize(quantize: str, device: torch.device, dtype: torch.dtype) -> s
     return wanted
 
 
-def _conv1d_to_linear(model: Any) -> int:
-    """Replace GPT-2's ``Conv1D`` layers (weights stored [in, out]) by ``nn.Linear``."""
+def _linear_layers(model: Any) -> list[tuple[Any, str, Any, Any, Any]]:
+    """Every float32 linear layer as (parent, name, weight [out, in], bias, layer).
+
+    GPT-2's ``Conv1D`` stores its weight [in, out]: it is given as a transposed view.
+    """
+    import torch
     from torch import nn
     from transformers.pytorch_utils import Conv1D
 
-    swaps = [
-        (parent, name, child)
-        for parent in model.modules()
-        for name, child in parent.named_children()
-        if isinstance(child, Conv1D)
-    ]
-    for parent, name, conv in swaps:
-        linear = nn.Linear(conv.nx, conv.nf, device=conv.weight.device, dtype=conv.weight.dtype)
-        linear.weight = nn.Parameter(conv.weight.detach().t().contiguous(), requires_grad=False)
-        linear.bias = nn.Parameter(conv.bias.detach(), requires_grad=False)
-        setattr(parent, name, linear)
-    return len(swaps)
+    found = []
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child) is nn.Linear and child.weight.dtype == torch.float32:
+                found.append((parent, name, child.weight.detach(), child.bias, child))
+            elif isinstance(child, Conv1D) and child.weight.dtype == torch.float32:
+                found.append((parent, name, child.weight.detach().t(), child.bias, child))
+    return found
 
 
 def quantize_int8(model: Any) -> Any:
-    """Dynamic int8 (weights int8, activations quantized per batch) on every linear layer.
+    """Dynamic int8 on every linear layer: int8 weights (one scale per output channel),
+    activations quantized on the fly, products in fbgemm's int8 kernels.
 
-    GPT-2's ``Conv1D`` layers become ``nn.Linear`` first so they are quantized too; the tied
-    output head gets its own int8 copy while the input embedding stays float32.
+    GPT-2's ``Conv1D`` layers are quantized too, straight from their weights; the tied output
+    head gets its own int8 copy while the input embedding stays float32.
     """
     import warnings
 
     import torch
     from torch import nn
 
-    _conv1d_to_linear(model)
     engines = torch.backends.quantized.supported_engines
     torch.backends.quantized.engine = "x86" if "x86" in engines else "fbgemm"
     with warnings.catch_warnings():
@@ -519,11 +519,18 @@ def quantize_int8(model: Any) -> Any:
         # install) but still ships with torch and runs fbgemm's int8 kernels; its deprecation
         # notices are not the user's business.
         warnings.simplefilter("ignore")
-        from torch.ao.quantization import quantize_dynamic
+        from torch.ao.nn.quantized.dynamic import Linear as DynamicInt8Linear
+        from torch.ao.quantization import per_channel_dynamic_qconfig
 
-        return quantize_dynamic(  # type: ignore[no-untyped-call]
-            model, {nn.Linear}, dtype=torch.qint8, inplace=True
-        )
+        for parent, name, weight, bias, _ in _linear_layers(model):
+            float_layer = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
+            float_layer.weight = nn.Parameter(weight, requires_grad=False)
+            if bias is not None:
+                float_layer.bias = nn.Parameter(bias.detach().clone(), requires_grad=False)
+            float_layer.qconfig = per_channel_dynamic_qconfig  # type: ignore[assignment]
+            int8_layer = DynamicInt8Linear.from_float(float_layer)  # type: ignore[no-untyped-call]
+            setattr(parent, name, int8_layer)
+    return model
 
 
 def _onednn_linear_available() -> bool:
@@ -566,36 +573,56 @@ def use_fast_linears(model: Any) -> int:
     """Route a float32 model's linear layers (``nn.Linear``, GPT-2's ``Conv1D``, the output
     head) through oneDNN. Weights keep their values; Conv1D's [in, out] weights are stored
     transposed once, and a tied output head keeps sharing the input embedding's weight."""
-    import torch
-    from torch import nn
-    from transformers.pytorch_utils import Conv1D
-
     if not _onednn_linear_available():
         return 0
     fast = _fast_linear_class()
-    swaps = 0
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if type(child) is nn.Linear and child.weight.dtype == torch.float32:
-                new = fast(
-                    child.weight.detach(), None if child.bias is None else child.bias.detach()
-                )
-            elif isinstance(child, Conv1D) and child.weight.dtype == torch.float32:
-                new = fast(child.weight.detach().t().contiguous(), child.bias.detach())
-            else:
-                continue
-            setattr(parent, name, new)
-            swaps += 1
-    return swaps
+    layers = _linear_layers(model)
+    for parent, name, weight, bias, _ in layers:
+        bias = None if bias is None else bias.detach()
+        setattr(parent, name, fast(weight if weight.is_contiguous() else weight.contiguous(), bias))
+    return len(layers)
+
+
+def _tensor_slots(model: Any) -> Iterator[tuple[dict[str, Any], str, Any]]:
+    for module in model.modules():
+        for table in (module._parameters, module._buffers):
+            for name, tensor in table.items():
+                if tensor is not None:
+                    yield table, name, tensor
+
+
+def _own_tensors(model: Any, loaded: set[int]) -> None:
+    """Copy the tensors that still point into the weights file (``loaded``) into memory.
+
+    The weights are memory-mapped: while any tensor of the file stays alive the whole mapping
+    does, and every page read counts again next to the converted copies (a converted 124M
+    GPT-2 sat at 1.0 GB instead of 0.7 GB). Each is copied once; ties stay tied.
+    """
+    import torch
+
+    copies: dict[int, Any] = {}
+    for table, name, tensor in list(_tensor_slots(model)):
+        key = tensor.data_ptr()
+        if key not in loaded:
+            continue
+        if key not in copies:
+            copies[key] = tensor.detach().clone()
+        if isinstance(tensor, torch.nn.Parameter):
+            tensor.data = copies[key]
+        else:
+            table[name] = copies[key]
 
 
 def optimize_for_inference(model: Any, device: torch.device, quantize: str) -> Any:
     """CPU speed-ups: int8 on request, else oneDNN linear layers (same maths, float32)."""
     if device.type != "cpu":
         return model
+    loaded = {tensor.data_ptr() for _, _, tensor in _tensor_slots(model)}
     if quantize == "int8":
-        return quantize_int8(model)
-    use_fast_linears(model)
+        model = quantize_int8(model)
+    else:
+        use_fast_linears(model)
+    _own_tensors(model, loaded)
     return model
 
 

@@ -1,0 +1,111 @@
+"""Run every performance benchmark, then print one table of the targets and their ratios.
+
+    .venv/bin/python bench/all.py            # about 25 minutes on 2 CPU cores
+    .venv/bin/python bench/all.py --quick    # a smoke run of every script (about 3 minutes)
+
+Each script also runs alone (see its docstring) and writes bench/results/<name>.json; this
+one adds bench/results/summary.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common
+
+QUICK = {
+    "startup": ["--runs", "3"],
+    "single": ["--calls", "1", "--new-tokens", "8"],
+    "stdin": ["--prompts", "8", "--new-tokens", "8"],
+    "server": ["--quick", "--new-tokens", "8"],
+    "quantize": ["--texts", "40"],
+}
+
+
+def run(script: str, args: list[str]) -> dict[str, Any]:
+    common.log(f"running bench/{script}.py {' '.join(args)}")
+    subprocess.run([common.PYTHON, str(common.ROOT / "bench" / f"{script}.py"), *args], check=True)
+    data: dict[str, Any] = json.loads((common.RESULTS / f"{script}.json").read_text())
+    return data
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny counts: checks, not numbers")
+    args = parser.parse_args()
+    extra = QUICK if args.quick else {}
+    startup = run("startup", extra.get("startup", []))["rows"][0]
+    single = {r["side"]: r for r in run("single", extra.get("single", []))["rows"]}
+    quantize = run("quantize", extra.get("quantize", []))["rows"]
+    stdin = run("stdin", extra.get("stdin", []))["rows"][0]
+    server = {r["clients"]: r for r in run("server", extra.get("server", []))["rows"]}
+
+    def row(target: str, value: float, goal: str, ok: bool) -> dict[str, Any]:
+        return {"target": target, "measured": round(value, 3), "goal": goal, "met": ok}
+
+    rows = [
+        row("--help vs import typer (x)", startup["ratio"], "<= 2.5", startup["ratio"] <= 2.5),
+        row(
+            "single prompt fp32 vs pipeline tok/s (x)",
+            single["quotegen_fp32"]["vs_pipeline"],
+            ">= 1.2",
+            single["quotegen_fp32"]["vs_pipeline"] >= 1.2,
+        ),
+        row(
+            "single prompt int8 vs fp32 pipeline tok/s (x)",
+            single["quotegen_int8"]["vs_pipeline"],
+            ">= 2.3",
+            single["quotegen_int8"]["vs_pipeline"] >= 2.3,
+        ),
+    ]
+    rows += [
+        row(
+            f"int8 perplexity vs fp32, {q['model']} (x)",
+            q["int8_vs_fp32"],
+            "within 3 %",
+            q["within_3pct"],
+        )
+        for q in quantize
+    ]
+    rows.append(
+        row(
+            "stdin prompts vs seed loop (x faster)", stdin["speedup"], ">= 5", stdin["speedup"] >= 5
+        )
+    )
+    if 16 in server:
+        s16 = server[16]
+        rows.append(
+            row(
+                "server c=16 req/s vs seed (x)", s16["req_s_ratio"], ">= 8", s16["req_s_ratio"] >= 8
+            )
+        )
+        rows.append(
+            row(
+                "server c=16 p99 vs seed (x)", s16["p99_ratio"], "<= 0.25", s16["p99_ratio"] <= 0.25
+            )
+        )
+    if 1 in server:
+        s1 = server[1]
+        rows.append(
+            row("server c=1 p50 vs seed (x)", s1["p50_ratio"], "<= 1.0", s1["p50_ratio"] <= 1.0)
+        )
+    last = server[max(server)]
+    rows.append(
+        row(
+            f"server RSS after c={max(server)} vs seed (x)",
+            last["rss_after_ratio"],
+            "<= 1.3",
+            last["rss_after_ratio"] <= 1.3,
+        )
+    )
+    common.report("summary", rows, {"quick": args.quick})
+
+
+if __name__ == "__main__":
+    main()
