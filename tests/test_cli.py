@@ -305,7 +305,8 @@ def test_no_prompt_on_a_terminal_is_a_usage_error(monkeypatch: pytest.MonkeyPatc
 _HEAVY_PROBE = """
 import atexit, sys
 atexit.register(lambda: sys.stderr.write(
-    "HEAVY=" + ",".join(m for m in ("torch", "transformers") if m in sys.modules) + "\\n"))
+    "HEAVY=" + ",".join(m for m in ("torch", "transformers", "markdown_it")
+                        if m in sys.modules) + "\\n"))
 from quotegen.cli import main
 sys.argv = ["quotegen", *sys.argv[1:]]
 main()
@@ -326,6 +327,25 @@ def test_fast_paths_do_not_import_torch(args: list[str]) -> None:
         env={**os.environ, "COLUMNS": "200"},
     )
     assert proc.stderr.strip().endswith("HEAVY="), proc.stderr
+
+
+def test_help_markdown_stand_in_still_gives_the_real_module() -> None:
+    """The help-only stand-in for rich.markdown hands over the real thing when used."""
+    code = (
+        "import sys; from quotegen.cli import _defer_rich_markdown; _defer_rich_markdown()\n"
+        "from rich.markdown import Markdown\n"
+        "assert 'markdown_it' not in sys.modules\n"
+        "from rich.console import Console\n"
+        "Console(file=sys.stdout, width=40).print(Markdown('# Hello *there*'))\n"
+        "import rich.markdown\n"
+        "print(rich.markdown.Heading.__name__)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Hello there" in proc.stdout
+    assert "Heading" in proc.stdout
 
 
 def test_help_shows_examples() -> None:

@@ -121,9 +121,7 @@ def test_cli_quantize_bad_value_is_one_line(tiny_model_dir: Path) -> None:
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def _solo(
-    generator: Generator, prompt: str, settings: GenerationSettings, index: int
-) -> list[int]:
+def _solo(generator: Generator, prompt: str, settings: GenerationSettings, index: int) -> list[int]:
     (row,) = generator.prepare([prompt], settings, start_index=index)
     generator.run([row])
     return row.token_ids
@@ -236,8 +234,12 @@ def test_generate_iter_reports_a_bad_prompt_after_the_earlier_results(
 
     settings = GenerationSettings(seed=2, max_new_tokens=4)
     prompts = ["fine", "also fine", "word " * 5000, "never reached"]
-    seen = []
-    with pytest.raises(PromptTooLongError):
+    seen: list[int] = []
+
+    def consume() -> None:
         for result in generator.generate_iter(iter(prompts), settings, batch_size=2):
             seen.append(result.index)
+
+    with pytest.raises(PromptTooLongError):
+        consume()
     assert seen == [0, 1]
