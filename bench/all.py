@@ -28,9 +28,12 @@ QUICK = {
 }
 
 
-def run(script: str, args: list[str]) -> dict[str, Any]:
-    common.log(f"running bench/{script}.py {' '.join(args)}")
-    subprocess.run([common.PYTHON, str(common.ROOT / "bench" / f"{script}.py"), *args], check=True)
+def run(script: str, args: list[str] | None) -> dict[str, Any]:
+    """Run one benchmark script (``args`` None: reuse its last results) and load its JSON."""
+    if args is not None:
+        common.log(f"running bench/{script}.py {' '.join(args)}")
+        command = [common.PYTHON, str(common.ROOT / "bench" / f"{script}.py"), *args]
+        subprocess.run(command, check=True)
     data: dict[str, Any] = json.loads((common.RESULTS / f"{script}.json").read_text())
     return data
 
@@ -38,13 +41,21 @@ def run(script: str, args: list[str]) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny counts: checks, not numbers")
+    parser.add_argument(
+        "--summary-only", action="store_true", help="summarise the last results, run nothing"
+    )
     args = parser.parse_args()
-    extra = QUICK if args.quick else {}
-    startup = run("startup", extra.get("startup", []))["rows"][0]
-    single = {r["side"]: r for r in run("single", extra.get("single", []))["rows"]}
-    quantize = run("quantize", extra.get("quantize", []))["rows"]
-    stdin = run("stdin", extra.get("stdin", []))["rows"][0]
-    server = {r["clients"]: r for r in run("server", extra.get("server", []))["rows"]}
+
+    def args_for(script: str) -> list[str] | None:
+        if args.summary_only:
+            return None
+        return QUICK[script] if args.quick else []
+
+    startup = run("startup", args_for("startup"))["rows"][0]
+    single = {r["side"]: r for r in run("single", args_for("single"))["rows"]}
+    quantize = run("quantize", args_for("quantize"))["rows"]
+    stdin = run("stdin", args_for("stdin"))["rows"][0]
+    server_rows = run("server", args_for("server"))["rows"]
 
     def row(target: str, value: float, goal: str, ok: bool) -> dict[str, Any]:
         return {"target": target, "measured": round(value, 3), "goal": goal, "met": ok}
@@ -78,32 +89,47 @@ def main() -> None:
             "stdin prompts vs seed loop (x faster)", stdin["speedup"], ">= 5", stdin["speedup"] >= 5
         )
     )
-    if 16 in server:
-        s16 = server[16]
+    for variant in ("fp32", "int8"):
+        server = {r["clients"]: r for r in server_rows if r["quotegen"] == variant}
+        if not server:
+            continue
+        label = "server" if variant == "fp32" else "server --quantize int8"
+        if 16 in server:
+            s16 = server[16]
+            rows.append(
+                row(
+                    f"{label} c=16 req/s vs seed (x)",
+                    s16["req_s_ratio"],
+                    ">= 8",
+                    s16["req_s_ratio"] >= 8,
+                )
+            )
+            rows.append(
+                row(
+                    f"{label} c=16 p99 vs seed (x)",
+                    s16["p99_ratio"],
+                    "<= 0.25",
+                    s16["p99_ratio"] <= 0.25,
+                )
+            )
+        s1 = server[min(server)]
         rows.append(
             row(
-                "server c=16 req/s vs seed (x)", s16["req_s_ratio"], ">= 8", s16["req_s_ratio"] >= 8
+                f"{label} c={min(server)} p50 vs seed (x)",
+                s1["p50_ratio"],
+                "<= 1.0",
+                s1["p50_ratio"] <= 1.0,
             )
         )
+        last = server[max(server)]
         rows.append(
             row(
-                "server c=16 p99 vs seed (x)", s16["p99_ratio"], "<= 0.25", s16["p99_ratio"] <= 0.25
+                f"{label} RSS after c={max(server)} vs seed (x)",
+                last["rss_after_ratio"],
+                "<= 1.3",
+                last["rss_after_ratio"] <= 1.3,
             )
         )
-    if 1 in server:
-        s1 = server[1]
-        rows.append(
-            row("server c=1 p50 vs seed (x)", s1["p50_ratio"], "<= 1.0", s1["p50_ratio"] <= 1.0)
-        )
-    last = server[max(server)]
-    rows.append(
-        row(
-            f"server RSS after c={max(server)} vs seed (x)",
-            last["rss_after_ratio"],
-            "<= 1.3",
-            last["rss_after_ratio"] <= 1.3,
-        )
-    )
     common.report("summary", rows, {"quick": args.quick})
 
 

@@ -64,6 +64,7 @@ def compare(name: str, model: str, texts: list[str]) -> dict[str, Any]:
         row[f"{label}_ppl"] = ppl
         row[f"{label}_eval_s"] = time.perf_counter() - started
     row["int8_vs_fp32"] = row["int8_ppl"] / row["fp32_ppl"]
+    row["change_pct"] = round(100 * (row["int8_vs_fp32"] - 1), 2)
     row["within_3pct"] = abs(row["int8_vs_fp32"] - 1) <= 0.03
     return row
 

@@ -2,12 +2,13 @@
 
     .venv/bin/python bench/seed_loop.py MODEL_DIR [NEW_TOKENS] < prompts.txt
 
-One generated text per stdin line on stdout (newlines in it escaped), like
+One generated text per stdin line on stdout (as a JSON string, so it stays on one line), like
 `quotegen generate` reading stdin.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -19,7 +20,7 @@ def main() -> None:
     new_tokens = int(sys.argv[2]) if len(sys.argv) > 2 else NEW_TOKENS
     for line in sys.stdin:
         text = seed_generate(pipe, line.rstrip("\n"), new_tokens)
-        print(text.replace("\n", "\\n"), flush=True)
+        print(json.dumps(text), flush=True)
 
 
 if __name__ == "__main__":

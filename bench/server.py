@@ -8,7 +8,8 @@ Both servers get the same model, the same route and query
 top_p 0.9, top_k off, temperature 1, exactly 32 new tokens) and a bounded number of requests
 from closed-loop clients on loopback; they run one after the other, never side by side.
 Reported per concurrency: requests/s, p50/p99 latency, errors, peak RSS, and quotegen's
-ratios to the seed server. JSON in bench/results/server.json.
+ratios to the seed server, for `quotegen serve` as it comes (float32) and with
+`--quantize int8`. JSON in bench/results/server.json.
 """
 
 from __future__ import annotations
@@ -116,54 +117,57 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="requests per client per level")
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 round, levels 1 and 4")
     parser.add_argument(
-        "--quotegen-args", default="", help="extra `quotegen serve` flags, e.g. '--quantize int8'"
+        "--no-int8", action="store_true", help="skip the `quotegen serve --quantize int8` run"
     )
     args = parser.parse_args()
     if args.quick:
         args.levels, args.rounds = [1, 4], 1
     model = args.model or common.gpt2_small()
 
+    variants = {"seed": [], "quotegen": []} | (
+        {} if args.no_int8 else {"int8": ["--quantize", "int8"]}
+    )
     results: dict[str, dict[int, dict[str, Any]]] = {}
-    for kind in ("seed", "quotegen"):
-        common.log(f"starting the {kind} server")
-        server = start(kind, model, args.new_tokens, args.quotegen_args.split())
+    for name, flags in variants.items():
+        kind = "seed" if name == "seed" else "quotegen"
+        common.log(f"starting the {name} server")
+        server = start(kind, model, args.new_tokens, flags)
         try:
             load(server, 1, 1, args.new_tokens)  # warm-up, not measured
-            results[kind] = {}
+            results[name] = {}
             for level in args.levels:
                 count = max(level * args.rounds, 2)
-                common.log(f"{kind}: {count} requests at concurrency {level}")
-                results[kind][level] = load(server, level, count, args.new_tokens)
+                common.log(f"{name}: {count} requests at concurrency {level}")
+                results[name][level] = load(server, level, count, args.new_tokens)
         finally:
             server.stop()
 
     rows = []
-    for level in args.levels:
-        seed, ours = results["seed"][level], results["quotegen"][level]
-        rows.append(
-            {
-                "clients": level,
-                "seed_req_s": seed["req_per_s"],
-                "quotegen_req_s": ours["req_per_s"],
-                "req_s_ratio": ours["req_per_s"] / seed["req_per_s"],
-                "seed_p50_s": seed["p50_s"],
-                "quotegen_p50_s": ours["p50_s"],
-                "p50_ratio": ours["p50_s"] / seed["p50_s"],
-                "seed_p99_s": seed["p99_s"],
-                "quotegen_p99_s": ours["p99_s"],
-                "p99_ratio": ours["p99_s"] / seed["p99_s"],
-                "errors": f"{seed['errors']}/{ours['errors']}",
-                "seed_peak_mb": seed["peak_rss_mb"],
-                "quotegen_peak_mb": ours["peak_rss_mb"],
-                "rss_after_ratio": ours["rss_after_mb"] / seed["rss_after_mb"],
-            }
-        )
+    for name in (n for n in variants if n != "seed"):
+        for level in args.levels:
+            seed, ours = results["seed"][level], results[name][level]
+            rows.append(
+                {
+                    "quotegen": "fp32" if name == "quotegen" else name,
+                    "clients": level,
+                    "seed_req_s": seed["req_per_s"],
+                    "quotegen_req_s": ours["req_per_s"],
+                    "req_s_ratio": ours["req_per_s"] / seed["req_per_s"],
+                    "seed_p50_s": seed["p50_s"],
+                    "quotegen_p50_s": ours["p50_s"],
+                    "p50_ratio": ours["p50_s"] / seed["p50_s"],
+                    "seed_p99_s": seed["p99_s"],
+                    "quotegen_p99_s": ours["p99_s"],
+                    "p99_ratio": ours["p99_s"] / seed["p99_s"],
+                    "errors": f"{seed['errors']}/{ours['errors']}",
+                    "seed_peak_mb": seed["peak_rss_mb"],
+                    "quotegen_peak_mb": ours["peak_rss_mb"],
+                    "rss_after_ratio": ours["rss_after_mb"] / seed["rss_after_mb"],
+                }
+            )
     common.report(
-        "server",
-        rows,
-        {"new_tokens": args.new_tokens, "model": str(model), "raw": results,
-         "quotegen_args": args.quotegen_args},
-    )  # fmt: skip
+        "server", rows, {"new_tokens": args.new_tokens, "model": str(model), "raw": results}
+    )
 
 
 if __name__ == "__main__":

@@ -396,19 +396,17 @@ class Generator:
             penalized = torch.where(logits > 0, logits / penalty, logits * penalty)
             logits = torch.where(presence, penalized, logits)
         eos = self.loaded.eos_token_ids
-        for j, row in enumerate(rows):
-            if eos and len(row.token_ids) < row.settings.min_new_tokens:
-                logits[j, eos] = float("-inf")
-
-        chosen = torch.empty(len(rows), dtype=torch.long, device=device)
-        greedy = [j for j, r in enumerate(rows) if r.settings.greedy]
-        if greedy:
-            chosen[greedy] = logits[greedy].argmax(dim=-1)
-        sampled = [j for j, r in enumerate(rows) if not r.settings.greedy]
-        if sampled:
-            picked = self._sample(logits[sampled], [rows[j] for j in sampled])
-            chosen[sampled] = picked
-        return chosen
+        early = [j for j, r in enumerate(rows) if len(r.token_ids) < r.settings.min_new_tokens]
+        if eos and early:
+            logits[
+                torch.tensor(early, device=device)[:, None], torch.tensor(eos, device=device)
+            ] = float("-inf")
+        return _by_group(
+            rows,
+            lambda row: row.settings.greedy,
+            lambda ids, _: logits[ids].argmax(dim=-1),
+            lambda ids, subset: self._sample(logits[ids], subset),
+        )
 
     def _sample(self, logits: torch.Tensor, rows: Sequence[Row]) -> torch.Tensor:
         """Sample one token per row: temperature, then top-k, then top-p, then a draw.
@@ -419,24 +417,26 @@ class Generator:
         """
         import torch
 
-        device = logits.device
         vocab = logits.shape[-1]
-        temps = torch.tensor([r.settings.temperature for r in rows], device=device)[:, None]
-        logits = logits / temps
-        picked = torch.empty(len(rows), dtype=torch.long, device=device)
-        with_k = [j for j, r in enumerate(rows) if 0 < r.settings.top_k < vocab]
-        if with_k:
-            picked[with_k] = self._sample_top_k(logits[with_k], [rows[j] for j in with_k])
-        without_k = [j for j, r in enumerate(rows) if not 0 < r.settings.top_k < vocab]
-        if without_k:
-            subset = [rows[j] for j in without_k]
-            probs = torch.softmax(logits[without_k], dim=-1)
-            top_ps = torch.tensor([r.settings.top_p for r in subset], dtype=torch.float64)
-            if bool((top_ps < 1.0).any()):
-                keep = probs >= nucleus_threshold(probs, top_ps).to(device)[:, None]
-                probs = probs * keep
-            picked[without_k] = _draw(probs, subset)
-        return picked
+        temps = [r.settings.temperature for r in rows]
+        if any(t != 1.0 for t in temps):
+            logits = logits / torch.tensor(temps, device=logits.device)[:, None]
+        return _by_group(
+            rows,
+            lambda row: 0 < row.settings.top_k < vocab,
+            lambda ids, subset: self._sample_top_k(logits[ids], subset),
+            lambda ids, subset: self._sample_top_p(logits[ids], subset),
+        )
+
+    def _sample_top_p(self, logits: torch.Tensor, rows: Sequence[Row]) -> torch.Tensor:
+        import torch
+
+        probs = torch.softmax(logits, dim=-1)
+        top_ps = torch.tensor([r.settings.top_p for r in rows], dtype=torch.float64)
+        if bool((top_ps < 1.0).any()):
+            outside = probs < nucleus_threshold(probs, top_ps).to(probs.device)[:, None]
+            probs = probs.masked_fill_(outside, 0.0)
+        return _draw(probs, rows)
 
     def _sample_top_k(self, logits: torch.Tensor, rows: Sequence[Row]) -> torch.Tensor:
         import torch
@@ -477,18 +477,10 @@ class Generator:
         prompts: Sequence[str],
         settings: GenerationSettings,
         *,
-        batch_size: int = 8,
-        start_index: int = 0,
+        batch_size: int = 32,
     ) -> list[GenerationResult]:
         """Generate ``settings.n`` results for each prompt, in input order."""
-        if batch_size < 1:
-            raise QuotegenError("batch_size must be at least 1.")
-        rows = self.prepare(prompts, settings, start_index=start_index)
-        results: list[GenerationResult] = []
-        for begin in range(0, len(rows), batch_size):
-            batch = self.run(rows[begin : begin + batch_size])
-            results.extend(self.result(row) for row in batch)
-        return results
+        return list(self.generate_iter(prompts, settings, batch_size=batch_size))
 
     def generate_iter(
         self,
@@ -558,6 +550,33 @@ class Generator:
                 pieces.clear()
         if pieces:
             yield "".join(pieces)
+
+
+def _by_group(
+    rows: Sequence[Row],
+    test: Callable[[Row], bool],
+    if_true: Callable[[Any, list[Row]], torch.Tensor],
+    if_false: Callable[[Any, list[Row]], torch.Tensor],
+) -> torch.Tensor:
+    """Apply ``if_true`` to the rows passing ``test`` and ``if_false`` to the others, each as
+    one batch, and put the results back in row order. ``ids`` is ``slice(None)`` (no copy)
+    when every row is in the same group."""
+    import torch
+
+    flags = [test(row) for row in rows]
+    if all(flags):
+        return if_true(slice(None), list(rows))
+    if not any(flags):
+        return if_false(slice(None), list(rows))
+    groups = [[j for j, flag in enumerate(flags) if flag is wanted] for wanted in (True, False)]
+    picked = [
+        apply(ids, [rows[j] for j in ids])
+        for ids, apply in zip(groups, (if_true, if_false), strict=True)
+    ]
+    out = torch.empty(len(rows), dtype=torch.long, device=picked[0].device)
+    for ids, values in zip(groups, picked, strict=True):
+        out[ids] = values
+    return out
 
 
 def _can_merge(past: Any) -> bool:

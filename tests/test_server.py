@@ -281,7 +281,8 @@ def test_info(client: TestClient) -> None:
     body = client.get("/info").json()
     assert body["model"] == "fake-model"
     assert body["limits"]["context_length"] == 64
-    assert body["limits"]["max_batch_size"] == 16
+    assert body["limits"]["max_batch_size"] == 32
+    assert body["quantize"] == "none"
 
 
 def test_metrics_prometheus(client: TestClient) -> None:
