@@ -72,3 +72,50 @@ def test_full_queue_refuses_immediately() -> None:
             engine.submit(["c"], GenerationSettings())
 
     asyncio.run(scenario())
+
+
+def test_a_failing_batch_fails_its_requests_and_the_engine_goes_on() -> None:
+    from quotegen.errors import QuotegenError
+
+    generator = FakeGenerator(delay=0.01, context_length=4096)
+    real_loop = generator._decode_loop
+    calls = {"n": 0}
+
+    def failing_loop(rows, admit=None):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] > 1:
+            yield from real_loop(rows, admit)
+            return
+        # The first batch runs until a second request has joined it, then the model "crashes".
+        joined: list[object] = []
+
+        def watching_admit(running: int):  # type: ignore[no-untyped-def]
+            new = admit(running)
+            joined.extend(new)
+            return new
+
+        steps = real_loop(rows, watching_admit)
+        while not joined:
+            yield next(steps)
+        raise RuntimeError("out of memory")
+
+    generator._decode_loop = failing_loop
+
+    async def scenario() -> None:
+        engine = BatchEngine(generator, EngineLimits(max_wait_ms=0))
+        engine.start()
+        try:
+            first = engine.submit(["a"], GenerationSettings(max_new_tokens=100, stop=[]))
+            await asyncio.sleep(0.02)
+            joined = engine.submit(["b"], GenerationSettings(max_new_tokens=100, stop=[]))
+            for ticket in (first, joined):
+                with pytest.raises(QuotegenError, match="Generation failed: RuntimeError"):
+                    await engine.result(ticket, _connected)
+            after = engine.submit(["c"], GenerationSettings(max_new_tokens=3, stop=[]))
+            (result,) = await engine.result(after, _connected)
+            assert result.completion_tokens == 3
+            assert engine.busy_rows == 0
+        finally:
+            engine.stop()
+
+    asyncio.run(scenario())
