@@ -189,9 +189,34 @@ def _load_generator(
     return Generator(loaded)
 
 
+def _stdin_lines() -> Iterator[bytes]:
+    """stdin's lines, read from the file descriptor itself where there is one.
+
+    Prompts are read on a background thread (so lines join a running batch as they arrive);
+    a thread blocked inside ``sys.stdin.buffer`` at exit (Ctrl-C) holds the buffer's lock, and
+    Python aborts the process at shutdown. ``os.read`` holds no such lock.
+    """
+    try:
+        fd = sys.stdin.fileno()
+    except (AttributeError, OSError, ValueError):
+        yield from sys.stdin.buffer  # an in-memory stdin (tests): no descriptor, no blocking
+        return
+    pending: list[bytes] = []
+    while chunk := os.read(fd, 1 << 16):
+        *complete, rest = chunk.split(b"\n")
+        for part in complete:
+            pending.append(part)
+            yield b"".join(pending) + b"\n"
+            pending.clear()
+        if rest:
+            pending.append(rest)
+    if pending:
+        yield b"".join(pending)
+
+
 def _stdin_prompts() -> Iterator[str]:
     """One prompt per stdin line; invalid UTF-8 is an error naming the line."""
-    for number, raw in enumerate(sys.stdin.buffer, start=1):
+    for number, raw in enumerate(_stdin_lines(), start=1):
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
