@@ -159,6 +159,25 @@ def _resolve(
     return ref
 
 
+def _load_options(
+    device: str,
+    dtype: str,
+    quantize: str,
+    allow_pickle: bool,
+    trust_remote_code: bool,
+    quiet: bool,
+) -> dict[str, Any]:
+    """The loading flags every model-using command shares, as ``_load_generator`` keywords."""
+    return {
+        "device": device,
+        "dtype": dtype,
+        "quantize": quantize,
+        "allow_pickle": allow_pickle,
+        "trust_remote_code": trust_remote_code,
+        "quiet": quiet,
+    }
+
+
 def _load_generator(
     ref: ModelRef,
     *,
@@ -349,12 +368,7 @@ def generate(
 
     generator = _load_generator(
         _resolve(model, device=device, dtype=dtype, quiet=quiet, quantize=quantize),
-        device=device,
-        dtype=dtype,
-        allow_pickle=allow_pickle,
-        trust_remote_code=trust_remote_code,
-        quiet=quiet,
-        quantize=quantize,
+        **_load_options(device, dtype, quantize, allow_pickle, trust_remote_code, quiet),
     )
     if settings.seed is None:
         # One base seed for the whole run, reported in --json, so any result can be redone.
@@ -499,13 +513,7 @@ def serve(
 
     def load() -> Generator:
         return _load_generator(
-            ref,
-            device=device,
-            dtype=dtype,
-            allow_pickle=allow_pickle,
-            trust_remote_code=trust_remote_code,
-            quiet=True,
-            quantize=quantize,
+            ref, **_load_options(device, dtype, quantize, allow_pickle, trust_remote_code, True)
         )
 
     def load_failed(error: QuotegenError) -> None:
@@ -818,12 +826,7 @@ def evaluate(
     quotes = read_quotes(data, text_column)
     generator = _load_generator(
         _resolve(model, device=device, dtype=dtype, quiet=quiet, quantize=quantize),
-        device=device,
-        dtype=dtype,
-        allow_pickle=allow_pickle,
-        trust_remote_code=trust_remote_code,
-        quiet=quiet,
-        quantize=quantize,
+        **_load_options(device, dtype, quantize, allow_pickle, trust_remote_code, quiet),
     )
     loaded = generator.loaded
     started = time.perf_counter()
