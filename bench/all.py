@@ -69,6 +69,7 @@ def main() -> None:
     fp32, int8 = single["quotegen_fp32"]["vs_pipeline"], single["quotegen_int8"]["vs_pipeline"]
     checks: list[tuple[str, float, str]] = [
         ("--help vs import typer (x)", startup["ratio"], "<= 2.5"),
+        ("generate cold vs import torch, transformers (x)", startup["cold_ratio"], "<= 1.5"),
         ("single prompt fp32 vs pipeline tok/s (x)", fp32, ">= 1.2"),
         ("single prompt int8 vs fp32 pipeline tok/s (x)", int8, ">= 2.3"),
         *((f"int8 perplexity vs fp32, {q['model']} (x)", q["int8_vs_fp32"], "~= 1 0.03")

@@ -17,9 +17,9 @@ from pathlib import Path
 from quotegen.config import DEFAULT_PROMPTS
 from quotegen.corpus import fortunes_corpus, split_quotes
 from quotegen.evaluation import perplexity
-from quotegen.generation import Generator
+from quotegen.generation import Engine
 from quotegen.model import bundled_model_dir, load_model, parse_model_ref
-from quotegen.schemas import GenerationSettings
+from quotegen.settings import GenerationSettings
 
 SENTENCE_END = (".", "!", "?", '."', '!"', '?"', ".'", ".)", "!)", "?)")
 
@@ -36,7 +36,7 @@ def main() -> None:
     train, held_out = split_quotes(quotes, 0.05, seed=0)
     held_out_ppl = perplexity(loaded.model, loaded.tokenizer, held_out, batch_size=64)
 
-    generator = Generator(loaded)
+    generator = Engine(loaded)
     prompts = [p for p in DEFAULT_PROMPTS for _ in range(50)]
     settings = GenerationSettings(seed=2026, max_new_tokens=48)
     started = time.perf_counter()

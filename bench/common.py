@@ -67,32 +67,16 @@ def gpt2_small(path: Path | None = None) -> Path:
     out = path or CACHE / "gpt2-124m-random"
     if (out / "model.safetensors").exists() and (out / "tokenizer.json").exists():
         return out
-    import torch
-    from tokenizers import ByteLevelBPETokenizer
-    from transformers import GenerationConfig, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+    from transformers import GenerationConfig
+
+    from quotegen.training import new_gpt2, train_tokenizer
 
     log("building a random GPT-2 small (124M) and training its tokenizer (once)")
     vocab = 50257
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(
-        _stdlib_texts(), vocab_size=vocab, min_frequency=2, special_tokens=["<|endoftext|>"]
-    )
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=bpe._tokenizer,
-        bos_token="<|endoftext|>",
-        eos_token="<|endoftext|>",
-        unk_token="<|endoftext|>",
-        model_max_length=1024,
-    )
+    tokenizer = train_tokenizer(_stdlib_texts(), vocab, 1024)
     if len(tokenizer) < vocab:  # a corpus too small for every merge: fill the vocabulary up
         tokenizer.add_tokens([f"<fill{i}>" for i in range(vocab - len(tokenizer))])
-    torch.manual_seed(0)
-    config = GPT2Config(
-        vocab_size=vocab,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    model = GPT2LMHeadModel(config)
+    model = new_gpt2(tokenizer, n_positions=1024, n_embd=768, n_layer=12, n_head=12, seed=0)
     model.generation_config = GenerationConfig(
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, do_sample=True
     )

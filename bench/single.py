@@ -20,9 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import common
 
-from quotegen.generation import Generator
+from quotegen.generation import Engine
 from quotegen.model import load_model, parse_model_ref
-from quotegen.schemas import GenerationSettings
+from quotegen.settings import GenerationSettings
 
 
 def main() -> None:
@@ -37,10 +37,10 @@ def main() -> None:
     pipe = common.seed_pipeline(model)
     settings = GenerationSettings(**common.quotegen_settings(new))
     ref = parse_model_ref(str(model))
-    fp32 = Generator(load_model(ref, device="cpu"))
-    int8 = Generator(load_model(ref, device="cpu", quantize="int8"))
+    fp32 = Engine(load_model(ref, device="cpu"))
+    int8 = Engine(load_model(ref, device="cpu", quantize="int8"))
 
-    def ours(generator: Generator) -> Callable[[str], int]:
+    def ours(generator: Engine) -> Callable[[str], int]:
         def call(prompt: str) -> int:
             (result,) = generator.generate([prompt], settings)
             return result.completion_tokens

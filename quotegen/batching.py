@@ -1,229 +1,175 @@
-"""Dynamic batching for the server: one engine behind every route.
+"""Continuous batching: the one scheduler behind ``generate`` and ``serve``.
 
-Requests become rows (one prompt, one sample). A single worker thread takes rows from a bounded
-queue, waits a few milliseconds for company, and runs them through the shared decode loop off
-the event loop. Batching is continuous: while a batch runs, queued rows join it at the next
-token step (up to ``max_batch_size``), and each row's result is delivered the moment it
-finishes. Every row carries its own settings and seed, so any requests can share a batch;
-results go back to the asyncio side through futures, streamed text through queues. A full
-queue is refused at once (``OverloadedError``); a cancelled ticket (timeout, or a client that
-went away) drops its rows from the queue or from the running batch.
+Rows wait in a bounded queue. Whoever drives the scheduler (the CLI's main thread, or the
+server's worker thread) takes a first batch, after waiting up to ``max_wait_ms`` for company,
+and runs it through the engine's decode loop; before every token step, queued rows join the
+running batch (up to ``max_batch_size``). Each row's ``on_finish`` fires the moment it is done.
+A cancelled row still queued is dropped; a batch that fails fails every row in it (``row.error``)
+and the scheduler goes on with the next.
+
+``generate_ordered`` drives it for an iterable of prompts (stdin, a list) and yields results in
+input order as soon as each and everything before it is done.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from quotegen.config import DEFAULT_BATCH_SIZE
-from quotegen.errors import OverloadedError, QuotegenError, RequestTimeoutError
-from quotegen.generation import Generator, Row
-from quotegen.schemas import GenerationResult, GenerationSettings
+from quotegen.errors import OverloadedError, QuotegenError, as_user_error
+from quotegen.generation import Row, TextEngine
+from quotegen.schemas import GenerationResult
+from quotegen.settings import GenerationSettings
 
 
-def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[..., Any], *args: Any) -> None:
-    """Hand work to the event loop; a loop already closed (shutdown) has nobody to tell."""
-    with contextlib.suppress(RuntimeError):
-        loop.call_soon_threadsafe(callback, *args)
-
-
-@dataclass
-class EngineLimits:
-    max_batch_size: int = DEFAULT_BATCH_SIZE
-    max_wait_ms: float = 10.0
-    max_queue: int = 256
-    request_timeout_s: float = 60.0
-
-
-@dataclass
-class Ticket:
-    """One request's rows and the ways its results come back."""
-
-    rows: list[Row]
-    loop: asyncio.AbstractEventLoop
-    done: asyncio.Future[list[GenerationResult]]
-    stream: asyncio.Queue[tuple[int, str] | None] | None = None
-    cancelled: threading.Event = field(default_factory=threading.Event)
-    remaining: int = 0
-    results: dict[int, GenerationResult] = field(default_factory=dict)
-    positions: dict[int, int] = field(default_factory=dict)
-
-    def cancel(self) -> None:
-        self.cancelled.set()
-
-
-class BatchEngine:
-    """Queue + worker thread feeding ``Generator`` batches."""
+class Scheduler:
+    """A bounded row queue feeding one engine's decode loop, batch after batch."""
 
     def __init__(
         self,
-        generator: Generator,
-        limits: EngineLimits | None = None,
+        engine: TextEngine,
         *,
+        max_batch_size: int = DEFAULT_BATCH_SIZE,
+        max_wait_ms: float = 0.0,
+        max_queue: int = 256,
         on_batch: Callable[[int], None] | None = None,
-        on_tokens: Callable[[int], None] | None = None,
         on_queue: Callable[[int], None] | None = None,
         on_running: Callable[[int], None] | None = None,
     ) -> None:
-        self.generator = generator
-        self.limits = limits or EngineLimits()
+        if max_batch_size < 1:
+            raise QuotegenError("The batch size must be at least 1.")
+        self.engine = engine
+        self.max_batch_size = max_batch_size
+        self.max_wait_ms = max_wait_ms
+        self.max_queue = max_queue
         self._on_batch = on_batch
-        self._on_tokens = on_tokens
         self._on_queue = on_queue
         self._on_running = on_running
-        self._queue: deque[tuple[Ticket, Row]] = deque()
+        self._queue: deque[Row] = deque()
         self._cond = threading.Condition()
-        self._stopping = False
+        self._closed = False
+        # Rows in the running batch, with the on_finish each came with.
+        self._running: dict[int, tuple[Row, Callable[[Row], None] | None]] = {}
         self._thread: threading.Thread | None = None
-        self._running: dict[int, tuple[Ticket, Row]] = {}
-        self.busy_rows = 0
 
-    # -- lifecycle ----------------------------------------------------------------------------
+    # -- submitting ---------------------------------------------------------------------------
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._work, name="quotegen-batcher", daemon=True)
-        self._thread.start()
+    def submit(self, rows: Sequence[Row], *, block: bool = False) -> None:
+        """Queue rows (their ``on_finish`` is called when each is done).
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Finish what is queued and running (within ``timeout``), then stop the worker."""
-        deadline = time.monotonic() + timeout
+        A full queue refuses at once with ``OverloadedError``, or with ``block`` waits for
+        room (a one-process pipeline wants back-pressure, a server wants a quick 503).
+        """
         with self._cond:
-            while (self._queue or self.busy_rows) and time.monotonic() < deadline:
-                self._cond.wait(0.05)
-            self._stopping = True
-            for ticket, _ in self._queue:
-                ticket.cancel()
+            while True:
+                if self._closed:
+                    raise OverloadedError("The server is shutting down; retry on another replica.")
+                room = self.max_queue - len(self._queue)
+                # An empty queue takes any request, however many rows it brings.
+                if len(rows) <= room or not self._queue:
+                    break
+                if not block:
+                    raise OverloadedError(
+                        f"The server is busy: {len(self._queue)} rows are queued (limit "
+                        f"{self.max_queue}). Retry shortly."
+                    )
+                self._cond.wait()
+            self._queue.extend(rows)
+            self._report()
             self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(max(0.1, deadline - time.monotonic()))
+
+    def close(self) -> None:
+        """No more rows: ``drive`` returns once the queue and the running batch are empty."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
 
     @property
     def queue_depth(self) -> int:
         return len(self._queue)
 
-    # -- the asyncio side ---------------------------------------------------------------------
+    @property
+    def busy_rows(self) -> int:
+        return len(self._running)
 
-    def submit(
-        self,
-        prompts: Sequence[str],
-        settings: GenerationSettings,
-        *,
-        stream: bool = False,
-    ) -> Ticket:
-        """Queue a request (call from the event loop); refuses at once when the queue is full."""
-        rows = self.generator.prepare(prompts, settings, strict_context=True)
-        loop = asyncio.get_running_loop()
-        ticket = Ticket(
-            rows=rows,
-            loop=loop,
-            done=loop.create_future(),
-            stream=asyncio.Queue() if stream else None,
-            remaining=len(rows),
-            positions={id(row): i for i, row in enumerate(rows)},
-        )
-        for position, row in enumerate(rows):
-            row.is_cancelled = ticket.cancelled.is_set
-            row.on_finish = self._row_finished
-            if ticket.stream is not None:
-                row.on_text = self._streamer(ticket, position)
+    # -- driving ------------------------------------------------------------------------------
+
+    def drive(self) -> Iterator[None]:
+        """Run batches on this thread until closed and empty; yields after every token step."""
+        while (rows := self._take_batch()) is not None:
+            if not rows:
+                continue
+            if self._on_batch is not None:
+                self._on_batch(len(rows))
+            try:
+                yield from self.engine.steps(rows, admit=self._admit)
+            except Exception as exc:  # the model failed: every row still running fails with it
+                with self._cond:
+                    failed = [row for row, _ in self._running.values()]
+                for row in failed:
+                    row.error = exc
+                    row.finish("stop")
+                    self._finished(row)
+            finally:
+                with self._cond:
+                    self._report()
+                    self._cond.notify_all()
+
+    def start(self) -> None:
+        """Drive on a worker thread (the server)."""
+
+        def work() -> None:
+            for _ in self.drive():
+                pass
+
+        self._thread = threading.Thread(target=work, name="quotegen-batcher", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish what is queued and running (within ``timeout``), then stop the worker;
+        rows still queued after that are cancelled."""
+        deadline = time.monotonic() + timeout
         with self._cond:
-            if self._stopping:
-                raise OverloadedError("The server is shutting down; retry on another replica.")
-            if len(self._queue) + len(rows) > self.limits.max_queue:
-                raise OverloadedError(
-                    f"The server is busy: {len(self._queue)} rows are queued (limit "
-                    f"{self.limits.max_queue}). Retry shortly."
-                )
-            self._queue.extend((ticket, row) for row in rows)
-            self._report_queue()
-            self._cond.notify()
-        return ticket
+            while (self._queue or self._running) and time.monotonic() < deadline:
+                self._cond.wait(0.05)
+            self._closed = True
+            left = list(self._queue)
+            self._queue.clear()
+            self._cond.notify_all()
+        for row in left:
+            row.finish("cancelled")
+            self._deliver(row)
+        if self._thread is not None:
+            self._thread.join(max(0.1, deadline - time.monotonic()))
 
-    async def result(
-        self, ticket: Ticket, is_disconnected: Callable[[], Any]
-    ) -> list[GenerationResult]:
-        """Wait for a ticket, cancelling it on timeout or when the client has gone away."""
-        deadline = time.monotonic() + self.limits.request_timeout_s
-        try:
-            while True:
-                left = self._time_left(deadline)
-                done, _ = await asyncio.wait({ticket.done}, timeout=min(0.25, left))
-                if done:
-                    return ticket.done.result()
-                if await is_disconnected():
-                    raise asyncio.CancelledError
-        finally:
-            if not ticket.done.done():
-                ticket.cancel()
-
-    async def stream(self, ticket: Ticket) -> AsyncIterator[tuple[int, str]]:
-        """Yield ``(row position, text)`` pieces as they are generated, until every row ends."""
-        assert ticket.stream is not None
-        deadline = time.monotonic() + self.limits.request_timeout_s
-        try:
-            while True:
-                left = self._time_left(deadline)
-                try:
-                    item = await asyncio.wait_for(ticket.stream.get(), timeout=left)
-                except asyncio.TimeoutError:
-                    continue
-                if item is None:
-                    return
-                yield item
-        finally:
-            if not ticket.done.done():
-                ticket.cancel()
-
-    def _time_left(self, deadline: float) -> float:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise RequestTimeoutError(
-                f"The request took longer than {self.limits.request_timeout_s:g} s."
-            )
-        return left
-
-    def _streamer(self, ticket: Ticket, position: int) -> Callable[[str], None]:
-        queue = ticket.stream
-        assert queue is not None
-
-        def emit(text: str) -> None:
-            _call_soon(ticket.loop, queue.put_nowait, (position, text))
-
-        return emit
-
-    # -- the worker thread --------------------------------------------------------------------
+    # -- inside the loop ----------------------------------------------------------------------
 
     def _take_batch(self) -> list[Row] | None:
-        """Block until there is work, give company a few milliseconds, take a first batch."""
-        limits = self.limits
+        """Block until there is work (None once closed and empty), give company a few
+        milliseconds, take a first batch."""
         with self._cond:
-            while not self._queue and not self._stopping:
+            while not self._queue and not self._closed:
                 self._cond.wait()
-            if self._stopping and not self._queue:
+            if not self._queue:
                 return None
             # A short wait lets concurrent requests start together.
-            deadline = time.monotonic() + limits.max_wait_ms / 1000
-            while len(self._queue) < limits.max_batch_size and not self._stopping:
+            deadline = time.monotonic() + self.max_wait_ms / 1000
+            while len(self._queue) < self.max_batch_size and not self._closed:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
                 self._cond.wait(left)
-            return self._pop_rows(limits.max_batch_size)
+            return self._pop_rows(self.max_batch_size)
 
     def _admit(self, running: int) -> list[Row]:
-        """Called by the decode loop before each step: queued rows that fit in the batch."""
+        """Asked by the decode loop before each step: queued rows that fit in the batch."""
         if not self._queue:  # unlocked peek: the common case costs nothing
             return []
         with self._cond:
-            if self._stopping:
-                return []
-            rows = self._pop_rows(self.limits.max_batch_size - running)
+            rows = self._pop_rows(self.max_batch_size - running)
         if rows and self._on_batch is not None:
             self._on_batch(len(rows))
         return rows
@@ -231,87 +177,101 @@ class BatchEngine:
     def _pop_rows(self, room: int) -> list[Row]:
         """Move up to ``room`` live rows from the queue to the running set (lock held)."""
         rows: list[Row] = []
+        cancelled: list[Row] = []
         while self._queue and len(rows) < room:
-            ticket, row = self._queue.popleft()
-            if ticket.cancelled.is_set():
-                self._finish_row(ticket, row, cancelled=True)
+            row = self._queue.popleft()
+            if row.is_cancelled is not None and row.is_cancelled():
+                row.finish("cancelled")
+                cancelled.append(row)
                 continue
-            self._running[id(row)] = (ticket, row)
+            self._running[id(row)] = (row, row.on_finish)
+            row.on_finish = self._finished
             rows.append(row)
-        self._set_busy()
-        self._report_queue()
+        self._report()
+        self._cond.notify_all()  # room in the queue for a blocked submitter
+        for row in cancelled:
+            self._deliver(row)
         return rows
 
-    def _row_finished(self, row: Row) -> None:
-        """The decode loop finished a row: deliver it now, not when the whole batch ends."""
+    def _finished(self, row: Row) -> None:
+        """A running row is done: deliver it now, not when the whole batch ends."""
         with self._cond:
-            ticket, _ = self._running.pop(id(row))
-            self._set_busy()
+            _, row.on_finish = self._running.pop(id(row), (row, None))
+            self._report()
             self._cond.notify_all()
-        self._finish_row(ticket, row)
-        if self._on_tokens is not None:
-            self._on_tokens(len(row.token_ids))
-
-    def _work(self) -> None:
-        while True:
-            rows = self._take_batch()
-            if rows is None:
-                return
-            if not rows:
-                continue
-            if self._on_batch is not None:
-                self._on_batch(len(rows))
-            try:
-                self.generator.run(rows, admit=self._admit)
-            except BaseException as exc:  # delivered to every request still running
-                with self._cond:
-                    failed = list(self._running.values())
-                    self._running.clear()
-                for ticket, row in failed:
-                    self._finish_row(ticket, row, error=exc)
-            with self._cond:
-                self._set_busy()
-                self._cond.notify_all()
-
-    def _finish_row(
-        self,
-        ticket: Ticket,
-        row: Row,
-        *,
-        cancelled: bool = False,
-        error: BaseException | None = None,
-    ) -> None:
-        if cancelled and row.finish_reason is None:
-            row.finish_reason = "cancelled"
-        result = self.generator.result(row)
-        _call_soon(ticket.loop, self._deliver, ticket, row, result, error)
+        self._deliver(row)
 
     @staticmethod
-    def _deliver(
-        ticket: Ticket, row: Row, result: GenerationResult, error: BaseException | None
-    ) -> None:
-        """Runs on the event loop: collect a row's result, complete the ticket on the last."""
-        if ticket.done.done():
-            return
-        if error is not None:
-            if not isinstance(error, QuotegenError):
-                error = QuotegenError(f"Generation failed: {type(error).__name__}: {error}")
-            ticket.done.set_exception(error)
-            if ticket.stream is not None:
-                ticket.stream.put_nowait(None)
-            return
-        ticket.results[ticket.positions[id(row)]] = result
-        ticket.remaining -= 1
-        if ticket.remaining == 0:
-            ticket.done.set_result([ticket.results[i] for i in range(len(ticket.rows))])
-            if ticket.stream is not None:
-                ticket.stream.put_nowait(None)
+    def _deliver(row: Row) -> None:
+        if row.on_finish is not None:
+            row.on_finish(row)
 
-    def _set_busy(self) -> None:
-        self.busy_rows = len(self._running)
-        if self._on_running is not None:
-            self._on_running(self.busy_rows)
-
-    def _report_queue(self) -> None:
+    def _report(self) -> None:
         if self._on_queue is not None:
             self._on_queue(len(self._queue))
+        if self._on_running is not None:
+            self._on_running(len(self._running))
+
+
+def generate_ordered(
+    engine: TextEngine,
+    prompts: Iterable[str],
+    settings: GenerationSettings,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> Iterator[GenerationResult]:
+    """Results in input order, each as soon as it and every result before it is done.
+
+    Prompts are read and tokenized on a background thread, so a slow producer (a pipe) never
+    waits for a full batch, and prompts that arrive while a batch runs join it at the next
+    token step. Seeds depend on each prompt's position only: results do not depend on how the
+    input was batched. A bad prompt, or an error reading the input, is raised after every
+    result before it has been yielded.
+    """
+    scheduler = Scheduler(engine, max_batch_size=batch_size, max_queue=max(256, 4 * batch_size))
+    finished: dict[int, list[Row]] = {}
+    lock = threading.Lock()
+    failure: list[BaseException] = []
+
+    def collect(row: Row) -> None:
+        with lock:
+            finished.setdefault(row.index, []).append(row)
+
+    def feed() -> None:
+        try:
+            for index, prompt in enumerate(prompts):
+                rows = engine.prepare([prompt], settings, start_index=index)
+                for row in rows:
+                    row.on_finish = collect
+                scheduler.submit(rows, block=True)
+        except BaseException as exc:  # handed to the consumer, after the results before it
+            failure.append(exc)
+        finally:
+            scheduler.close()
+
+    # A daemon thread: on Ctrl-C the process must not wait for a blocked stdin read.
+    threading.Thread(target=feed, name="quotegen-prompts", daemon=True).start()
+    emitted = 0
+
+    def ready() -> Iterator[GenerationResult]:
+        nonlocal emitted
+        while True:
+            with lock:
+                rows = finished.get(emitted, [])
+                if len(rows) < settings.n:
+                    return
+                del finished[emitted]
+            for row in sorted(rows, key=lambda r: r.sample):
+                if row.error is not None:
+                    raise as_user_error(row.error)
+                yield engine.result(row)
+            emitted += 1
+
+    try:
+        for _ in scheduler.drive():
+            yield from ready()
+        yield from ready()
+    finally:
+        scheduler.close()
+    if failure:
+        raise failure[0]

@@ -1,5 +1,9 @@
 """Defaults and environment variables, in one place.
 
+Every tunable default is declared here once, as a plain value: the pydantic models of
+``quotegen.settings`` take their defaults from these tables (and add the allowed ranges), and
+the CLI's ``--help`` shows them without importing pydantic, so ``quotegen --help`` stays fast.
+
 Precedence everywhere is: CLI flag > ``QUOTEGEN_*`` environment variable > the default here.
 Hugging Face's own variables (``HF_HOME``, ``HF_HUB_CACHE``, ``HF_TOKEN``, ``HF_HUB_OFFLINE``,
 ``HF_ENDPOINT``) are honoured through ``huggingface_hub`` itself; we never invent our own.
@@ -8,6 +12,7 @@ Hugging Face's own variables (``HF_HOME``, ``HF_HUB_CACHE``, ``HF_TOKEN``, ``HF_
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 #: The fine-tuned GPT-2 quote model of the second tutorial, and the Hub revision where its
 #: safetensors weights live (the main branch only has pickle weights).
@@ -37,6 +42,61 @@ ENV_PORT = "QUOTEGEN_PORT"
 DEFAULT_BATCH_SIZE = 32  # rows decoded together; CPU GEMMs stop gaining beyond ~32
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
+
+
+@dataclass(frozen=True)
+class GenerationDefaults:
+    """quotegen's generation settings where the user leaves one unset."""
+
+    max_new_tokens: int = 40
+    min_new_tokens: int = 0
+    do_sample: bool = True
+    temperature: float = 0.9
+    top_k: int = 50
+    top_p: float = 0.9
+    repetition_penalty: float = 1.1
+    n: int = 1
+    stop: tuple[str, ...] = ("\n",)
+    clean: bool = True
+
+
+@dataclass(frozen=True)
+class ServeDefaults:
+    """``quotegen serve``'s batching and request limits."""
+
+    max_batch_size: int = DEFAULT_BATCH_SIZE
+    max_wait_ms: float = 10.0
+    max_queue: int = 256
+    request_timeout_s: float = 60.0
+    max_body_bytes: int = 1_048_576
+    max_prompt_bytes: int = 16_384
+    drain_timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class TrainDefaults:
+    """``quotegen train``'s optimisation settings and from-scratch model shape."""
+
+    epochs: int = 3
+    batch_size: int = 16
+    max_length: int = 64
+    learning_rate: float = 5e-4
+    warmup_ratio: float = 0.05
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    val_split: float = 0.05
+    seed: int = 0
+    vocab_size: int = 4096
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 256
+    context: int = 128
+    dropout: float = 0.1
+
+
+GENERATION = GenerationDefaults()
+SERVE = ServeDefaults()
+TRAIN = TrainDefaults()
 
 
 def debug_enabled() -> bool:

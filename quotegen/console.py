@@ -1,4 +1,5 @@
-"""Where humans read: a rich console on stderr, and the one-line error presenter.
+"""Where humans read: a rich console on stderr, the one-line error presenter, the progress
+bar and the status spinner.
 
 stdout carries data only; everything here goes to stderr. rich turns colour and animation off
 when stderr is not a terminal and honours ``NO_COLOR``. rich is imported on first use, so
@@ -8,8 +9,10 @@ when stderr is not a terminal and honours ``NO_COLOR``. rich is imported on firs
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -40,3 +43,58 @@ def print_note(message: str) -> None:
     from rich.text import Text
 
     stderr_console().print(Text(message, style="dim"))
+
+
+class ProgressBar:
+    """What a command reports progress through; a no-op where no bar is shown."""
+
+    def __init__(self, bar: Any = None, task: Any = None) -> None:
+        self._bar = bar
+        self._task = task
+
+    def update(self, done: int, total: int | None = None, info: str = "") -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, completed=done, total=total, info=info)
+
+    def note(self, line: str) -> None:
+        """A line printed above the bar (e.g. one per epoch)."""
+        if self._bar is not None:
+            self._bar.console.print(line)
+
+
+@contextmanager
+def progress(label: str, *, show: bool, total: int | None = None) -> Iterator[ProgressBar]:
+    """The one progress bar: a rich bar on stderr while ``show`` (and stderr is a terminal)."""
+    if not show or not stderr_is_terminal():
+        yield ProgressBar()
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    with Progress(
+        SpinnerColumn(),
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}"),
+        console=stderr_console(),
+        transient=True,
+    ) as bar:
+        yield ProgressBar(bar, bar.add_task(label, total=total, info=""))
+
+
+@contextmanager
+def status(message: str, *, show: bool) -> Iterator[None]:
+    """A spinner with a message on stderr while the block runs (terminals only)."""
+    if not show or not stderr_is_terminal():
+        yield
+        return
+    with stderr_console().status(message):
+        yield

@@ -1,86 +1,23 @@
-"""Quote corpora: reading quote files, held-out splits, and Debian's fortune cookies.
+"""Quote corpora: held-out splits, and the Debian fortune cookies the bundled model learns.
 
-A quotes file is one quote per line (``.txt``), or ``.jsonl`` / ``.csv`` with a text column.
+Reading a user's quotes file is ``quotegen.inputs``.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import random
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from quotegen.errors import InputError
+from quotegen.text import collapse_whitespace
 
-TEXT_COLUMNS = ("text", "quote", "content", "sentence")
 FORTUNES_DIR = Path("/usr/share/games/fortunes")
 #: Collections that are pictures or reference lists, not sayings.
 FORTUNES_SKIP = {"art", "ascii-art", "definitions", "translate-me", "debian", "perl", "linux"}
 
 _ATTRIBUTION = re.compile(r"^\s*(--|~~|—)\s*\S")
-_WHITESPACE = re.compile(r"\s+")
-
-
-def read_quotes(path: Path, text_column: str | None = None) -> list[str]:
-    """Non-empty quotes of a ``.txt``, ``.jsonl`` or ``.csv`` file, whitespace collapsed."""
-    if not path.is_file():
-        raise InputError(f"Quotes file '{path}' does not exist.")
-    suffix = path.suffix.lower()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"'{path}' is not valid UTF-8 (byte {exc.start + 1}).") from exc
-    if suffix == ".jsonl":
-        raw = _jsonl_texts(path, text, text_column)
-    elif suffix == ".csv":
-        raw = _csv_texts(path, text, text_column)
-    else:
-        raw = text.splitlines()
-    quotes = [_WHITESPACE.sub(" ", q).strip() for q in raw]
-    quotes = [q for q in quotes if q]
-    if not quotes:
-        raise InputError(f"'{path}' holds no quotes.")
-    return quotes
-
-
-def _pick_column(path: Path, columns: Iterable[str], wanted: str | None) -> str:
-    names = list(columns)
-    if wanted is not None:
-        if wanted not in names:
-            raise InputError(f"'{path}' has no column '{wanted}' (it has: {', '.join(names)}).")
-        return wanted
-    for name in TEXT_COLUMNS:
-        if name in names:
-            return name
-    raise InputError(
-        f"'{path}' has no text column ({', '.join(TEXT_COLUMNS)}); name one with --text-column."
-    )
-
-
-def _jsonl_texts(path: Path, text: str, wanted: str | None) -> list[str]:
-    rows: list[dict[str, object]] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"Line {number} of '{path}' is not JSON: {exc.msg}.") from exc
-        if not isinstance(row, dict):
-            raise InputError(f"Line {number} of '{path}' is not a JSON object.")
-        rows.append(row)
-    if not rows:
-        return []
-    column = _pick_column(path, rows[0].keys(), wanted)
-    return [str(row.get(column) or "") for row in rows]
-
-
-def _csv_texts(path: Path, text: str, wanted: str | None) -> list[str]:
-    reader = csv.DictReader(text.splitlines())
-    column = _pick_column(path, reader.fieldnames or [], wanted)
-    return [row.get(column) or "" for row in reader]
 
 
 def split_quotes(
@@ -103,7 +40,7 @@ def parse_fortunes(text: str, *, max_chars: int = 200) -> list[str]:
     quotes = []
     for entry in re.split(r"^%\s*$", text, flags=re.M):
         lines = [line for line in entry.splitlines() if not _ATTRIBUTION.match(line)]
-        quote = _WHITESPACE.sub(" ", " ".join(lines)).strip()
+        quote = collapse_whitespace(" ".join(lines))
         if not quote or len(quote) > max_chars or len(quote.split()) < 3:
             continue
         letters = sum(c.isalpha() for c in quote)

@@ -81,14 +81,6 @@ class DeviceError(QuotegenError):
     error_type = "invalid_device"
 
 
-class InvalidSettingsError(QuotegenError):
-    """Generation settings outside their allowed ranges."""
-
-    exit_code = 2
-    http_status = 422
-    error_type = "invalid_settings"
-
-
 class PromptTooLongError(QuotegenError):
     """The prompt (plus the tokens asked for) does not fit the model's context."""
 
@@ -149,3 +141,10 @@ class UnknownModelError(QuotegenError):
 
     http_status = 404
     error_type = "model_not_found"
+
+
+def as_user_error(error: BaseException) -> QuotegenError:
+    """A failure inside generation, as the error users see (the model's own kept as is)."""
+    if isinstance(error, QuotegenError):
+        return error
+    return QuotegenError(f"Generation failed: {type(error).__name__}: {error}")

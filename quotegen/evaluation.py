@@ -7,8 +7,36 @@ the ones before it. Perplexity is ``exp(total negative log-likelihood / predicte
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from quotegen.schemas import EvalReport
+
+if TYPE_CHECKING:
+    import torch
+
+    from quotegen.model import LoadedModel
+
+
+def right_padded(
+    sequences: Sequence[Sequence[int]], pad: int, device: Any = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids right-padded to one width, and the mask of the real tokens (training and
+    scoring; generation pads on the left)."""
+    import torch
+
+    width = max(len(s) for s in sequences)
+    ids = torch.tensor([[*s, *[pad] * (width - len(s))] for s in sequences], device=device)
+    mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in sequences], device=device)
+    return ids, mask
+
+
+def quote_examples(tokenizer: Any, quotes: Sequence[str], max_length: int) -> list[list[int]]:
+    """Each quote's tokens followed by end-of-text, cut to ``max_length``."""
+    eos = tokenizer.eos_token_id
+    encoded = tokenizer(list(quotes), add_special_tokens=False)["input_ids"]
+    return [([*ids, eos] if eos is not None else list(ids))[:max_length] for ids in encoded]
 
 
 def negative_log_likelihood(
@@ -23,25 +51,20 @@ def negative_log_likelihood(
     """Summed NLL (nats) and the number of predicted tokens over ``quotes``."""
     import torch
 
+    from quotegen.model import context_length
+
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (eos or 0)
-    limit = max_length or getattr(model.config, "n_positions", None) or 1024
-    encoded = tokenizer(list(quotes), add_special_tokens=False)["input_ids"]
-    examples = [([*ids, eos] if eos is not None else ids)[:limit] for ids in encoded]
+    examples = quote_examples(tokenizer, quotes, max_length or context_length(model.config))
     device = next(model.parameters()).device
     total, count = 0.0, 0
     with torch.inference_mode():
         for start in range(0, len(examples), batch_size):
             rows = examples[start : start + batch_size]
-            width = max(len(r) for r in rows)
-            ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows], device=device)
-            mask = torch.tensor(
-                [[1] * len(r) + [0] * (width - len(r)) for r in rows], device=device
-            )
+            ids, mask = right_padded(rows, pad, device)
             logits = model(input_ids=ids, attention_mask=mask).logits.float()
             logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
-            targets = ids[:, 1:]
-            picked = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+            picked = logprobs.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
             valid = mask[:, 1:].bool()
             total -= float(picked[valid].sum())
             count += int(valid.sum())
@@ -50,19 +73,36 @@ def negative_log_likelihood(
     return total, count
 
 
-def perplexity(
-    model: Any,
-    tokenizer: Any,
+def perplexity(model: Any, tokenizer: Any, quotes: Sequence[str], **options: Any) -> float:
+    """Token-level perplexity of ``model`` on ``quotes`` (options: see
+    ``negative_log_likelihood``)."""
+    return _exp_mean(*negative_log_likelihood(model, tokenizer, quotes, **options))
+
+
+def _exp_mean(total: float, count: int) -> float:
+    return math.exp(total / count) if count else math.nan
+
+
+def evaluate(
+    loaded: LoadedModel,
     quotes: Sequence[str],
     *,
+    data: str,
     batch_size: int = 16,
-    max_length: int | None = None,
     on_batch: Callable[[int], None] | None = None,
-) -> float:
-    """Token-level perplexity of ``model`` on ``quotes``."""
+) -> EvalReport:
+    """``quotegen eval``: perplexity of a loaded model on quotes, as a report."""
+    started = time.perf_counter()
     total, count = negative_log_likelihood(
-        model, tokenizer, quotes, batch_size=batch_size, max_length=max_length, on_batch=on_batch
+        loaded.model, loaded.tokenizer, quotes, batch_size=batch_size, on_batch=on_batch
     )
-    if count == 0:
-        return math.nan
-    return math.exp(total / count)
+    return EvalReport(
+        model=loaded.name,
+        precision=loaded.info().precision,
+        data=data,
+        quotes=len(quotes),
+        tokens=count,
+        nll_per_token=total / count if count else None,
+        perplexity=_exp_mean(total, count),
+        seconds=round(time.perf_counter() - started, 3),
+    )

@@ -8,10 +8,9 @@ this module is cheap.
 
 from __future__ import annotations
 
-import os
+import importlib
+import json
 import re
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,17 +23,14 @@ from quotegen.config import (
 )
 from quotegen.errors import (
     DeviceError,
-    DownloadError,
-    HubUnreachableError,
     InvalidModelError,
     InvalidModelReferenceError,
-    ModelAccessError,
     ModelNotCachedError,
-    ModelNotFoundError,
     NoModelAvailableError,
-    QuotegenError,
     UnsafeWeightsError,
 )
+from quotegen.hub import cached_snapshot, fetch_model, is_offline, weight_files
+from quotegen.schemas import ModelInfo
 
 if TYPE_CHECKING:
     import torch
@@ -42,25 +38,6 @@ if TYPE_CHECKING:
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 DTYPE_CHOICES = ("auto", "float32", "float16", "bfloat16")
 QUANTIZE_CHOICES = ("none", "int8")
-
-#: What loading a model needs from a repo; weights are added by ``_weight_patterns``.
-LOAD_PATTERNS = [
-    "config.json",
-    "generation_config.json",
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "added_tokens.json",
-    "vocab.json",
-    "vocab.txt",
-    "merges.txt",
-    "tokenizer.model",
-    "*.tiktoken",
-    "chat_template.*",
-    "README.md",
-]
-SAFETENSORS_PATTERNS = ["*.safetensors", "*.safetensors.index.json"]
-PICKLE_PATTERNS = ["pytorch_model*.bin", "pytorch_model.bin.index.json"]
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[A-Za-z0-9][\w.\-]*)?$")
 
@@ -101,14 +78,20 @@ class LoadedModel:
     def name(self) -> str:
         return str(self.ref)
 
-    @property
-    def precision(self) -> str:
-        """What the weights compute in, for status lines and /info: float32, int8, ..."""
-        return precision_label(self.dtype, self.quantize)
+    def info(self) -> ModelInfo:
+        """What the interfaces report about it (``/info``, ``--json``, status lines)."""
+        return ModelInfo(
+            name=self.name,
+            revision=self.commit or self.ref.revision,
+            device=str(self.device),
+            dtype=dtype_name(self.dtype),
+            quantize=self.quantize,
+            context_length=self.context_length,
+        )
 
 
-def precision_label(dtype: torch.dtype, quantize: str) -> str:
-    return quantize if quantize != "none" else str(dtype).removeprefix("torch.")
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
 
 
 def bundled_model_dir() -> Path:
@@ -165,223 +148,7 @@ def resolve_model(name: str | None) -> ModelRef:
     return default_model_ref()
 
 
-def is_offline() -> bool:
-    """``HF_HUB_OFFLINE`` read now (huggingface_hub reads it once, at import)."""
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
-
-
-def cached_snapshot(ref: ModelRef, cache_dir: Path | None = None) -> Path | None:
-    """The local snapshot of a Hub ref if it holds config and weights, else None."""
-    assert ref.repo_id is not None
-    from huggingface_hub import snapshot_download
-
-    try:
-        path = Path(
-            snapshot_download(
-                ref.repo_id,
-                revision=ref.revision,
-                cache_dir=cache_dir,
-                local_files_only=True,
-            )
-        )
-    except Exception:
-        return None
-    if (path / "config.json").is_file() and _weight_files(path):
-        return path
-    return None
-
-
-def _weight_files(path: Path) -> dict[str, list[Path]]:
-    found: dict[str, list[Path]] = {}
-    safetensors = sorted(path.glob("*.safetensors"))
-    pickle = sorted(path.glob("pytorch_model*.bin"))
-    if safetensors:
-        found["safetensors"] = safetensors
-    if pickle:
-        found["pickle"] = pickle
-    return found
-
-
-def _weight_patterns(files: Sequence[str], allow_pickle: bool, name: str) -> list[str]:
-    """Pick which weights to fetch from a repo's file list: safetensors, else opted-in pickle."""
-    if any(f.endswith(".safetensors") for f in files):
-        return SAFETENSORS_PATTERNS
-    if any(re.fullmatch(r"pytorch_model.*\.bin", f) for f in files):
-        if allow_pickle:
-            return PICKLE_PATTERNS
-        raise UnsafeWeightsError(
-            f"Model '{name}' has only pickle (.bin) weights, which can run code when loaded. "
-            "Pass --allow-pickle if you trust it, or use a revision with safetensors weights."
-        )
-    raise InvalidModelError(
-        f"Model '{name}' has no PyTorch weights (no *.safetensors or pytorch_model*.bin files)."
-    )
-
-
-_INTERRUPTED = {
-    "RemoteProtocolError",
-    "ReadError",
-    "ReadTimeout",
-    "ChunkedEncodingError",
-    "ProtocolError",
-    "IncompleteRead",
-}
-
-
-@contextmanager
-def hub_errors(ref: ModelRef | str) -> Iterator[None]:
-    """Translate huggingface_hub and network failures into ``QuotegenError`` with a next step."""
-    from huggingface_hub import errors as hf_errors
-
-    name = str(ref)
-    try:
-        yield
-    except QuotegenError:
-        raise
-    except hf_errors.GatedRepoError as exc:
-        raise ModelAccessError(
-            f"Model '{name}' is gated: accept its terms on the Hub, then set HF_TOKEN (or pass "
-            "--token) to a token of that account."
-        ) from exc
-    except hf_errors.RevisionNotFoundError as exc:
-        raise ModelNotFoundError(
-            f"Revision not found for model '{name}'. Check the branch, tag or commit after '@'."
-        ) from exc
-    except hf_errors.RepositoryNotFoundError as exc:
-        status = getattr(getattr(exc, "response", None), "status_code", None)
-        hint = (
-            "It may be private: set HF_TOKEN (or pass --token) to a token that can read it."
-            if status in (401, 403)
-            else "Check the spelling; if it is private, set HF_TOKEN."
-        )
-        raise ModelNotFoundError(f"Model '{name}' was not found on the Hub. {hint}") from exc
-    except hf_errors.LocalEntryNotFoundError as exc:
-        raise ModelNotCachedError(
-            f"Model '{name}' is not in the local cache and the Hub cannot be reached. "
-            f"Run: quotegen download {name}"
-        ) from exc
-    except hf_errors.OfflineModeIsEnabled as exc:
-        raise ModelNotCachedError(
-            f"Model '{name}' is not in the local cache and HF_HUB_OFFLINE=1 forbids downloads. "
-            f"Run: quotegen download {name} (with network access)"
-        ) from exc
-    except hf_errors.HfHubHTTPError as exc:
-        status = getattr(getattr(exc, "response", None), "status_code", None)
-        if status in (401, 403):
-            raise ModelAccessError(
-                f"The Hub refused access to '{name}' (HTTP {status}). Set HF_TOKEN (or pass "
-                "--token) to a token that can read it."
-            ) from exc
-        raise HubUnreachableError(
-            f"The Hub answered HTTP {status} for '{name}'. Try again later."
-        ) from exc
-    except OSError as exc:
-        import errno
-
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-            raise DownloadError(
-                f"The disk is full while downloading '{name}' ({exc.strerror}). Free some space "
-                "(or use --cache-dir elsewhere) and run the same command again; files already "
-                "complete are kept."
-            ) from exc
-        raise HubUnreachableError(
-            f"Could not reach the Hub for '{name}' ({type(exc).__name__}). Check your network; "
-            f"a cached model works offline with HF_HUB_OFFLINE=1."
-        ) from exc
-    except Exception as exc:
-        # huggingface_hub has used requests, httpx and httpx2 over the years: match by name.
-        kinds = {(c.__module__.split(".")[0], c.__name__) for c in type(exc).__mro__}
-        libraries = {module for module, _ in kinds} & {"httpx", "httpx2", "requests", "urllib3"}
-        names = {n for _, n in kinds}
-        if libraries and names & _INTERRUPTED:
-            raise DownloadError(
-                f"The download of '{name}' was interrupted ({type(exc).__name__}) after "
-                "retrying. Run the same command again: files already complete are kept."
-            ) from exc
-        if libraries:
-            raise HubUnreachableError(
-                f"Could not reach the Hub for '{name}' ({type(exc).__name__}). Check your "
-                "network; a cached model works offline with HF_HUB_OFFLINE=1."
-            ) from exc
-        raise
-
-
-def fetch_model(
-    ref: ModelRef,
-    *,
-    token: str | None = None,
-    allow_pickle: bool = False,
-    cache_dir: Path | None = None,
-    local_dir: Path | None = None,
-    include: Sequence[str] = (),
-    exclude: Sequence[str] = (),
-    force: bool = False,
-    tqdm_class: Any = None,
-) -> Path:
-    """Download what loading ``ref`` needs from the Hub into the HF cache; return its path."""
-    if ref.repo_id is None:
-        raise InvalidModelReferenceError(f"'{ref}' is a local directory, not a Hub repo id.")
-    if is_offline():
-        raise ModelNotCachedError(
-            f"Cannot download '{ref}': HF_HUB_OFFLINE=1 forbids network access. Unset it and "
-            f"run: quotegen download {ref}"
-        )
-    from huggingface_hub import HfApi, snapshot_download
-
-    # Read now, not at import: HF_ENDPOINT may point at a mirror (or a test stand-in).
-    endpoint = os.environ.get("HF_ENDPOINT") or None
-    with hub_errors(ref):
-        info = HfApi(endpoint=endpoint).model_info(ref.repo_id, revision=ref.revision, token=token)
-        files = [s.rfilename for s in (info.siblings or [])]
-        patterns = list(include) or [
-            *LOAD_PATTERNS,
-            *_weight_patterns(files, allow_pickle, str(ref)),
-        ]
-        path = snapshot_download(
-            ref.repo_id,
-            revision=info.sha or ref.revision,
-            cache_dir=cache_dir,
-            local_dir=local_dir,
-            token=token,
-            allow_patterns=patterns,
-            ignore_patterns=list(exclude) or None,
-            force_download=force,
-            tqdm_class=tqdm_class,
-            endpoint=endpoint,
-        )
-    local = Path(path)
-    if local_dir is None and info.sha:
-        _remember_revision(ref, info.sha, cache_dir)
-    return local
-
-
-def _remember_revision(ref: ModelRef, commit: str, cache_dir: Path | None) -> None:
-    """Record ``revision -> commit`` in the cache so offline lookups of the ref work later.
-
-    snapshot_download only records refs it resolved itself; we resolved the revision through
-    model_info (to choose files first), so we write the ref file the same way it would.
-    """
-    from huggingface_hub import constants
-    from huggingface_hub.file_download import repo_folder_name
-
-    revision = ref.revision or "main"
-    if ref.repo_id is None or revision == commit:
-        return
-    cache = Path(cache_dir) if cache_dir is not None else Path(constants.HF_HUB_CACHE)
-    folder = cache / repo_folder_name(repo_id=ref.repo_id, repo_type="model")
-    ref_file = folder / "refs" / revision
-    ref_file.parent.mkdir(parents=True, exist_ok=True)
-    ref_file.write_text(commit)
-
-
-def locate_model(
-    ref: ModelRef,
-    *,
-    token: str | None = None,
-    allow_pickle: bool = False,
-    download: bool = True,
-    tqdm_class: Any = None,
-) -> Path:
+def locate_model(ref: ModelRef, *, allow_pickle: bool = False) -> Path:
     """The local directory of ``ref``: the directory itself, its cached snapshot, or a download."""
     if ref.path is not None:
         if ref.bundled and not ref.path.is_dir():
@@ -399,13 +166,13 @@ def locate_model(
     cached = cached_snapshot(ref)
     if cached is not None:
         return cached
-    if is_offline() or not download:
+    if is_offline():
         raise ModelNotCachedError(
             f"Model '{ref}' is not in the local cache"
             + (" and HF_HUB_OFFLINE=1 forbids downloads" if is_offline() else "")
             + f". Run: quotegen download {ref}"
         )
-    return fetch_model(ref, token=token, allow_pickle=allow_pickle, tqdm_class=tqdm_class)
+    return fetch_model(ref, allow_pickle=allow_pickle)
 
 
 def choose_device(device: str = "auto") -> torch.device:
@@ -483,185 +250,6 @@ def check_quantize(quantize: str, device: torch.device, dtype: torch.dtype) -> s
     return wanted
 
 
-def _replace_modules(model: Any, make: Callable[[Any], Any | None]) -> int:
-    """Replace every submodule for which ``make`` returns a new module; the count replaced."""
-    swaps = [
-        (parent, name, new)
-        for parent in list(model.modules())
-        for name, child in list(parent.named_children())
-        if (new := make(child)) is not None
-    ]
-    for parent, name, new in swaps:
-        setattr(parent, name, new)
-    return len(swaps)
-
-
-def _float_linear(module: Any) -> tuple[torch.Tensor, torch.Tensor | None] | None:
-    """(weight [out, in], bias) of a float32 linear layer, else None. GPT-2's ``Conv1D``
-    stores its weight [in, out]: it is given as a transposed view."""
-    import torch
-    from torch import nn
-    from transformers.pytorch_utils import Conv1D
-
-    if type(module) is nn.Linear and module.weight.dtype == torch.float32:
-        weight = module.weight.detach()
-    elif isinstance(module, Conv1D) and module.weight.dtype == torch.float32:
-        weight = module.weight.detach().t()
-    else:
-        return None
-    return weight, None if module.bias is None else module.bias.detach()
-
-
-def quantize_int8(model: Any) -> Any:
-    """Dynamic int8 on every linear layer: int8 weights (one scale per output channel),
-    activations quantized on the fly, products in fbgemm's int8 kernels.
-
-    GPT-2's ``Conv1D`` layers are quantized too, straight from their weights; the tied output
-    head gets its own int8 copy while the input embedding stays float32.
-    """
-    import warnings
-
-    import torch
-    from torch import nn
-
-    engines = torch.backends.quantized.supported_engines
-    torch.backends.quantized.engine = "x86" if "x86" in engines else "fbgemm"
-    with warnings.catch_warnings():
-        # torch.ao.quantization is deprecated in favour of torchao (a separate, heavier
-        # install) but still ships with torch and runs fbgemm's int8 kernels; its deprecation
-        # notices are not the user's business.
-        warnings.simplefilter("ignore")
-        from torch.ao.nn.quantized.dynamic import Linear as DynamicInt8Linear
-        from torch.ao.quantization import per_channel_dynamic_qconfig
-
-        def int8(module: Any) -> Any:
-            found = _float_linear(module)
-            if found is None:
-                return None
-            weight, bias = found
-            layer = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
-            layer.weight = nn.Parameter(weight, requires_grad=False)
-            if bias is not None:
-                layer.bias = nn.Parameter(bias.clone(), requires_grad=False)
-            layer.qconfig = per_channel_dynamic_qconfig  # type: ignore[assignment]
-            return DynamicInt8Linear.from_float(layer)  # type: ignore[no-untyped-call]
-
-        _replace_modules(model, int8)
-    return model
-
-
-def _onednn_linear_available() -> bool:
-    """Whether this torch can run linear layers through oneDNN (and gets them right)."""
-    import torch
-
-    op = getattr(torch.ops.mkldnn, "_linear_pointwise", None)
-    if op is None or not torch.backends.mkldnn.is_available():  # type: ignore[no-untyped-call]
-        return False
-    try:
-        x, w, b = torch.randn(3, 8), torch.randn(5, 8), torch.randn(5)
-        return bool(torch.allclose(op(x, w, b, "none", [], ""), x @ w.t() + b, atol=1e-4))
-    except (RuntimeError, TypeError):
-        return False
-
-
-def _fast_linear_class() -> Any:
-    import torch
-    from torch import nn
-
-    class FastLinear(nn.Module):
-        """``x @ weight.T + bias`` through oneDNN, which beats the default CPU GEMM on the
-        few-row products of decoding (1 to 32 rows) by up to 2x on the CPUs measured."""
-
-        def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
-            super().__init__()
-            self.weight = nn.Parameter(weight, requires_grad=False)
-            self.bias = None if bias is None else nn.Parameter(bias, requires_grad=False)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            flat = x.reshape(-1, x.shape[-1])
-            out = torch.ops.mkldnn._linear_pointwise(flat, self.weight, self.bias, "none", [], "")
-            result: torch.Tensor = out.view(*x.shape[:-1], out.shape[-1])
-            return result
-
-    return FastLinear
-
-
-def use_fast_linears(model: Any) -> int:
-    """Route a float32 model's linear layers (``nn.Linear``, GPT-2's ``Conv1D``, the output
-    head) through oneDNN. Weights keep their values; Conv1D's [in, out] weights are stored
-    transposed once, and a tied output head keeps sharing the input embedding's weight."""
-    if not _onednn_linear_available():
-        return 0
-    fast = _fast_linear_class()
-
-    def make(module: Any) -> Any:
-        found = _float_linear(module)
-        if found is None:
-            return None
-        weight, bias = found
-        return fast(weight.contiguous(), bias)
-
-    return _replace_modules(model, make)
-
-
-def _fuse_gelu(model: Any) -> int:
-    """Swap transformers' ``NewGELUActivation`` (GPT-2's tanh GELU written as six tensor ops)
-    for torch's fused ``GELU(approximate="tanh")``: the same formula in one kernel."""
-    from torch import nn
-    from transformers.activations import NewGELUActivation
-
-    return _replace_modules(
-        model,
-        lambda module: nn.GELU(approximate="tanh") if type(module) is NewGELUActivation else None,
-    )
-
-
-def _tensor_slots(model: Any) -> Iterator[tuple[dict[str, Any], str, Any]]:
-    for module in model.modules():
-        for table in (module._parameters, module._buffers):
-            for name, tensor in table.items():
-                if tensor is not None:
-                    yield table, name, tensor
-
-
-def _own_tensors(model: Any, loaded: set[int]) -> None:
-    """Copy the tensors that still point into the weights file (``loaded``) into memory.
-
-    The weights are memory-mapped: while any tensor of the file stays alive the whole mapping
-    does, and every page read counts again next to the converted copies (a process serving a
-    converted 124M GPT-2 sat at 1.0 GB instead of 0.83 GB). Each is copied once; ties stay
-    tied.
-    """
-    import torch
-
-    copies: dict[int, Any] = {}
-    for table, name, tensor in list(_tensor_slots(model)):
-        key = tensor.data_ptr()
-        if key not in loaded:
-            continue
-        if key not in copies:
-            copies[key] = tensor.detach().clone()
-        if isinstance(tensor, torch.nn.Parameter):
-            tensor.data = copies[key]
-        else:
-            table[name] = copies[key]
-
-
-def optimize_for_inference(model: Any, device: torch.device, quantize: str) -> Any:
-    """CPU speed-ups: int8 on request, else oneDNN linear layers (same maths, float32); the
-    fused GELU either way."""
-    if device.type != "cpu":
-        return model
-    loaded = {tensor.data_ptr() for _, _, tensor in _tensor_slots(model)}
-    if quantize == "int8":
-        model = quantize_int8(model)
-    else:
-        use_fast_linears(model)
-    _fuse_gelu(model)
-    _own_tensors(model, loaded)
-    return model
-
-
 def check_model_dir(path: Path, *, allow_pickle: bool, name: str) -> None:
     """Fail early, with a useful message, on directories that cannot be a model."""
     if not (path / "config.json").is_file():
@@ -669,7 +257,7 @@ def check_model_dir(path: Path, *, allow_pickle: bool, name: str) -> None:
             f"'{path}' is not a model directory: it has no config.json. Point --model at a "
             "folder made by save_pretrained (config.json, tokenizer files, *.safetensors)."
         )
-    weights = _weight_files(path)
+    weights = weight_files(path)
     if not weights:
         raise InvalidModelError(
             f"Model '{name}' in '{path}' has no weights (*.safetensors): the directory is "
@@ -692,7 +280,9 @@ def quiet_transformers() -> None:
     transformers.utils.logging.disable_progress_bar()
 
 
-def _context_length(config: Any, tokenizer: Any) -> int:
+def context_length(config: Any, tokenizer: Any = None) -> int:
+    """How many tokens the model attends to: its config's positions, else the tokenizer's
+    limit, else 1024. The one place every command and the trainer read it from."""
     for attr in ("n_positions", "max_position_embeddings", "n_ctx", "seq_length"):
         value = getattr(config, attr, None)
         if isinstance(value, int) and value > 0:
@@ -714,6 +304,60 @@ def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
     return sorted(set(ids))
 
 
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _model_class(path: Path, trust_remote_code: bool) -> Any:
+    """The causal-LM class named in ``config.json``, imported from its own module.
+
+    Resolving it through ``AutoModelForCausalLM`` builds transformers' whole auto mapping and
+    imports what it triggers (about a second of the cold start); the named class needs only
+    its module. Custom code, or a name transformers does not have, goes the auto way.
+    """
+    config = _read_json(path / "config.json")
+    names = config.get("architectures") or []
+    model_type = str(config.get("model_type") or "").replace("-", "_")
+    if (
+        not trust_remote_code
+        and "auto_map" not in config
+        and len(names) == 1
+        and str(names[0]).endswith(("ForCausalLM", "LMHeadModel"))
+        and re.fullmatch(r"[a-z0-9_]+", model_type)
+    ):
+        try:
+            module = importlib.import_module(
+                f"transformers.models.{model_type}.modeling_{model_type}"
+            )
+        except ImportError:
+            module = None
+        found = getattr(module, str(names[0]), None)
+        if found is not None:
+            return found
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM
+
+
+def _tokenizer_class(path: Path, trust_remote_code: bool) -> Any:
+    """The tokenizer class named in ``tokenizer_config.json`` (a fast one), else the auto way."""
+    name = _read_json(path / "tokenizer_config.json").get("tokenizer_class")
+    if not trust_remote_code and isinstance(name, str) and (path / "tokenizer.json").is_file():
+        import transformers
+
+        for candidate in (name, name.removesuffix("Fast") + "Fast"):
+            found = getattr(transformers, candidate, None) if candidate.isidentifier() else None
+            if found is not None and hasattr(found, "from_pretrained"):
+                return found
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer
+
+
 def load_model(
     ref: ModelRef,
     *,
@@ -721,10 +365,6 @@ def load_model(
     dtype: str = "auto",
     allow_pickle: bool = False,
     trust_remote_code: bool = False,
-    token: str | None = None,
-    download: bool = True,
-    tqdm_class: Any = None,
-    on_status: Callable[[str], None] | None = None,
     quantize: str = "none",
     optimize: bool = True,
 ) -> LoadedModel:
@@ -736,26 +376,22 @@ def load_model(
     torch_device = choose_device(device)
     torch_dtype = choose_dtype(dtype, torch_device)
     quantize = check_quantize(quantize, torch_device, torch_dtype)
-    path = locate_model(
-        ref, token=token, allow_pickle=allow_pickle, download=download, tqdm_class=tqdm_class
-    )
+    path = locate_model(ref, allow_pickle=allow_pickle)
     check_model_dir(path, allow_pickle=allow_pickle, name=str(ref))
-    if on_status is not None:
-        on_status(f"Loading {ref} on {torch_device} ({precision_label(torch_dtype, quantize)})")
 
     quiet_transformers()
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        tokenizer = _tokenizer_class(path, trust_remote_code).from_pretrained(
+            path, trust_remote_code=trust_remote_code
+        )
     except Exception as exc:
         raise InvalidModelError(
             f"Could not load the tokenizer of '{ref}' from '{path}' ({_short(exc)}). The "
             "tokenizer files are missing or corrupted; re-save or re-download the model."
         ) from exc
-    has_safetensors = "safetensors" in _weight_files(path)
+    has_safetensors = "safetensors" in weight_files(path)
     try:
-        model, info = AutoModelForCausalLM.from_pretrained(
+        model, info = _model_class(path, trust_remote_code).from_pretrained(
             path,
             dtype=torch_dtype,
             use_safetensors=True if has_safetensors else None,
@@ -785,6 +421,8 @@ def load_model(
     model.to(torch_device)
     model.eval()
     if optimize or quantize != "none":
+        from quotegen.speedups import optimize_for_inference
+
         model = optimize_for_inference(model, torch_device, quantize)
 
     eos_ids = _eos_ids(model, tokenizer)
@@ -805,7 +443,7 @@ def load_model(
         path=path,
         device=torch_device,
         dtype=torch_dtype,
-        context_length=_context_length(model.config, tokenizer),
+        context_length=context_length(model.config, tokenizer),
         eos_token_ids=eos_ids,
         pad_token_id=int(pad_id),
         commit=commit,
@@ -816,67 +454,3 @@ def load_model(
 def _short(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) <= 160 else text[:157] + "..."
-
-
-@dataclass(frozen=True)
-class LocalModel:
-    """A model usable without network: in the HF cache, or bundled."""
-
-    name: str
-    revision: str | None
-    commit: str | None
-    size_bytes: int
-    path: Path
-    is_default: bool = False
-
-
-def _is_causal_lm(snapshot: Path) -> bool:
-    import json
-
-    try:
-        config = json.loads((snapshot / "config.json").read_text())
-    except (OSError, ValueError):
-        return False
-    architectures = config.get("architectures") or []
-    return any(str(a).endswith(("ForCausalLM", "LMHeadModel")) for a in architectures)
-
-
-def list_local_models(cache_dir: Path | None = None) -> list[LocalModel]:
-    """The bundled model and every cached revision that looks like a loadable causal LM."""
-    from huggingface_hub import scan_cache_dir
-    from huggingface_hub.errors import CacheNotFound
-
-    try:
-        default: ModelRef | None = default_model_ref()
-    except QuotegenError:
-        default = None
-    found: list[LocalModel] = []
-    bundled = bundled_model_dir()
-    if (bundled / "config.json").is_file():
-        size = sum(p.stat().st_size for p in bundled.rglob("*") if p.is_file())
-        is_default = bool(default is not None and default.bundled)
-        found.append(LocalModel(BUNDLED_MODEL_NAME, None, None, size, bundled, is_default))
-    try:
-        cache = scan_cache_dir(cache_dir)
-    except CacheNotFound:
-        return found
-    for repo in sorted(cache.repos, key=lambda r: r.repo_id):
-        if repo.repo_type != "model":
-            continue
-        for rev in sorted(repo.revisions, key=lambda r: r.commit_hash):
-            snapshot = Path(rev.snapshot_path)
-            if not _is_causal_lm(snapshot) or not _weight_files(snapshot):
-                continue
-            names: list[str | None] = [*sorted(rev.refs)] or [None]
-            for name in names:
-                is_default = bool(
-                    default is not None
-                    and default.repo_id == repo.repo_id
-                    and (default.revision or "main") == (name or rev.commit_hash)
-                )
-                found.append(
-                    LocalModel(
-                        repo.repo_id, name, rev.commit_hash, rev.size_on_disk, snapshot, is_default
-                    )
-                )
-    return found

@@ -1,97 +1,33 @@
-"""Pydantic schemas shared by the HTTP API and ``quotegen generate --json``: one contract.
+"""Pydantic schemas shared by the HTTP API and the CLI's ``--json`` output: one contract.
 
-Constraints live in ``Field(...)`` so validation errors explain themselves (the field, the
-allowed range). This module imports only pydantic: the CLI's fast paths may use it.
+Results, reports (``models --json``, ``train --json``, ``eval --json``) and the HTTP request
+and response bodies. Settings and their defaults live in ``quotegen.settings``. This module
+imports only pydantic: the CLI's fast paths may use it.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 
-MAX_NEW_TOKENS = 2048
-MAX_SAMPLES = 16
-MAX_STOP_STRINGS = 8
-MAX_STOP_LENGTH = 64
-MAX_SEED = 2**53 - 1  # the largest integer every JSON client reads exactly
-
-FinishReason = Literal["stop", "length", "cancelled"]
-
-
-# Each constraint is written once, as a type, and used by the settings and by every request
-# schema that lets a client override a setting.
-MaxNewTokens = Annotated[
-    int, Field(ge=1, le=MAX_NEW_TOKENS, description="Most tokens to generate after the prompt.")
-]
-MinNewTokens = Annotated[
-    int,
-    Field(
-        ge=0,
-        le=MAX_NEW_TOKENS,
-        description="End-of-text is suppressed until this many tokens have been generated.",
-    ),
-]
-DoSample = Annotated[bool, Field(description="Sample (true) or take the likeliest token (false).")]
-Temperature = Annotated[
-    float, Field(ge=0.0, le=5.0, allow_inf_nan=False, description="0 means greedy decoding.")
-]
-TopK = Annotated[int, Field(ge=0, le=100_000, description="Keep the k likeliest tokens; 0 = off.")]
-TopP = Annotated[
-    float, Field(gt=0.0, le=1.0, allow_inf_nan=False, description="Nucleus sampling; 1 = off.")
-]
-RepetitionPenalty = Annotated[
-    float, Field(ge=0.5, le=3.0, allow_inf_nan=False, description="1 = no penalty.")
-]
-Samples = Annotated[int, Field(ge=1, le=MAX_SAMPLES, description="Samples per prompt.")]
-Seed = Annotated[
-    int, Field(ge=0, le=MAX_SEED, description="Same seed + input + settings = same output.")
-]
-StopString = Annotated[str, Field(min_length=1, max_length=MAX_STOP_LENGTH)]
-StopStrings = Annotated[
-    list[StopString],
-    Field(
-        max_length=MAX_STOP_STRINGS,
-        description="Stop when the continuation (after some text) contains one of these.",
-    ),
-]
-
-
-class GenerationSettings(BaseModel):
-    """How to generate: the same settings for the CLI, the library and every HTTP route.
-
-    Defaults suit short quotes: sampling with a mild repetition penalty, stopping at the end
-    of the first line (once the continuation has some text) or at end-of-text. Strict: JSON
-    ``false`` is not a seed and ``0`` is not a boolean.
-    """
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=True)
-
-    max_new_tokens: MaxNewTokens = 40
-    min_new_tokens: MinNewTokens = 0
-    do_sample: DoSample = True
-    temperature: Temperature = 0.9
-    top_k: TopK = 50
-    top_p: TopP = 0.9
-    repetition_penalty: RepetitionPenalty = 1.1
-    n: Samples = 1
-    seed: Seed | None = None
-    stop: StopStrings = Field(default_factory=lambda: ["\n"])
-    clean: bool = Field(True, description="Tidy the text like seed 2's clean_text.")
-
-    @model_validator(mode="after")
-    def _check_lengths(self) -> GenerationSettings:
-        if self.min_new_tokens > self.max_new_tokens:
-            raise ValueError(
-                f"min_new_tokens ({self.min_new_tokens}) must not exceed "
-                f"max_new_tokens ({self.max_new_tokens})"
-            )
-        return self
-
-    @property
-    def greedy(self) -> bool:
-        # Below 1e-3 sampling is greedy in all but name, and dividing logits by it overflows.
-        return not self.do_sample or self.temperature < 1e-3
+from quotegen.settings import (
+    MAX_PROMPTS,
+    DoSample,
+    FinishReason,
+    GenerationSettings,
+    MaxNewTokens,
+    MinNewTokens,
+    RepetitionPenalty,
+    Samples,
+    Seed,
+    StopString,
+    StopStrings,
+    Temperature,
+    TopK,
+    TopP,
+)
 
 
 class GenerationResult(BaseModel):
@@ -124,9 +60,77 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
-# -- HTTP request and response schemas ---------------------------------------------------------
+# -- reports ----------------------------------------------------------------------------------
 
-MAX_PROMPTS = 64
+
+class ModelInfo(BaseModel):
+    """What a loaded model is and where it runs (``/info``, status lines)."""
+
+    name: str
+    revision: str | None = None
+    device: str
+    dtype: str
+    quantize: str = Field("none", description="none, or int8 (dynamic int8 linear layers).")
+    context_length: int
+
+    @property
+    def precision(self) -> str:
+        """What the weights compute in: float32, int8, ..."""
+        return self.quantize if self.quantize != "none" else self.dtype
+
+
+class LocalModelEntry(BaseModel):
+    """A model usable without network (a line of ``quotegen models --json``)."""
+
+    name: str
+    revision: str | None
+    commit: str | None
+    size_bytes: int
+    path: Path
+    default: bool = False
+
+
+class EpochReport(BaseModel):
+    epoch: int
+    train_loss: float
+    val_perplexity: float
+    seconds: float
+
+
+class TrainReport(BaseModel):
+    """What ``quotegen train --json`` prints (and the model card records)."""
+
+    out: Path
+    train_quotes: int
+    val_quotes: int
+    initial_val_perplexity: float
+    epochs: list[EpochReport] = Field(default_factory=list)
+    best_epoch: int | None = None
+    interrupted: bool = False
+    seconds: float = 0.0
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def best_val_perplexity(self) -> float | None:
+        if self.best_epoch is None:
+            return None
+        return next(e.val_perplexity for e in self.epochs if e.epoch == self.best_epoch)
+
+
+class EvalReport(BaseModel):
+    """What ``quotegen eval --json`` prints: token-level perplexity on a quotes file."""
+
+    model: str
+    precision: str
+    data: str
+    quotes: int
+    tokens: int
+    nll_per_token: float | None
+    perplexity: float
+    seconds: float
+
+
+# -- HTTP request and response schemas ---------------------------------------------------------
 
 
 class SettingsOverrides(BaseModel):

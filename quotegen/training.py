@@ -12,99 +12,32 @@ import json
 import math
 import random
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from quotegen import __version__
-from quotegen.errors import InputError
-from quotegen.evaluation import perplexity
-from quotegen.model import load_model, quiet_transformers
+from quotegen.evaluation import perplexity, quote_examples, right_padded
+from quotegen.model import context_length, load_model, quiet_transformers
+from quotegen.schemas import EpochReport, TrainReport
+from quotegen.settings import TrainConfig
 
 EOS = "<|endoftext|>"
-
-
-@dataclass
-class TrainConfig:
-    """Everything that shapes a training run (recorded in the model card)."""
-
-    out: Path
-    base: str | None = None
-    from_scratch: bool = False
-    epochs: int = 3
-    batch_size: int = 16
-    max_length: int = 64
-    learning_rate: float = 5e-4
-    warmup_ratio: float = 0.05
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    val_split: float = 0.05
-    seed: int = 0
-    device: str = "auto"
-    # From-scratch model shape.
-    vocab_size: int = 4096
-    n_layer: int = 4
-    n_head: int = 4
-    n_embd: int = 256
-    context: int = 128
-    dropout: float = 0.1
-    allow_pickle: bool = False
-    trust_remote_code: bool = False
-
-    def __post_init__(self) -> None:
-        if self.from_scratch == (self.base is not None):
-            raise InputError("Choose one: --base MODEL to fine-tune, or --from-scratch.")
-        checks = {
-            "--epochs": self.epochs >= 1,
-            "--batch-size": self.batch_size >= 1,
-            "--max-length": 8 <= self.max_length <= 4096,
-            "--learning-rate": 0 < self.learning_rate < 1,
-            "--vocab-size": 300 <= self.vocab_size <= 100_000,
-            "--n-embd / --n-head": self.n_embd % self.n_head == 0,
-        }
-        for flag, ok in checks.items():
-            if not ok:
-                raise InputError(f"{flag} is out of range.")
-
-
-@dataclass
-class EpochReport:
-    epoch: int
-    train_loss: float
-    val_perplexity: float
-    seconds: float
-
-
-@dataclass
-class TrainReport:
-    out: Path
-    train_quotes: int
-    val_quotes: int
-    initial_val_perplexity: float
-    epochs: list[EpochReport] = field(default_factory=list)
-    best_epoch: int | None = None
-    interrupted: bool = False
-    seconds: float = 0.0
-
-    @property
-    def best_val_perplexity(self) -> float | None:
-        if self.best_epoch is None:
-            return None
-        return next(e.val_perplexity for e in self.epochs if e.epoch == self.best_epoch)
 
 
 Progress = Callable[[str, int, int, dict[str, float]], None]
 
 
-def train_tokenizer(quotes: Sequence[str], vocab_size: int, context: int) -> Any:
-    """A byte-level BPE tokenizer (GPT-2's kind) trained on the quotes themselves."""
+def train_tokenizer(
+    texts: Iterable[str], vocab_size: int, context: int, *, min_frequency: int = 2
+) -> Any:
+    """A byte-level BPE tokenizer (GPT-2's kind) trained on ``texts``, end-of-text as its
+    one special token (also used for padding and unknowns)."""
     from tokenizers import ByteLevelBPETokenizer
     from transformers import PreTrainedTokenizerFast
 
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(
-        list(quotes), vocab_size=vocab_size, min_frequency=2, special_tokens=[EOS]
+        texts, vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=[EOS]
     )
     return PreTrainedTokenizerFast(
         tokenizer_object=bpe._tokenizer,
@@ -116,46 +49,48 @@ def train_tokenizer(quotes: Sequence[str], vocab_size: int, context: int) -> Any
     )
 
 
-def _scratch_model(config: TrainConfig, tokenizer: Any) -> Any:
+def new_gpt2(
+    tokenizer: Any,
+    *,
+    n_positions: int,
+    n_embd: int,
+    n_layer: int,
+    n_head: int,
+    dropout: float = 0.1,
+    seed: int | None = None,
+) -> Any:
+    """A GPT-2 with random weights sized for ``tokenizer`` (training from scratch, and the
+    small models tests and benchmarks build)."""
+    import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
+    if seed is not None:
+        torch.manual_seed(seed)
     return GPT2LMHeadModel(
         GPT2Config(
             vocab_size=len(tokenizer),
-            n_positions=config.context,
-            n_embd=config.n_embd,
-            n_layer=config.n_layer,
-            n_head=config.n_head,
-            resid_pdrop=config.dropout,
-            embd_pdrop=config.dropout,
-            attn_pdrop=config.dropout,
-            bos_token_id=tokenizer.eos_token_id,
+            n_positions=n_positions,
+            n_embd=n_embd,
+            n_layer=n_layer,
+            n_head=n_head,
+            resid_pdrop=dropout,
+            embd_pdrop=dropout,
+            attn_pdrop=dropout,
+            bos_token_id=tokenizer.bos_token_id,
             eos_token_id=tokenizer.eos_token_id,
         )
     )
 
 
-def _encode(tokenizer: Any, quotes: Sequence[str], max_length: int) -> list[list[int]]:
-    eos = tokenizer.eos_token_id
-    encoded = tokenizer(list(quotes), add_special_tokens=False)["input_ids"]
-    return [[*ids, eos][:max_length] for ids in encoded]
-
-
 def _batches(
     examples: Sequence[list[int]], batch_size: int, pad_id: int, rng: random.Random
 ) -> list[tuple[Any, Any, Any]]:
-    import torch
-
     order = list(range(len(examples)))
     rng.shuffle(order)
     batches = []
     for start in range(0, len(order), batch_size):
-        rows = [examples[i] for i in order[start : start + batch_size]]
-        width = max(len(r) for r in rows)
-        ids = torch.tensor([r + [pad_id] * (width - len(r)) for r in rows])
-        mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
-        labels = ids.masked_fill(mask == 0, -100)
-        batches.append((ids, mask, labels))
+        ids, mask = right_padded([examples[i] for i in order[start : start + batch_size]], pad_id)
+        batches.append((ids, mask, ids.masked_fill(mask == 0, -100)))
     return batches
 
 
@@ -181,7 +116,14 @@ def train(
 
     if config.from_scratch:
         tokenizer = train_tokenizer(train_quotes, config.vocab_size, config.context)
-        model = _scratch_model(config, tokenizer).to(device)
+        model = new_gpt2(
+            tokenizer,
+            n_positions=config.context,
+            n_embd=config.n_embd,
+            n_layer=config.n_layer,
+            n_head=config.n_head,
+            dropout=config.dropout,
+        ).to(device)
         base_name = "GPT-2 architecture, trained from scratch"
     else:
         assert config.base is not None
@@ -198,9 +140,8 @@ def train(
             tokenizer.pad_token = tokenizer.eos_token
         base_name = loaded.name
     tokenizer.padding_side = "right"
-    context = _context(model)
-    max_length = min(config.max_length, context)
-    train_examples = _encode(tokenizer, train_quotes, max_length)
+    max_length = min(config.max_length, context_length(model.config))
+    train_examples = quote_examples(tokenizer, train_quotes, max_length)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
     def validate() -> float:
@@ -260,7 +201,10 @@ def train(
             val = validate()
             report.epochs.append(
                 EpochReport(
-                    epoch, sum(losses) / len(losses), val, time.perf_counter() - epoch_started
+                    epoch=epoch,
+                    train_loss=sum(losses) / len(losses),
+                    val_perplexity=val,
+                    seconds=time.perf_counter() - epoch_started,
                 )
             )
             if progress is not None:
@@ -276,20 +220,19 @@ def train(
         if report.best_epoch is None:
             # Nothing saved yet: keep what we have rather than nothing.
             val = validate()
-            report.epochs.append(EpochReport(0, math.nan, val, time.perf_counter() - started))
+            report.epochs.append(
+                EpochReport(
+                    epoch=0,
+                    train_loss=math.nan,
+                    val_perplexity=val,
+                    seconds=time.perf_counter() - started,
+                )
+            )
             report.best_epoch = 0
             report.seconds = time.perf_counter() - started
             save_model(model, tokenizer, config, report, base_name, data_name)
     report.seconds = time.perf_counter() - started
     return report
-
-
-def _context(model: Any) -> int:
-    for attr in ("n_positions", "max_position_embeddings"):
-        value = getattr(model.config, attr, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return 1024
 
 
 def save_model(
@@ -352,11 +295,9 @@ def model_card(config: TrainConfig, report: TrainReport, base_name: str, data_na
     }
     if config.base:
         metadata["base_model"] = config.base
-    settings = {
-        k: (str(v) if isinstance(v, Path) else v)
-        for k, v in asdict(config).items()
-        if k not in {"out", "allow_pickle", "trust_remote_code", "device"}
-    }
+    settings = config.model_dump(
+        mode="json", exclude={"out", "allow_pickle", "trust_remote_code", "device"}
+    )
     epochs = "\n".join(
         f"| {e.epoch} | {e.train_loss:.3f} | {e.val_perplexity:.2f} | {e.seconds:.0f} |"
         for e in report.epochs

@@ -28,6 +28,7 @@ for _name in list(os.environ):
     if _name.startswith("QUOTEGEN_"):
         del os.environ[_name]
 
+from tests.fakes import FakeEngine  # noqa: E402
 from tests.modelfactory import build_tiny_gpt2  # noqa: E402
 
 
@@ -53,10 +54,10 @@ def loaded_tiny(tiny_model_dir: Path):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
-def generator(loaded_tiny):  # type: ignore[no-untyped-def]
-    from quotegen.generation import Generator
+def engine(loaded_tiny):  # type: ignore[no-untyped-def]
+    from quotegen.generation import Engine
 
-    return Generator(loaded_tiny)
+    return Engine(loaded_tiny)
 
 
 @pytest.fixture
@@ -95,58 +96,6 @@ def run_cli(
     )
 
 
-class FakeGenerator:
-    """Builds a ``Generator`` whose decode loop is fake: fast, deterministic, optionally slow.
-
-    Everything around the loop (rows, seeds, default prompts, context checks, results) is the
-    real code; each whitespace-separated word is a token and token k of a row is "w<k>".
-    """
-
-    def __new__(cls, delay: float = 0.0, context_length: int = 64):  # type: ignore[no-untyped-def]
-        import time
-        from types import SimpleNamespace
-
-        from quotegen.generation import Generator
-
-        class _Fake(Generator):
-            seen: list = []  # type: ignore[type-arg]  # noqa: RUF012
-
-            def _encode(self, text: str) -> list[int]:
-                return [len(w) for w in text.split()] or [0]
-
-            def _decode_loop(self, rows, admit=None):  # type: ignore[no-untyped-def]
-                self.seen.append(list(rows))
-                active = list(rows)
-                while True:
-                    if admit is not None:
-                        active += admit(len(active))
-                    if not active:
-                        return
-                    if delay:
-                        time.sleep(delay)
-                    for row in active:
-                        self._advance(row, 1000 + len(row.token_ids))
-                        if row.done and row.on_finish is not None:
-                            row.on_finish(row)
-                    active = [r for r in active if not r.done]
-                    yield
-
-            def _decode(self, ids):  # type: ignore[no-untyped-def]
-                return "".join(f" w{i - 1000}" for i in ids)
-
-        loaded = SimpleNamespace(
-            name="fake-model",
-            context_length=context_length,
-            eos_token_ids=[],
-            device="cpu",
-            dtype="torch.float32",
-            commit=None,
-            quantize="none",
-            ref=SimpleNamespace(revision=None),
-        )
-        return _Fake(loaded)  # type: ignore[arg-type]
-
-
 @pytest.fixture
-def fake_generator():  # type: ignore[no-untyped-def]
-    return FakeGenerator()
+def fake_engine() -> FakeEngine:
+    return FakeEngine()

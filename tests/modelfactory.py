@@ -1,6 +1,7 @@
 """Build small real GPT-2 models on the spot: random weights, a byte-level BPE tokenizer trained
-here with ``tokenizers``, saved with ``save_pretrained``. Tests and benchmarks load them through
-quotegen's real loading code; nothing is downloaded.
+here with ``tokenizers``, saved with ``save_pretrained``, through the same builders as
+``quotegen train --from-scratch`` (and the benchmarks). Tests load them through quotegen's real
+loading code; nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -45,37 +46,24 @@ def build_tiny_gpt2(
     ``quote_special_tokens`` mimics seed 2's quote model, which adds ``<BOS>``, ``<EOS>`` and
     ``<PAD>`` on top of GPT-2's vocabulary.
     """
-    import torch
-    from tokenizers import ByteLevelBPETokenizer
-    from transformers import GenerationConfig, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+    from transformers import GenerationConfig
 
-    texts = corpus or CORPUS
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(
-        texts * 4, vocab_size=vocab_size, min_frequency=1, special_tokens=["<|endoftext|>"]
-    )
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=bpe._tokenizer,
-        bos_token="<|endoftext|>",
-        eos_token="<|endoftext|>",
-        unk_token="<|endoftext|>",
-        model_max_length=n_positions,
-    )
+    from quotegen.training import new_gpt2, train_tokenizer
+
+    tokenizer = train_tokenizer((corpus or CORPUS) * 4, vocab_size, n_positions, min_frequency=1)
+    tokenizer.pad_token = None  # like GPT-2 itself: no pad token
     if quote_special_tokens:
         tokenizer.add_special_tokens(
             {"bos_token": "<BOS>", "eos_token": "<EOS>", "pad_token": "<PAD>"}
         )
-    torch.manual_seed(seed)
-    config = GPT2Config(
-        vocab_size=len(tokenizer),
+    model = new_gpt2(
+        tokenizer,
         n_positions=n_positions,
         n_embd=n_embd,
         n_layer=n_layer,
         n_head=n_head,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
+        seed=seed,
     )
-    model = GPT2LMHeadModel(config)
     model.generation_config = GenerationConfig(
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,

@@ -94,10 +94,10 @@ def test_bundled_model_found_from_an_installed_wheel(tmp_path: Path) -> None:
         timeout=300,
     )
     probe = (
-        "import quotegen.model as m; from quotegen.generation import Generator;"
-        "from quotegen.schemas import GenerationSettings;"
+        "import quotegen.model as m; from quotegen.generation import Engine;"
+        "from quotegen.settings import GenerationSettings;"
         "print(m.bundled_model_dir());"
-        "g = Generator(m.load_model(m.parse_model_ref('quotegen-mini'), device='cpu'));"
+        "g = Engine(m.load_model(m.parse_model_ref('quotegen-mini'), device='cpu'));"
         "print(g.generate(['life is'], GenerationSettings(seed=1))[0].text)"
     )
     proc = subprocess.run(

@@ -13,8 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 from quotegen import __version__
-from quotegen.cli import app, one_line
+from quotegen.cli import app
 from quotegen.schemas import GenerationResult
+from quotegen.text import one_line
 from tests.conftest import run_cli
 
 runner = CliRunner()
@@ -241,9 +242,12 @@ def test_text_mode_one_line_per_result_even_without_stops(tiny_model_dir: Path) 
 
 def test_text_and_json_agree(tiny_model_dir: Path) -> None:
     base = ("generate", "-m", str(tiny_model_dir), "--seed", "3", "-")
-    text = run_cli(*base, input="life is\nlove is\n").stdout.splitlines()
-    records = run_cli(*base, "--json", input="life is\nlove is\n").stdout.splitlines()
-    assert text == [one_line(json.loads(r)["text"]) for r in records]
+    text_run = run_cli(*base, input="life is\nlove is\n")
+    json_run = run_cli(*base, "--json", input="life is\nlove is\n")
+    assert (text_run.returncode, json_run.returncode) == (0, 0), text_run.stderr + json_run.stderr
+    records = json_run.stdout.splitlines()
+    assert len(records) == 2
+    assert text_run.stdout.splitlines() == [one_line(json.loads(r)["text"]) for r in records]
 
 
 def test_same_seed_same_output_across_runs(tiny_model_dir: Path) -> None:

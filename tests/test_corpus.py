@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from quotegen.corpus import fortunes_corpus, parse_fortunes, read_quotes, split_quotes
+from quotegen.corpus import fortunes_corpus, parse_fortunes, split_quotes
 from quotegen.errors import InputError
+from quotegen.inputs import read_quotes
 
 FORTUNE_FILE = (
     """A day for firm decisions!!!!!  Or is it?

@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 from quotegen.cli import app
 from quotegen.config import DEFAULT_HUB_MODEL
 from quotegen.errors import DownloadError
-from quotegen.model import hub_errors, parse_model_ref
+from quotegen.hub import hub_errors
+from quotegen.model import parse_model_ref
 from tests.conftest import run_cli
 from tests.hubserver import HubStandIn
 

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from quotegen.errors import QuotegenError
 from quotegen.generation import clean_text, find_stop
 from quotegen.model import parse_model_ref
-from quotegen.schemas import GenerationSettings
+from quotegen.settings import GenerationSettings
 from tests.test_server_live import LiveServer, serving
 
 EXAMPLES = int(os.environ.get("QUOTEGEN_FUZZ_EXAMPLES", "30"))

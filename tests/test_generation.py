@@ -9,14 +9,9 @@ from pydantic import ValidationError
 
 from quotegen.config import DEFAULT_PROMPTS
 from quotegen.errors import PromptTooLongError
-from quotegen.generation import (
-    CleanStream,
-    Generator,
-    choose_prompt,
-    clean_text,
-    find_stop,
-)
-from quotegen.schemas import GenerationSettings
+from quotegen.generation import Engine
+from quotegen.settings import GenerationSettings
+from quotegen.text import CleanStream, choose_prompt, clean_text, find_stop
 
 
 @pytest.mark.parametrize(
@@ -121,79 +116,79 @@ def test_clean_stream_prints_exactly_the_final_text() -> None:
 # -- the decode loop on a real tiny model ------------------------------------------------------
 
 
-def test_generate_same_seed_same_output(generator: Generator) -> None:
+def test_generate_same_seed_same_output(engine: Engine) -> None:
     settings = GenerationSettings(seed=123, max_new_tokens=12)
     prompts = ["life is", "", "love is"]
-    first = generator.generate(prompts, settings, batch_size=2)
-    second = generator.generate(prompts, settings, batch_size=2)
+    first = engine.generate(prompts, settings, batch_size=2)
+    second = engine.generate(prompts, settings, batch_size=2)
     assert [r.text for r in first] == [r.text for r in second]
     assert [r.seed for r in first] == [r.seed for r in second]
-    other = generator.generate(prompts, settings.model_copy(update={"seed": 124}), batch_size=2)
+    other = engine.generate(prompts, settings.model_copy(update={"seed": 124}), batch_size=2)
     assert [r.completion for r in other] != [r.completion for r in first]
 
 
-def test_generate_results_in_input_order(generator: Generator) -> None:
+def test_generate_results_in_input_order(engine: Engine) -> None:
     prompts = [f"prompt number {i}" for i in range(7)]
     settings = GenerationSettings(seed=1, n=2, max_new_tokens=6, stop=[])
-    results = generator.generate(prompts, settings, batch_size=3)
+    results = engine.generate(prompts, settings, batch_size=3)
     assert [(r.index, r.sample) for r in results] == [(i, s) for i in range(7) for s in range(2)]
     assert [r.prompt for r in results] == [p for p in prompts for _ in range(2)]
 
 
-def test_generate_respects_token_limits(generator: Generator) -> None:
+def test_generate_respects_token_limits(engine: Engine) -> None:
     settings = GenerationSettings(seed=5, max_new_tokens=7, min_new_tokens=7, stop=[])
-    for result in generator.generate(["life is", "a"], settings):
+    for result in engine.generate(["life is", "a"], settings):
         assert result.completion_tokens == 7
         assert result.finish_reason == "length"
-        assert result.prompt_tokens == generator.count_tokens(result.prompt)
+        assert result.prompt_tokens == engine.count_tokens(result.prompt)
 
 
-def test_generate_stop_strings_cut_the_completion(generator: Generator) -> None:
-    free = generator.generate(["life is"], GenerationSettings(seed=9, stop=[], max_new_tokens=30))
+def test_generate_stop_strings_cut_the_completion(engine: Engine) -> None:
+    free = engine.generate(["life is"], GenerationSettings(seed=9, stop=[], max_new_tokens=30))
     completion = free[0].completion
     stop = completion.strip()[3:5] if len(completion.strip()) > 5 else completion.strip()[:1]
-    cut = generator.generate(
-        ["life is"], GenerationSettings(seed=9, stop=[stop], max_new_tokens=30)
-    )[0]
+    cut = engine.generate(["life is"], GenerationSettings(seed=9, stop=[stop], max_new_tokens=30))[
+        0
+    ]
     assert stop not in cut.completion
     assert completion.startswith(cut.completion)
     assert cut.finish_reason == "stop"
 
 
-def test_greedy_ignores_seed(generator: Generator) -> None:
-    a = generator.generate(["life is"], GenerationSettings(do_sample=False, seed=1, stop=[]))
-    b = generator.generate(["life is"], GenerationSettings(do_sample=False, seed=2, stop=[]))
+def test_greedy_ignores_seed(engine: Engine) -> None:
+    a = engine.generate(["life is"], GenerationSettings(do_sample=False, seed=1, stop=[]))
+    b = engine.generate(["life is"], GenerationSettings(do_sample=False, seed=2, stop=[]))
     assert a[0].completion == b[0].completion
 
 
-def test_batched_greedy_matches_single(generator: Generator) -> None:
+def test_batched_greedy_matches_single(engine: Engine) -> None:
     """Left padding must not change what a prompt generates."""
     settings = GenerationSettings(do_sample=False, max_new_tokens=10, stop=[], repetition_penalty=1)
     prompts = ["a", "life is what happens when you are busy", "love is"]
-    batched = generator.generate(prompts, settings, batch_size=3)
-    single = [generator.generate([p], settings)[0] for p in prompts]
+    batched = engine.generate(prompts, settings, batch_size=3)
+    single = [engine.generate([p], settings)[0] for p in prompts]
     assert [r.completion for r in batched] == [r.completion for r in single]
 
 
-def test_stream_pieces_join_to_the_result(generator: Generator) -> None:
+def test_stream_pieces_join_to_the_result(engine: Engine) -> None:
     settings = GenerationSettings(seed=77, max_new_tokens=20, stop=[])
-    pieces = list(generator.stream("life is", settings))
-    (result,) = generator.generate(["life is"], settings)
+    pieces = list(engine.stream("life is", settings))
+    (result,) = engine.generate(["life is"], settings)
     assert len(pieces) > 1
     assert "".join(pieces) == result.completion
 
 
-def test_raw_keeps_text_clean_tidies_it(generator: Generator) -> None:
-    raw = generator.generate(["life  is ,"], GenerationSettings(seed=3, clean=False))[0]
+def test_raw_keeps_text_clean_tidies_it(engine: Engine) -> None:
+    raw = engine.generate(["life  is ,"], GenerationSettings(seed=3, clean=False))[0]
     assert raw.text == raw.prompt + raw.completion
-    cleaned = generator.generate(["life  is ,"], GenerationSettings(seed=3))[0]
+    cleaned = engine.generate(["life  is ,"], GenerationSettings(seed=3))[0]
     assert cleaned.text == clean_text(cleaned.prompt + cleaned.completion)
     assert cleaned.text.startswith("Life is,")
 
 
-def test_cancelled_rows_stop_early(generator: Generator) -> None:
+def test_cancelled_rows_stop_early(engine: Engine) -> None:
     settings = GenerationSettings(seed=1, max_new_tokens=50, stop=[])
-    rows = generator.prepare(["life is", "love is"], settings)
+    rows = engine.prepare(["life is", "love is"], settings)
     steps = {"n": 0}
 
     def cancel_after_two() -> bool:
@@ -201,27 +196,27 @@ def test_cancelled_rows_stop_early(generator: Generator) -> None:
         return steps["n"] > 2
 
     rows[0].is_cancelled = cancel_after_two
-    generator.run(rows)
+    engine.run(rows)
     assert rows[0].finish_reason == "cancelled"
     assert len(rows[0].token_ids) == 2
     assert rows[1].finish_reason == "length"
     assert len(rows[1].token_ids) == 50
 
 
-def test_prompt_longer_than_context_is_a_clear_error(generator: Generator) -> None:
+def test_prompt_longer_than_context_is_a_clear_error(engine: Engine) -> None:
     long_prompt = "word " * 400
     with pytest.raises(PromptTooLongError, match="model's context is 128 tokens"):
-        generator.generate([long_prompt], GenerationSettings())
+        engine.generate([long_prompt], GenerationSettings())
 
 
-def test_max_new_tokens_trimmed_to_context_unless_strict(generator: Generator) -> None:
+def test_max_new_tokens_trimmed_to_context_unless_strict(engine: Engine) -> None:
     prompt = "life is " * 30
-    tokens = generator.count_tokens(prompt)
+    tokens = engine.count_tokens(prompt)
     settings = GenerationSettings(seed=1, max_new_tokens=200, stop=[], min_new_tokens=200)
-    (result,) = generator.generate([prompt], settings)
+    (result,) = engine.generate([prompt], settings)
     assert result.completion_tokens == 128 - tokens
     with pytest.raises(PromptTooLongError):
-        generator.prepare([prompt], settings, strict_context=True)
+        engine.prepare([prompt], settings, strict_context=True)
 
 
 def test_model_with_added_special_tokens_generates(quote_model_dir) -> None:  # type: ignore[no-untyped-def]
@@ -230,7 +225,7 @@ def test_model_with_added_special_tokens_generates(quote_model_dir) -> None:  # 
     loaded = load_model(parse_model_ref(str(quote_model_dir)), device="cpu")
     assert loaded.tokenizer.pad_token == "<PAD>"
     assert loaded.tokenizer.convert_ids_to_tokens(loaded.eos_token_ids) == ["<EOS>"]
-    results = Generator(loaded).generate(
+    results = Engine(loaded).generate(
         ["life is", "a much longer prompt than the first"],
         GenerationSettings(seed=4, max_new_tokens=8),
         batch_size=2,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -10,21 +11,21 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from quotegen.batching import EngineLimits
 from quotegen.config import DEFAULT_PROMPTS
-from quotegen.server import ServerConfig, create_app
-from tests.conftest import FakeGenerator
+from quotegen.server import create_app
+from quotegen.settings import ServeConfig
+from tests.fakes import FakeEngine
 
 
 @pytest.fixture
-def client(fake_generator) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
-    with TestClient(create_app(fake_generator)) as test_client:
+def client(fake_engine) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
+    with TestClient(create_app(fake_engine)) as test_client:
         yield test_client
 
 
 def _app_client(**config: object) -> TestClient:
-    generator = FakeGenerator(delay=float(config.pop("delay", 0.0)))  # type: ignore[arg-type]
-    return TestClient(create_app(generator, config=ServerConfig(**config)))  # type: ignore[arg-type]
+    engine = FakeEngine(delay=float(config.pop("delay", 0.0)))  # type: ignore[arg-type]
+    return TestClient(create_app(engine, config=ServeConfig(**config)))  # type: ignore[arg-type]
 
 
 # -- seed 1 ------------------------------------------------------------------------------------
@@ -38,9 +39,9 @@ def test_seed1_generate_shape(client: TestClient) -> None:
     assert body["generated_text"].startswith("life is w0 w1")
 
 
-def test_seed1_defaults_max_length_35_including_prompt(client: TestClient, fake_generator) -> None:  # type: ignore[no-untyped-def]
+def test_seed1_defaults_max_length_35_including_prompt(client: TestClient, fake_engine) -> None:  # type: ignore[no-untyped-def]
     client.post("/generate", json={"text": "one two three"})
-    (row,) = fake_generator.seen[-1]
+    (row,) = fake_engine.seen[-1]
     s = row.settings
     assert (row.max_new_tokens, s.top_k, s.top_p, s.temperature, s.do_sample, s.stop) == (
         32,
@@ -71,10 +72,10 @@ def test_seed1_bad_bodies_422(client: TestClient, kwargs: dict, loc: list[str]) 
     assert body["error"]["type"] == "invalid_request"
 
 
-def test_seed1_optional_settings(client: TestClient, fake_generator) -> None:  # type: ignore[no-untyped-def]
+def test_seed1_optional_settings(client: TestClient, fake_engine) -> None:  # type: ignore[no-untyped-def]
     response = client.post("/generate", json={"text": "x", "seed": 3, "max_new_tokens": 2})
     assert response.json() == {"generated_text": "x w0 w1"}
-    assert fake_generator.seen[-1][0].seed == 3
+    assert fake_engine.seen[-1][0].seed == 3
 
 
 # -- seed 2 ------------------------------------------------------------------------------------
@@ -89,9 +90,9 @@ def test_seed2_generate_quote_is_a_bare_string(client: TestClient) -> None:
     assert body.startswith("Life is w0")
 
 
-def test_seed2_defaults(client: TestClient, fake_generator) -> None:  # type: ignore[no-untyped-def]
+def test_seed2_defaults(client: TestClient, fake_engine) -> None:  # type: ignore[no-untyped-def]
     client.post("/generate_quote", params={"prompt": "a b"})
-    (row,) = fake_generator.seen[-1]
+    (row,) = fake_engine.seen[-1]
     s = row.settings
     assert (s.top_p, s.top_k, s.temperature, s.min_new_tokens, s.clean) == (0.9, 0, 1.0, 1, True)
     assert row.max_new_tokens == 23  # max_length 25 including the 2 prompt tokens
@@ -112,27 +113,34 @@ def test_seed2_bad_requests_422(client: TestClient, kwargs: dict) -> None:  # ty
     assert "error" in response.json()
 
 
-def test_seed2_settings_via_query(client: TestClient, fake_generator) -> None:  # type: ignore[no-untyped-def]
+def test_seed2_settings_via_query(client: TestClient, fake_engine) -> None:  # type: ignore[no-untyped-def]
     first = client.post("/generate_quote", params={"prompt": "", "seed": 11}).json()
     second = client.post("/generate_quote", params={"prompt": "", "seed": 11}).json()
     assert first == second
-    assert fake_generator.seen[-1][0].seed == 11
+    assert fake_engine.seen[-1][0].seed == 11
 
 
 # -- the page ----------------------------------------------------------------------------------
 
 
-def test_index_html_is_self_contained(client: TestClient) -> None:
+def test_index_html_works_offline(client: TestClient) -> None:
+    """The page and its assets come from the package: nothing from another host."""
     response = client.get("/")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     page = response.text
     assert "<h1>How to Serve AI Models with FastAPI and Docker</h1>" in page
     assert "<form" in page
-    assert "/generate_quote" in page
-    assert "src=" not in page
-    assert "http://" not in page
-    assert "https://" not in page
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert set(assets) >= {"/static/app.js", "/static/style.css", "/static/favicon.svg"}
+    for asset in assets:
+        assert asset.startswith("/"), asset
+        assert client.get(asset).status_code == 200, asset
+    script = client.get("/static/app.js").text
+    assert "/generate_quote" in script
+    for text in (page, script, client.get("/static/style.css").text):
+        assert "http://" not in text
+        assert "https://" not in text
 
 
 def test_index_json_for_seed2_clients(client: TestClient) -> None:
@@ -255,12 +263,12 @@ def test_native_stream(client: TestClient) -> None:
 # -- health, info, metrics ---------------------------------------------------------------------
 
 
-def test_health_503_while_loading_then_200(fake_generator) -> None:  # type: ignore[no-untyped-def]
+def test_health_503_while_loading_then_200(fake_engine) -> None:  # type: ignore[no-untyped-def]
     release = threading.Event()
 
     def loader():  # type: ignore[no-untyped-def]
         release.wait(10)
-        return fake_generator
+        return fake_engine
 
     with TestClient(create_app(loader=loader)) as client:
         loading = client.get("/health")
@@ -380,8 +388,7 @@ def test_unknown_route_json_404(client: TestClient) -> None:
 
 
 def test_queue_full_answers_503_at_once() -> None:
-    limits = EngineLimits(max_batch_size=1, max_queue=1, max_wait_ms=0)
-    with _app_client(limits=limits, delay=0.05) as client:
+    with _app_client(max_batch_size=1, max_queue=1, max_wait_ms=0, delay=0.05) as client:
         statuses: list[int] = []
         retry_after: list[str | None] = []
 
@@ -402,8 +409,7 @@ def test_queue_full_answers_503_at_once() -> None:
 
 
 def test_request_timeout_504() -> None:
-    limits = EngineLimits(request_timeout_s=0.2)
-    with _app_client(limits=limits, delay=0.1) as client:
+    with _app_client(request_timeout_s=0.2, delay=0.1) as client:
         response = client.post("/generate", json={"text": "x", "max_new_tokens": 30})
         assert response.status_code == 504
         assert response.json()["error"]["type"] == "timeout"

@@ -10,12 +10,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from quotegen.batching import BatchEngine, EngineLimits
+from quotegen.batching import generate_ordered
 from quotegen.errors import DeviceError
-from quotegen.generation import Generator, Row, _draw, nucleus_threshold
+from quotegen.generation import Engine, Row
 from quotegen.model import load_model, parse_model_ref
-from quotegen.schemas import GenerationSettings
-from tests.conftest import FakeGenerator, run_cli
+from quotegen.sampling import _draw, nucleus_threshold
+from quotegen.settings import GenerationSettings
+from tests.conftest import run_cli
+from tests.fakes import FakeEngine
+from tests.test_batching import connected, open_tickets
 
 
 def _reference_keep(probs: torch.Tensor, top_p: float) -> torch.Tensor:
@@ -50,7 +53,7 @@ def test_nucleus_threshold_off_at_top_p_one() -> None:
 def test_draw_follows_the_distribution_and_never_picks_zero() -> None:
     probs = torch.tensor([[0.0, 0.2, 0.0, 0.5, 0.3, 0.0]])
     row = Row(0, 0, "p", GenerationSettings(), 0, [1], 1)
-    row.generator = torch.Generator().manual_seed(7)
+    row.rng = torch.Generator().manual_seed(7)
     counts = torch.zeros(6)
     for _ in range(4000):
         counts[int(_draw(probs, [row])[0])] += 1
@@ -78,7 +81,7 @@ def test_int8_model_generates_close_to_float(tiny_model_dir: Path) -> None:
     fp32 = load_model(ref, device="cpu")
     int8 = load_model(ref, device="cpu", quantize="int8")
     assert int8.quantize == "int8"
-    assert int8.precision == "int8"
+    assert int8.info().precision == "int8"
     kinds = {f"{type(m).__module__}.{type(m).__name__}" for m in int8.model.modules()}
     assert not any(k.endswith(".Conv1D") for k in kinds)
     assert "torch.nn.modules.linear.Linear" not in kinds  # every linear layer is int8 now
@@ -87,7 +90,7 @@ def test_int8_model_generates_close_to_float(tiny_model_dir: Path) -> None:
     with torch.inference_mode():
         a, b = fp32.model(ids).logits, int8.model(ids).logits
     assert torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0) > 0.99
-    results = Generator(int8).generate(["life is"], GenerationSettings(seed=1, max_new_tokens=5))
+    results = Engine(int8).generate(["life is"], GenerationSettings(seed=1, max_new_tokens=5))
     assert results[0].completion_tokens >= 1
 
 
@@ -121,23 +124,23 @@ def test_cli_quantize_bad_value_is_one_line(tiny_model_dir: Path) -> None:
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def _solo(generator: Generator, prompt: str, settings: GenerationSettings, index: int) -> list[int]:
-    (row,) = generator.prepare([prompt], settings, start_index=index)
-    generator.run([row])
+def _solo(engine: Engine, prompt: str, settings: GenerationSettings, index: int) -> list[int]:
+    (row,) = engine.prepare([prompt], settings, start_index=index)
+    engine.run([row])
     return row.token_ids
 
 
 @pytest.mark.parametrize("greedy", [True, False])
 def test_rows_joining_a_running_batch_generate_what_they_would_alone(
-    generator: Generator, greedy: bool
+    engine: Engine, greedy: bool
 ) -> None:
     settings = GenerationSettings(
         seed=5, max_new_tokens=12, min_new_tokens=12, stop=[], do_sample=not greedy
     )
     prompts = ["life is", "a much longer prompt about friendship and light", "love"]
-    alone = [_solo(generator, p, settings, i) for i, p in enumerate(prompts)]
+    alone = [_solo(engine, p, settings, i) for i, p in enumerate(prompts)]
 
-    rows = generator.prepare(prompts, settings)
+    rows = engine.prepare(prompts, settings)
     first, later = rows[:1], rows[1:]
     asked: list[int] = []
 
@@ -151,62 +154,57 @@ def test_rows_joining_a_running_batch_generate_what_they_would_alone(
     finished: list[Row] = []
     for row in rows:
         row.on_finish = finished.append
-    generator.run(first, admit=admit)
+    engine.run(first, admit=admit)
     assert [row.token_ids for row in rows] == alone
     assert finished == [rows[0], rows[1], rows[2]]  # each delivered when it ends
     assert asked[2:6] == [1, 2, 2, 2]
 
 
-def test_penalty_rows_joining_keep_their_history(generator: Generator) -> None:
+def test_penalty_rows_joining_keep_their_history(engine: Engine) -> None:
     settings = GenerationSettings(
         seed=9, max_new_tokens=10, min_new_tokens=10, stop=[], repetition_penalty=1.5
     )
-    alone = [_solo(generator, p, settings, i) for i, p in enumerate(["love is", "time"])]
-    rows = generator.prepare(["love is", "time"], settings)
+    alone = [_solo(engine, p, settings, i) for i, p in enumerate(["love is", "time"])]
+    rows = engine.prepare(["love is", "time"], settings)
     pending = [rows[1]]
-    generator.run(rows[:1], admit=lambda n: [pending.pop()] if pending and n == 1 else [])
+    engine.run(rows[:1], admit=lambda n: [pending.pop()] if pending and n == 1 else [])
     assert [row.token_ids for row in rows] == alone
 
 
 def test_engine_delivers_short_requests_while_long_ones_run() -> None:
-    generator = FakeGenerator(delay=0.005, context_length=4096)
+    fake = FakeEngine(delay=0.005, context_length=4096)
 
     async def scenario() -> tuple[float, float]:
-        engine = BatchEngine(generator, EngineLimits(max_wait_ms=0, max_batch_size=4))
-        engine.start()
+        tickets = open_tickets(fake, max_batch_size=4)
         try:
-            long = engine.submit(["long"], GenerationSettings(max_new_tokens=400, stop=[]))
+            long = tickets.submit(["long"], GenerationSettings(max_new_tokens=400, stop=[]))
             await asyncio.sleep(0.05)  # the long request is running alone by now
             started = time.monotonic()
-            short = engine.submit(["short"], GenerationSettings(max_new_tokens=5, stop=[]))
-            await engine.result(short, _connected)
+            short = tickets.submit(["short"], GenerationSettings(max_new_tokens=5, stop=[]))
+            await tickets.result(short, connected)
             short_wait = time.monotonic() - started
-            await engine.result(long, _connected)
+            await tickets.result(long, connected)
             long_wait = time.monotonic() - started
         finally:
-            engine.stop()
+            tickets.scheduler.stop()
         return short_wait, long_wait
 
     short_wait, long_wait = asyncio.run(scenario())
     # Joined the running batch at once and came back long before the long request ended.
     assert short_wait < long_wait / 3
-    assert len(generator.seen) == 1  # one decode loop served both
+    assert len(fake.seen) == 1  # one decode loop served both
 
 
-async def _connected() -> bool:
-    return False
-
-
-def test_generate_iter_matches_generate_in_order(generator: Generator) -> None:
+def test_generate_iter_matches_generate_in_order(engine: Engine) -> None:
     settings = GenerationSettings(seed=21, max_new_tokens=6, n=2)
     prompts = [f"prompt {i} is" for i in range(7)]
-    expected = generator.generate(prompts, settings, batch_size=4)
-    got = list(generator.generate_iter(iter(prompts), settings, batch_size=3))
+    expected = engine.generate(prompts, settings, batch_size=4)
+    got = list(generate_ordered(engine, iter(prompts), settings, batch_size=3))
     assert [(r.index, r.sample) for r in got] == [(r.index, r.sample) for r in expected]
     assert [r.completion for r in got] == [r.completion for r in expected]
 
 
-def test_generate_iter_does_not_wait_for_a_full_batch(generator: Generator) -> None:
+def test_generate_iter_does_not_wait_for_a_full_batch(engine: Engine) -> None:
     """A slow producer (a pipe fed by hand) gets each answer before sending the next line."""
     import threading
 
@@ -221,14 +219,14 @@ def test_generate_iter_does_not_wait_for_a_full_batch(generator: Generator) -> N
             answered.clear()
 
     results = []
-    for result in generator.generate_iter(slow_prompts(), settings, batch_size=32):
+    for result in generate_ordered(engine, slow_prompts(), settings, batch_size=32):
         results.append(result)
         answered.set()
     assert [r.index for r in results] == [0, 1, 2]
 
 
 def test_generate_iter_reports_a_bad_prompt_after_the_earlier_results(
-    generator: Generator,
+    engine: Engine,
 ) -> None:
     from quotegen.errors import PromptTooLongError
 
@@ -237,7 +235,7 @@ def test_generate_iter_reports_a_bad_prompt_after_the_earlier_results(
     seen: list[int] = []
 
     def consume() -> None:
-        for result in generator.generate_iter(iter(prompts), settings, batch_size=2):
+        for result in generate_ordered(engine, iter(prompts), settings, batch_size=2):
             seen.append(result.index)
 
     with pytest.raises(PromptTooLongError):

@@ -139,7 +139,17 @@ def test_eval_cli_json(tiny_model_dir: Path, corpus_file: Path) -> None:
                 "4",
             ],
             2,
-            "--n-embd / --n-head",
+            "--n-embd (30) must be a multiple of --n-head (4)",
+        ),
+        (
+            ["train", "{corpus}", "--out", "x", "--from-scratch", "--epochs", "0"],
+            2,
+            "--epochs: Input should be greater than or equal to 1",
+        ),
+        (
+            ["train", "{corpus}", "--out", "x", "--from-scratch", "--learning-rate", "2"],
+            2,
+            "--learning-rate: Input should be less than 1",
         ),
         (["eval", "missing.txt"], 1, "does not exist"),
     ],

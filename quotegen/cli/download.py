@@ -1,0 +1,125 @@
+"""``quotegen download`` (Hub to the HF cache) and ``quotegen models`` (what works offline)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from quotegen.cli.options import UsageError, write
+from quotegen.config import DEFAULT_HUB_MODEL, DEFAULT_HUB_REVISION
+from quotegen.console import print_note, stderr_is_terminal
+
+
+def download(
+    model: str | None = typer.Argument(
+        None,
+        show_default=False,
+        help=f"Hub repo id\\[@revision] \\[default: {DEFAULT_HUB_MODEL}@{DEFAULT_HUB_REVISION}].",
+    ),
+    revision: str | None = typer.Option(
+        None, "--revision", show_default=False, help="Branch, tag, commit or ref (e.g. refs/pr/1)."
+    ),
+    token: str | None = typer.Option(
+        None,
+        "--token",
+        show_default=False,
+        help="Hub token \\[default: HF_TOKEN or the stored login].",
+    ),
+    cache_dir: Path | None = typer.Option(
+        None, "--cache-dir", show_default=False, help="Cache folder \\[default: the HF cache]."
+    ),
+    local_dir: Path | None = typer.Option(
+        None, "--local-dir", show_default=False, help="Plain folder instead of the cache."
+    ),
+    include: list[str] | None = typer.Option(
+        None, "--include", show_default=False, help="Only files matching this glob (repeatable)."
+    ),
+    exclude: list[str] | None = typer.Option(
+        None, "--exclude", show_default=False, help="Skip files matching this glob (repeatable)."
+    ),
+    force: bool = typer.Option(False, "--force", help="Download again even if cached."),
+    allow_pickle: bool = typer.Option(
+        False, "--allow-pickle", help="Fetch pickle (.bin) weights when a repo has no safetensors."
+    ),
+    check: bool = typer.Option(
+        True, "--check/--no-check", help="Load the downloaded files to check they form a model."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress; only the path."),
+) -> None:
+    """Download a model from the Hugging Face Hub into the HF cache; print its path."""
+    from quotegen.hub import fetch_model
+    from quotegen.model import ModelRef, load_model, parse_model_ref
+
+    if cache_dir is not None and local_dir is not None:
+        raise UsageError("--cache-dir and --local-dir cannot be used together.")
+    if model is None:
+        ref = ModelRef(
+            name=DEFAULT_HUB_MODEL, repo_id=DEFAULT_HUB_MODEL, revision=DEFAULT_HUB_REVISION
+        )
+    else:
+        ref = parse_model_ref(model)
+        if ref.repo_id is None:
+            raise UsageError(f"'{model}' is a local path; download takes a Hub repo id.")
+    if revision is not None:
+        if ref.revision is not None and ref.revision != revision and model is not None:
+            raise UsageError(f"'{model}' already names revision '{ref.revision}'.")
+        ref = ModelRef(name=ref.repo_id or "", repo_id=ref.repo_id, revision=revision)
+    from huggingface_hub.utils.tqdm import disable_progress_bars
+
+    show = stderr_is_terminal() and not quiet
+    if not show:
+        disable_progress_bars()
+    elif not quiet:
+        print_note(f"Downloading {ref}")
+    path = fetch_model(
+        ref,
+        token=token,
+        allow_pickle=allow_pickle,
+        cache_dir=cache_dir,
+        local_dir=local_dir,
+        include=include or (),
+        exclude=exclude or (),
+        force=force,
+    )
+    if check and not include and not exclude:
+        checked = ModelRef(name=str(ref), repo_id=ref.repo_id, revision=ref.revision, path=path)
+        loaded = load_model(checked, device="cpu", allow_pickle=allow_pickle)
+        if not quiet:
+            size = sum(p.stat().st_size for p in path.iterdir() if p.is_file())
+            print_note(
+                f"OK: {type(loaded.model).__name__}, {size / 1e6:.1f} MB, "
+                f"context {loaded.context_length} tokens"
+            )
+    write(f"{path}\n")
+
+
+def models(
+    as_json: bool = typer.Option(False, "--json", help="JSON Lines: one object per model."),
+) -> None:
+    """List the models usable without network (bundled and in the HF cache)."""
+    from quotegen.hub import list_local_models
+
+    found = list_local_models()
+    if as_json:
+        write("".join(entry.model_dump_json() + "\n" for entry in found))
+        return
+    if not found:
+        print_note("No local models. Run: quotegen download")
+        return
+    rows = [("NAME", "REVISION", "SIZE", "DEFAULT")] + [
+        (
+            m.name,
+            m.revision or (m.commit[:12] if m.commit else "-"),
+            f"{m.size_bytes / 1e6:.1f} MB",
+            "*" if m.default else "",
+        )
+        for m in found
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    write(
+        "".join(
+            "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() + "\n"
+            for r in rows
+        )
+    )

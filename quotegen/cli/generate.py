@@ -1,0 +1,182 @@
+"""``quotegen generate``: prompts from arguments or stdin, one result per line on stdout."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+import typer
+
+from quotegen.cli.options import (
+    MODEL_OPTION,
+    QUIET_OPTION,
+    LoadFlags,
+    UsageError,
+    load_engine,
+    resolve,
+    validated,
+    write,
+)
+from quotegen.config import DEFAULT_BATCH_SIZE, GENERATION
+from quotegen.console import progress
+from quotegen.text import one_line
+
+if TYPE_CHECKING:
+    from quotegen.generation import Engine
+    from quotegen.schemas import GenerationResult
+    from quotegen.settings import GenerationSettings
+
+_FLAGS = {
+    "max_new_tokens": "--max-new-tokens",
+    "min_new_tokens": "--min-new-tokens",
+    "temperature": "--temperature",
+    "top_k": "--top-k",
+    "top_p": "--top-p",
+    "repetition_penalty": "--repetition-penalty",
+    "n": "-n",
+    "seed": "--seed",
+    "stop": "--stop",
+}
+
+
+def generate(
+    prompts: list[str] | None = typer.Argument(
+        None, show_default=False, help="Prompts. None or '-': one prompt per line of stdin."
+    ),
+    model: str | None = MODEL_OPTION,
+    max_new_tokens: int | None = typer.Option(
+        None,
+        "--max-new-tokens",
+        "-t",
+        show_default=False,
+        help=f"Most new tokens \\[default: {GENERATION.max_new_tokens}].",
+    ),
+    min_new_tokens: int | None = typer.Option(
+        None, "--min-new-tokens", show_default=False, help="No end-of-text before this many."
+    ),
+    temperature: float | None = typer.Option(
+        None,
+        "--temperature",
+        show_default=False,
+        help=f"0 = greedy \\[default: {GENERATION.temperature}].",
+    ),
+    top_k: int | None = typer.Option(
+        None, "--top-k", show_default=False, help=f"0 = off \\[default: {GENERATION.top_k}]."
+    ),
+    top_p: float | None = typer.Option(
+        None, "--top-p", show_default=False, help=f"1 = off \\[default: {GENERATION.top_p}]."
+    ),
+    repetition_penalty: float | None = typer.Option(
+        None,
+        "--repetition-penalty",
+        show_default=False,
+        help=f"1 = off \\[default: {GENERATION.repetition_penalty}].",
+    ),
+    n: int | None = typer.Option(
+        None,
+        "-n",
+        "--num-samples",
+        show_default=False,
+        help=f"Results per prompt \\[default: {GENERATION.n}].",
+    ),
+    seed: int | None = typer.Option(
+        None, "--seed", show_default=False, help="Reproducible sampling."
+    ),
+    greedy: bool = typer.Option(False, "--greedy", help="Always pick the likeliest token."),
+    stop: list[str] | None = typer.Option(
+        None, "--stop", show_default=False, help="Stop string (repeatable) \\[default: newline]."
+    ),
+    no_stop: bool = typer.Option(False, "--no-stop", help="No stop strings: run to max tokens."),
+    raw: bool = typer.Option(False, "--raw", help="Print the text as generated, not cleaned."),
+    as_json: bool = typer.Option(False, "--json", help="JSON Lines: one object per result."),
+    batch_size: int = typer.Option(
+        DEFAULT_BATCH_SIZE, "--batch-size", "-b", min=1, max=256, help="Rows decoded together."
+    ),
+    quiet: bool = QUIET_OPTION,
+    flags: LoadFlags = LoadFlags(),
+) -> None:
+    """Generate a quote for each prompt (arguments, or stdin lines)."""
+    from quotegen.settings import GenerationSettings
+
+    if stop and no_stop:
+        raise UsageError("--stop and --no-stop cannot be used together.")
+    settings = validated(
+        GenerationSettings,
+        _FLAGS,
+        max_new_tokens=max_new_tokens,
+        min_new_tokens=min_new_tokens,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        repetition_penalty=repetition_penalty,
+        n=n,
+        seed=seed,
+        do_sample=False if greedy else None,
+        stop=[] if no_stop else (stop or None),
+        clean=False if raw else None,
+    )
+    from_stdin = not prompts or prompts == ["-"]
+    if from_stdin and sys.stdin.isatty():
+        raise UsageError(
+            "No prompt given: pass one as an argument or pipe prompts on stdin, one per line."
+        )
+    if not from_stdin and "-" in (prompts or []):
+        raise UsageError("'-' (stdin) cannot be mixed with prompt arguments.")
+
+    engine = load_engine(resolve(model, flags, quiet=quiet), flags, quiet=quiet)
+    if settings.seed is None:
+        # One base seed for the whole run, reported in --json, so any result can be redone.
+        import secrets
+
+        from quotegen.settings import MAX_SEED
+
+        settings = settings.model_copy(update={"seed": secrets.randbelow(MAX_SEED)})
+
+    single = not from_stdin and prompts is not None and len(prompts) == 1 and settings.n == 1
+    if single and prompts is not None and sys.stdout.isatty() and not as_json:
+        _stream_one(engine, prompts[0], settings)
+        return
+    if from_stdin:
+        from quotegen.inputs import stdin_prompts
+
+        source: Iterable[str] = stdin_prompts()
+    else:
+        source = prompts or []
+    _generate_many(engine, source, settings, batch_size, as_json, quiet)
+
+
+def _stream_one(engine: Engine, prompt: str, settings: GenerationSettings) -> None:
+    """Print one quote token by token on a terminal, ending exactly as the batch path would."""
+    from quotegen.text import CleanStream, clean_text
+
+    stream = engine.stream(prompt, settings)
+    printer = CleanStream(lambda raw: one_line(clean_text(raw) if settings.clean else raw))
+    write(printer.feed(stream.prompt))
+    for piece in stream:
+        write(printer.feed(piece))
+    assert stream.result is not None
+    write(printer.finish(one_line(stream.result.text)) + "\n")
+
+
+def _line(result: GenerationResult, as_json: bool) -> str:
+    return (result.model_dump_json() if as_json else one_line(result.text)) + "\n"
+
+
+def _generate_many(
+    engine: Engine,
+    source: Iterable[str],
+    settings: GenerationSettings,
+    batch_size: int,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Prompts in, one line per result out, in input order, each as soon as it is ready."""
+    from quotegen.batching import generate_ordered
+
+    total = len(source) if isinstance(source, list) else None
+    with progress("Generating", show=not quiet and total != 1, total=total) as bar:
+        for result in generate_ordered(engine, source, settings, batch_size=batch_size):
+            write(_line(result, as_json))
+            if result.sample == settings.n - 1:
+                bar.update(result.index + 1, total)

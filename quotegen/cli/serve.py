@@ -1,0 +1,111 @@
+"""``quotegen serve``: flags in, the server module runs it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import typer
+
+from quotegen.cli.options import (
+    MODEL_OPTION,
+    LoadFlags,
+    UsageError,
+    load_engine,
+    resolve,
+    validated,
+)
+from quotegen.config import DEFAULT_HOST, DEFAULT_PORT, ENV_API_KEY, ENV_HOST, ENV_PORT, SERVE
+from quotegen.console import print_note
+
+if TYPE_CHECKING:
+    from quotegen.generation import Engine
+
+_FLAGS = {
+    "max_batch_size": "--max-batch-size",
+    "max_wait_ms": "--max-wait-ms",
+    "max_queue": "--max-queue",
+    "request_timeout_s": "--timeout",
+    "max_body_bytes": "--max-body-bytes",
+    "max_prompt_bytes": "--max-prompt-bytes",
+    "drain_timeout_s": "--drain-timeout",
+}
+_LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def serve(
+    model: str | None = MODEL_OPTION,
+    host: str = typer.Option(
+        DEFAULT_HOST, "--host", envvar=ENV_HOST, help="Interface to bind; 0.0.0.0 for all."
+    ),
+    port: int = typer.Option(
+        DEFAULT_PORT, "--port", "-p", envvar=ENV_PORT, min=0, max=65535, help="TCP port."
+    ),
+    api_key: str | None = typer.Option(
+        None,
+        "--api-key",
+        envvar=ENV_API_KEY,
+        show_default=False,
+        help="Require 'Authorization: Bearer KEY' on every generation route.",
+    ),
+    cors_origin: list[str] | None = typer.Option(
+        None,
+        "--cors-origin",
+        show_default=False,
+        help="Allowed CORS origin (repeatable); off by default.",
+    ),
+    max_batch_size: int = typer.Option(
+        SERVE.max_batch_size, "--max-batch-size", help="Rows decoded together."
+    ),
+    max_wait_ms: float = typer.Option(
+        SERVE.max_wait_ms, "--max-wait-ms", help="How long a new batch waits for company."
+    ),
+    max_queue: int = typer.Option(
+        SERVE.max_queue, "--max-queue", help="Queued rows before 503 + Retry-After."
+    ),
+    timeout: float = typer.Option(
+        SERVE.request_timeout_s, "--timeout", help="Per-request time limit in seconds."
+    ),
+    max_body_bytes: int = typer.Option(
+        SERVE.max_body_bytes, "--max-body-bytes", help="Largest request body accepted."
+    ),
+    max_prompt_bytes: int = typer.Option(
+        SERVE.max_prompt_bytes, "--max-prompt-bytes", help="Largest prompt, in UTF-8 bytes."
+    ),
+    drain_timeout: float = typer.Option(
+        SERVE.drain_timeout_s,
+        "--drain-timeout",
+        help="On SIGTERM/SIGINT, seconds to finish work.",
+    ),
+    log_level: str = typer.Option(
+        "info", "--log-level", help="critical, error, warning, info or debug."
+    ),
+    flags: LoadFlags = LoadFlags(),
+) -> None:
+    """Serve the seeds' HTTP API, an OpenAI-compatible API and a web page."""
+    from quotegen.server.runner import LOG_LEVELS, run_server
+    from quotegen.settings import ServeConfig
+
+    if log_level.strip().lower() not in LOG_LEVELS:
+        raise UsageError(f"--log-level: unknown level '{log_level}'.")
+    config = validated(
+        ServeConfig,
+        _FLAGS,
+        api_key=api_key or None,
+        cors_origins=list(cors_origin or []),
+        max_batch_size=max_batch_size,
+        max_wait_ms=max_wait_ms,
+        max_queue=max_queue,
+        request_timeout_s=timeout,
+        max_body_bytes=max_body_bytes,
+        max_prompt_bytes=max_prompt_bytes,
+        drain_timeout_s=drain_timeout,
+    )
+    # Fail fast on a bad name or device, before binding the port.
+    ref = resolve(model, flags, quiet=False)
+    if host not in _LOCAL_HOSTS and not api_key:
+        print_note(f"Listening on {host} without --api-key: anyone who can reach it can use it.")
+
+    def loader() -> Engine:
+        return load_engine(ref, flags, quiet=True)
+
+    run_server(loader, config, host=host, port=port, log_level=log_level)

@@ -1,0 +1,156 @@
+"""``quotegen train`` (fine-tune, or a small model from scratch) and ``quotegen eval``
+(perplexity on a quotes file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from quotegen.cli.options import (
+    ALLOW_PICKLE_OPTION,
+    DEVICE_OPTION,
+    MODEL_OPTION,
+    TRUST_CODE_OPTION,
+    LoadFlags,
+    load,
+    resolve,
+    validated,
+    write,
+)
+from quotegen.config import TRAIN
+from quotegen.console import print_note, progress
+
+_FLAGS = {
+    "epochs": "--epochs",
+    "batch_size": "--batch-size",
+    "max_length": "--max-length",
+    "learning_rate": "--learning-rate",
+    "warmup_ratio": "--warmup",
+    "weight_decay": "--weight-decay",
+    "grad_clip": "--grad-clip",
+    "val_split": "--val-split",
+    "seed": "--seed",
+    "vocab_size": "--vocab-size",
+    "n_layer": "--n-layer",
+    "n_head": "--n-head",
+    "n_embd": "--n-embd",
+    "context": "--context",
+    "dropout": "--dropout",
+}
+
+
+def train(
+    data: Path = typer.Argument(..., help="Quotes: .txt (one per line), .jsonl or .csv."),
+    out: Path = typer.Option(..., "--out", "-o", help="Directory to save the model in."),
+    base: str | None = typer.Option(
+        None, "--base", show_default=False, help="Model to fine-tune (any --model reference)."
+    ),
+    from_scratch: bool = typer.Option(
+        False, "--from-scratch", help="Train a small GPT-2 and its tokenizer on DATA."
+    ),
+    text_column: str | None = typer.Option(
+        None, "--text-column", show_default=False, help="Column of .jsonl/.csv \\[default: text]."
+    ),
+    epochs: int = typer.Option(TRAIN.epochs, "--epochs"),
+    batch_size: int = typer.Option(TRAIN.batch_size, "--batch-size", "-b"),
+    max_length: int = typer.Option(TRAIN.max_length, "--max-length", help="Tokens per quote."),
+    learning_rate: float = typer.Option(TRAIN.learning_rate, "--learning-rate", "--lr"),
+    warmup_ratio: float = typer.Option(TRAIN.warmup_ratio, "--warmup"),
+    weight_decay: float = typer.Option(TRAIN.weight_decay, "--weight-decay"),
+    grad_clip: float = typer.Option(TRAIN.grad_clip, "--grad-clip"),
+    val_split: float = typer.Option(TRAIN.val_split, "--val-split"),
+    seed: int = typer.Option(TRAIN.seed, "--seed"),
+    vocab_size: int = typer.Option(TRAIN.vocab_size, "--vocab-size"),
+    n_layer: int = typer.Option(TRAIN.n_layer, "--n-layer"),
+    n_head: int = typer.Option(TRAIN.n_head, "--n-head"),
+    n_embd: int = typer.Option(TRAIN.n_embd, "--n-embd"),
+    context: int = typer.Option(TRAIN.context, "--context"),
+    dropout: float = typer.Option(TRAIN.dropout, "--dropout"),
+    device: str = DEVICE_OPTION,
+    allow_pickle: bool = ALLOW_PICKLE_OPTION,
+    trust_remote_code: bool = TRUST_CODE_OPTION,
+    as_json: bool = typer.Option(False, "--json", help="Print the training report as JSON."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Fine-tune a model on a quotes file, or train a small one from scratch."""
+    from quotegen.inputs import read_quotes
+    from quotegen.settings import TrainConfig
+    from quotegen.training import train as run_training
+
+    config = validated(
+        TrainConfig,
+        _FLAGS,
+        out=out,
+        base=base,
+        from_scratch=from_scratch,
+        epochs=epochs,
+        batch_size=batch_size,
+        max_length=max_length,
+        learning_rate=learning_rate,
+        warmup_ratio=warmup_ratio,
+        weight_decay=weight_decay,
+        grad_clip=grad_clip,
+        val_split=val_split,
+        seed=seed,
+        device=device,
+        vocab_size=vocab_size,
+        n_layer=n_layer,
+        n_head=n_head,
+        n_embd=n_embd,
+        context=context,
+        dropout=dropout,
+        allow_pickle=allow_pickle,
+        trust_remote_code=trust_remote_code,
+    )
+    quotes = read_quotes(data, text_column)
+    with progress("Training", show=not quiet) as bar:
+
+        def update(kind: str, done: int, total: int, values: dict[str, float]) -> None:
+            if kind == "epoch":
+                bar.note(
+                    f"epoch {done}/{total}: validation perplexity {values['val_perplexity']:.2f}"
+                )
+                return
+            bar.update(done, total, " ".join(f"{k} {v:.3g}" for k, v in values.items()))
+
+        report = run_training(config, quotes, progress=update, data_name=data.name)
+    write(report.model_dump_json() + "\n" if as_json else f"{report.out}\n")
+    best = report.best_val_perplexity
+    if not quiet and best is not None:
+        print_note(
+            f"Validation perplexity {report.initial_val_perplexity:.2f} -> {best:.2f} "
+            f"(epoch {report.best_epoch}) in {report.seconds:.0f} s; saved to {report.out}"
+        )
+    if report.interrupted:
+        print_note(f"Interrupted: the best checkpoint so far is in {report.out}")
+        raise typer.Exit(130)
+
+
+def evaluate(
+    data: Path = typer.Argument(..., help="Quotes: .txt (one per line), .jsonl or .csv."),
+    model: str | None = MODEL_OPTION,
+    text_column: str | None = typer.Option(None, "--text-column", show_default=False),
+    batch_size: int = typer.Option(16, "--batch-size", "-b", min=1, max=1024),
+    as_json: bool = typer.Option(False, "--json", help="JSON output."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    flags: LoadFlags = LoadFlags(),
+) -> None:
+    """Token-level perplexity of a model on a quotes file."""
+    from quotegen.evaluation import evaluate as run_evaluation
+    from quotegen.inputs import read_quotes
+
+    quotes = read_quotes(data, text_column)
+    loaded = load(resolve(model, flags, quiet=quiet), flags, quiet=quiet)
+    with progress("Evaluating", show=not quiet, total=len(quotes)) as bar:
+        done = 0
+
+        def on_batch(rows: int) -> None:
+            nonlocal done
+            done += rows
+            bar.update(done, len(quotes))
+
+        report = run_evaluation(
+            loaded, quotes, data=str(data), batch_size=batch_size, on_batch=on_batch
+        )
+    write(report.model_dump_json() + "\n" if as_json else f"{report.perplexity:.4f}\n")

@@ -1,0 +1,327 @@
+"""The Hugging Face Hub: downloads into the HF cache, Hub errors in words, the cache listed.
+
+huggingface_hub is imported inside the functions (it reads its environment at import and costs
+time); ``HF_HUB_OFFLINE`` and ``HF_ENDPOINT`` are read when used, not at import.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from quotegen.config import BUNDLED_MODEL_NAME
+from quotegen.errors import (
+    DownloadError,
+    HubUnreachableError,
+    InvalidModelError,
+    InvalidModelReferenceError,
+    ModelAccessError,
+    ModelNotCachedError,
+    ModelNotFoundError,
+    QuotegenError,
+    UnsafeWeightsError,
+)
+from quotegen.schemas import LocalModelEntry
+
+if TYPE_CHECKING:
+    from quotegen.model import ModelRef
+
+#: What loading a model needs from a repo; weights are added by ``_weight_patterns``.
+LOAD_PATTERNS = [
+    "config.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.json",
+    "vocab.txt",
+    "merges.txt",
+    "tokenizer.model",
+    "*.tiktoken",
+    "chat_template.*",
+    "README.md",
+]
+SAFETENSORS_PATTERNS = ["*.safetensors", "*.safetensors.index.json"]
+PICKLE_PATTERNS = ["pytorch_model*.bin", "pytorch_model.bin.index.json"]
+
+
+def is_offline() -> bool:
+    """``HF_HUB_OFFLINE`` read now (huggingface_hub reads it once, at import)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def cached_snapshot(ref: ModelRef, cache_dir: Path | None = None) -> Path | None:
+    """The local snapshot of a Hub ref if it holds config and weights, else None."""
+    assert ref.repo_id is not None
+    from huggingface_hub import snapshot_download
+
+    try:
+        path = Path(
+            snapshot_download(
+                ref.repo_id,
+                revision=ref.revision,
+                cache_dir=cache_dir,
+                local_files_only=True,
+            )
+        )
+    except Exception:
+        return None
+    if (path / "config.json").is_file() and weight_files(path):
+        return path
+    return None
+
+
+def weight_files(path: Path) -> dict[str, list[Path]]:
+    found: dict[str, list[Path]] = {}
+    safetensors = sorted(path.glob("*.safetensors"))
+    pickle = sorted(path.glob("pytorch_model*.bin"))
+    if safetensors:
+        found["safetensors"] = safetensors
+    if pickle:
+        found["pickle"] = pickle
+    return found
+
+
+def _weight_patterns(files: Sequence[str], allow_pickle: bool, name: str) -> list[str]:
+    """Pick which weights to fetch from a repo's file list: safetensors, else opted-in pickle."""
+    if any(f.endswith(".safetensors") for f in files):
+        return SAFETENSORS_PATTERNS
+    if any(re.fullmatch(r"pytorch_model.*\.bin", f) for f in files):
+        if allow_pickle:
+            return PICKLE_PATTERNS
+        raise UnsafeWeightsError(
+            f"Model '{name}' has only pickle (.bin) weights, which can run code when loaded. "
+            "Pass --allow-pickle if you trust it, or use a revision with safetensors weights."
+        )
+    raise InvalidModelError(
+        f"Model '{name}' has no PyTorch weights (no *.safetensors or pytorch_model*.bin files)."
+    )
+
+
+_INTERRUPTED = {
+    "RemoteProtocolError",
+    "ReadError",
+    "ReadTimeout",
+    "ChunkedEncodingError",
+    "ProtocolError",
+    "IncompleteRead",
+}
+
+
+@contextmanager
+def hub_errors(ref: ModelRef | str) -> Iterator[None]:
+    """Translate huggingface_hub and network failures into ``QuotegenError`` with a next step."""
+    from huggingface_hub import errors as hf_errors
+
+    name = str(ref)
+    try:
+        yield
+    except QuotegenError:
+        raise
+    except hf_errors.GatedRepoError as exc:
+        raise ModelAccessError(
+            f"Model '{name}' is gated: accept its terms on the Hub, then set HF_TOKEN (or pass "
+            "--token) to a token of that account."
+        ) from exc
+    except hf_errors.RevisionNotFoundError as exc:
+        raise ModelNotFoundError(
+            f"Revision not found for model '{name}'. Check the branch, tag or commit after '@'."
+        ) from exc
+    except hf_errors.RepositoryNotFoundError as exc:
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        hint = (
+            "It may be private: set HF_TOKEN (or pass --token) to a token that can read it."
+            if status in (401, 403)
+            else "Check the spelling; if it is private, set HF_TOKEN."
+        )
+        raise ModelNotFoundError(f"Model '{name}' was not found on the Hub. {hint}") from exc
+    except hf_errors.LocalEntryNotFoundError as exc:
+        raise ModelNotCachedError(
+            f"Model '{name}' is not in the local cache and the Hub cannot be reached. "
+            f"Run: quotegen download {name}"
+        ) from exc
+    except hf_errors.OfflineModeIsEnabled as exc:
+        raise ModelNotCachedError(
+            f"Model '{name}' is not in the local cache and HF_HUB_OFFLINE=1 forbids downloads. "
+            f"Run: quotegen download {name} (with network access)"
+        ) from exc
+    except hf_errors.HfHubHTTPError as exc:
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        if status in (401, 403):
+            raise ModelAccessError(
+                f"The Hub refused access to '{name}' (HTTP {status}). Set HF_TOKEN (or pass "
+                "--token) to a token that can read it."
+            ) from exc
+        raise HubUnreachableError(
+            f"The Hub answered HTTP {status} for '{name}'. Try again later."
+        ) from exc
+    except OSError as exc:
+        import errno
+
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise DownloadError(
+                f"The disk is full while downloading '{name}' ({exc.strerror}). Free some space "
+                "(or use --cache-dir elsewhere) and run the same command again; files already "
+                "complete are kept."
+            ) from exc
+        raise HubUnreachableError(
+            f"Could not reach the Hub for '{name}' ({type(exc).__name__}). Check your network; "
+            f"a cached model works offline with HF_HUB_OFFLINE=1."
+        ) from exc
+    except Exception as exc:
+        # huggingface_hub has used requests, httpx and httpx2 over the years: match by name.
+        kinds = {(c.__module__.split(".")[0], c.__name__) for c in type(exc).__mro__}
+        libraries = {module for module, _ in kinds} & {"httpx", "httpx2", "requests", "urllib3"}
+        names = {n for _, n in kinds}
+        if libraries and names & _INTERRUPTED:
+            raise DownloadError(
+                f"The download of '{name}' was interrupted ({type(exc).__name__}) after "
+                "retrying. Run the same command again: files already complete are kept."
+            ) from exc
+        if libraries:
+            raise HubUnreachableError(
+                f"Could not reach the Hub for '{name}' ({type(exc).__name__}). Check your "
+                "network; a cached model works offline with HF_HUB_OFFLINE=1."
+            ) from exc
+        raise
+
+
+def fetch_model(
+    ref: ModelRef,
+    *,
+    token: str | None = None,
+    allow_pickle: bool = False,
+    cache_dir: Path | None = None,
+    local_dir: Path | None = None,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    force: bool = False,
+    tqdm_class: Any = None,
+) -> Path:
+    """Download what loading ``ref`` needs from the Hub into the HF cache; return its path."""
+    if ref.repo_id is None:
+        raise InvalidModelReferenceError(f"'{ref}' is a local directory, not a Hub repo id.")
+    if is_offline():
+        raise ModelNotCachedError(
+            f"Cannot download '{ref}': HF_HUB_OFFLINE=1 forbids network access. Unset it and "
+            f"run: quotegen download {ref}"
+        )
+    from huggingface_hub import HfApi, snapshot_download
+
+    # Read now, not at import: HF_ENDPOINT may point at a mirror (or a test stand-in).
+    endpoint = os.environ.get("HF_ENDPOINT") or None
+    with hub_errors(ref):
+        info = HfApi(endpoint=endpoint).model_info(ref.repo_id, revision=ref.revision, token=token)
+        files = [s.rfilename for s in (info.siblings or [])]
+        patterns = list(include) or [
+            *LOAD_PATTERNS,
+            *_weight_patterns(files, allow_pickle, str(ref)),
+        ]
+        path = snapshot_download(
+            ref.repo_id,
+            revision=info.sha or ref.revision,
+            cache_dir=cache_dir,
+            local_dir=local_dir,
+            token=token,
+            allow_patterns=patterns,
+            ignore_patterns=list(exclude) or None,
+            force_download=force,
+            tqdm_class=tqdm_class,
+            endpoint=endpoint,
+        )
+    local = Path(path)
+    if local_dir is None and info.sha:
+        _remember_revision(ref, info.sha, cache_dir)
+    return local
+
+
+def _remember_revision(ref: ModelRef, commit: str, cache_dir: Path | None) -> None:
+    """Record ``revision -> commit`` in the cache so offline lookups of the ref work later.
+
+    snapshot_download only records refs it resolved itself; we resolved the revision through
+    model_info (to choose files first), so we write the ref file the same way it would.
+    """
+    from huggingface_hub import constants
+    from huggingface_hub.file_download import repo_folder_name
+
+    revision = ref.revision or "main"
+    if ref.repo_id is None or revision == commit:
+        return
+    cache = Path(cache_dir) if cache_dir is not None else Path(constants.HF_HUB_CACHE)
+    folder = cache / repo_folder_name(repo_id=ref.repo_id, repo_type="model")
+    ref_file = folder / "refs" / revision
+    ref_file.parent.mkdir(parents=True, exist_ok=True)
+    ref_file.write_text(commit)
+
+
+def _is_causal_lm(snapshot: Path) -> bool:
+    import json
+
+    try:
+        config = json.loads((snapshot / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    architectures = config.get("architectures") or []
+    return any(str(a).endswith(("ForCausalLM", "LMHeadModel")) for a in architectures)
+
+
+def list_local_models(cache_dir: Path | None = None) -> list[LocalModelEntry]:
+    """The bundled model and every cached revision that looks like a loadable causal LM."""
+    from huggingface_hub import scan_cache_dir
+    from huggingface_hub.errors import CacheNotFound
+
+    from quotegen.model import bundled_model_dir, default_model_ref
+
+    try:
+        default: ModelRef | None = default_model_ref()
+    except QuotegenError:
+        default = None
+    found: list[LocalModelEntry] = []
+    bundled = bundled_model_dir()
+    if (bundled / "config.json").is_file():
+        size = sum(p.stat().st_size for p in bundled.rglob("*") if p.is_file())
+        is_default = bool(default is not None and default.bundled)
+        found.append(
+            LocalModelEntry(
+                name=BUNDLED_MODEL_NAME,
+                revision=None,
+                commit=None,
+                size_bytes=size,
+                path=bundled,
+                default=is_default,
+            )
+        )
+    try:
+        cache = scan_cache_dir(cache_dir)
+    except CacheNotFound:
+        return found
+    for repo in sorted(cache.repos, key=lambda r: r.repo_id):
+        if repo.repo_type != "model":
+            continue
+        for rev in sorted(repo.revisions, key=lambda r: r.commit_hash):
+            snapshot = Path(rev.snapshot_path)
+            if not _is_causal_lm(snapshot) or not weight_files(snapshot):
+                continue
+            names: list[str | None] = [*sorted(rev.refs)] or [None]
+            for name in names:
+                is_default = bool(
+                    default is not None
+                    and default.repo_id == repo.repo_id
+                    and (default.revision or "main") == (name or rev.commit_hash)
+                )
+                found.append(
+                    LocalModelEntry(
+                        name=repo.repo_id,
+                        revision=name,
+                        commit=rev.commit_hash,
+                        size_bytes=rev.size_on_disk,
+                        path=snapshot,
+                        default=is_default,
+                    )
+                )
+    return found

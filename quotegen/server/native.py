@@ -1,0 +1,57 @@
+"""The native API: many prompts with full settings, results in the ``generate --json`` schema,
+and one prompt streamed as server-sent events."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+
+from quotegen.errors import QuotegenError
+from quotegen.schemas import GenerateRequest, GenerateResponse, StreamRequest
+from quotegen.server.deps import Auth, Ready, State, check_prompts
+from quotegen.server.responses import ERRORS, error_body, event_stream, sse
+from quotegen.server.tickets import Ticket, Tickets
+
+router = APIRouter(prefix="/v1", dependencies=Auth)
+
+
+@router.post(
+    "/generate",
+    response_model=GenerateResponse,
+    responses=ERRORS,
+    summary="Native: many prompts, full settings",
+)
+async def generate_native(
+    body: GenerateRequest, request: Request, state: State, tickets: Ready
+) -> GenerateResponse:
+    """Results in the same schema as `quotegen generate --json`."""
+    check_prompts(body.prompts, state, "prompts")
+    ticket = tickets.submit(body.prompts, body.settings)
+    return GenerateResponse(results=await tickets.result(ticket, request.is_disconnected))
+
+
+@router.post(
+    "/generate/stream",
+    responses={**ERRORS, 200: {"content": {"text/event-stream": {}}}},
+    summary="Native streaming: `token` events, then one `result` event",
+)
+async def generate_stream(body: StreamRequest, state: State, tickets: Ready) -> StreamingResponse:
+    """Server-sent events: `event: token` with `{"text": …}` pieces, then `event: result`
+    with the full result (the `generate --json` schema); `event: error` if it fails.
+    """
+    check_prompts([body.prompt], state, "prompt")
+    settings = body.settings.model_copy(update={"n": 1})
+    ticket = tickets.submit([body.prompt], settings, stream=True)
+    return event_stream(_events(tickets, ticket))
+
+
+async def _events(tickets: Tickets, ticket: Ticket) -> AsyncIterator[str]:
+    try:
+        async for _, text in tickets.stream(ticket):
+            yield sse({"text": text}, event="token")
+        (result,) = await ticket.done
+        yield sse(result.model_dump(), event="result")
+    except QuotegenError as exc:
+        yield sse(error_body(exc.error_type, exc.message), event="error")

@@ -1,0 +1,123 @@
+"""What every router answers with: error bodies and their handlers, documented error
+responses, and server-sent event framing."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from quotegen.errors import QuotegenError
+from quotegen.schemas import ErrorResponse
+
+log = logging.getLogger("quotegen.server")
+
+#: The error answers documented on every generation route.
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "Malformed body (not JSON, not UTF-8)"},
+    401: {"model": ErrorResponse, "description": "Missing or wrong API key"},
+    413: {"model": ErrorResponse, "description": "Request body over the size limit"},
+    422: {"description": "Invalid request: the message names the field and the allowed range"},
+    503: {"model": ErrorResponse, "description": "Model loading, or queue full (Retry-After)"},
+    504: {"model": ErrorResponse, "description": "The request took longer than --timeout"},
+}
+
+
+def error_body(error_type: str, message: str) -> dict[str, Any]:
+    return ErrorResponse.model_validate(
+        {"error": {"type": error_type, "message": message}}
+    ).model_dump()
+
+
+def sse(data: Any, event: str | None = None) -> str:
+    """One server-sent event: JSON data (or a literal string such as ``[DONE]``)."""
+    payload = data if isinstance(data, str) else json.dumps(jsonable_encoder(data))
+    head = f"event: {event}\n" if event else ""
+    return f"{head}data: {payload}\n\n"
+
+
+def event_stream(events: AsyncIterator[str]) -> StreamingResponse:
+    return StreamingResponse(
+        events,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _json_safe(value: Any) -> Any:
+    """Echoed inputs made safe to send back: no NaN/Infinity (invalid JSON), no huge strings."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, str) and len(value) > 200:
+        return value[:200] + "…"
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value[:20]]
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    return value
+
+
+def _validation_message(errors: list[Any]) -> str:
+    parts = []
+    for error in errors[:5]:
+        loc = [str(p) for p in error.get("loc", ()) if p not in ("body", "query")]
+        where = ".".join(loc) or "request"
+        parts.append(f"{where}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error becomes a JSON body with a one-sentence message; never a traceback."""
+
+    async def quotegen_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, QuotegenError)
+        headers = {}
+        if exc.http_status in (429, 503):
+            headers["Retry-After"] = "1"
+        if exc.http_status == 401:
+            headers["WWW-Authenticate"] = "Bearer"
+        if exc.http_status == 503 and exc.error_type == "overloaded":
+            request.app.state.quotegen.metrics.rejected.inc()
+        return JSONResponse(
+            error_body(exc.error_type, exc.message), status_code=exc.http_status, headers=headers
+        )
+
+    async def validation_error(request: Request, exc: Exception) -> Response:
+        errors = exc.errors() if isinstance(exc, (RequestValidationError, ValidationError)) else []
+        # "detail" is what FastAPI always sent (the seeds' clients may read it); "error" says
+        # the same in one sentence.
+        body = {
+            "detail": _json_safe(jsonable_encoder(errors, custom_encoder={ValueError: str})),
+            **error_body("invalid_request", _validation_message(list(errors))),
+        }
+        return JSONResponse(body, status_code=422)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        return JSONResponse(
+            {"detail": exc.detail, **error_body("http_error", str(exc.detail))},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    async def unexpected_error(request: Request, exc: Exception) -> Response:
+        log.exception("Unexpected error on %s", request.url.path)
+        return JSONResponse(
+            error_body("internal_error", "Internal error; the server log has the details."),
+            status_code=500,
+        )
+
+    app.add_exception_handler(QuotegenError, quotegen_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(ValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected_error)

@@ -1,0 +1,177 @@
+"""Validated settings: generation, the server's limits, training.
+
+Each is a pydantic model whose ``Field``s carry the allowed range and a description; the
+defaults come from the tables in ``quotegen.config`` (declared there once). The CLI maps their
+validation errors to flag errors, and the server reports them in ``/info``. This module
+imports only pydantic.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from quotegen.config import GENERATION, SERVE, TRAIN
+
+MAX_NEW_TOKENS = 2048
+MAX_SAMPLES = 16
+MAX_STOP_STRINGS = 8
+MAX_STOP_LENGTH = 64
+MAX_PROMPTS = 64
+MAX_SEED = 2**53 - 1  # the largest integer every JSON client reads exactly
+MAX_BATCH_SIZE = 256
+
+FinishReason = Literal["stop", "length", "cancelled"]
+
+
+# Each constraint is written once, as a type, and used by the settings and by every request
+# schema that lets a client override a setting.
+MaxNewTokens = Annotated[
+    int, Field(ge=1, le=MAX_NEW_TOKENS, description="Most tokens to generate after the prompt.")
+]
+MinNewTokens = Annotated[
+    int,
+    Field(
+        ge=0,
+        le=MAX_NEW_TOKENS,
+        description="End-of-text is suppressed until this many tokens have been generated.",
+    ),
+]
+DoSample = Annotated[bool, Field(description="Sample (true) or take the likeliest token (false).")]
+Temperature = Annotated[
+    float, Field(ge=0.0, le=5.0, allow_inf_nan=False, description="0 means greedy decoding.")
+]
+TopK = Annotated[int, Field(ge=0, le=100_000, description="Keep the k likeliest tokens; 0 = off.")]
+TopP = Annotated[
+    float, Field(gt=0.0, le=1.0, allow_inf_nan=False, description="Nucleus sampling; 1 = off.")
+]
+RepetitionPenalty = Annotated[
+    float, Field(ge=0.5, le=3.0, allow_inf_nan=False, description="1 = no penalty.")
+]
+Samples = Annotated[int, Field(ge=1, le=MAX_SAMPLES, description="Samples per prompt.")]
+Seed = Annotated[
+    int, Field(ge=0, le=MAX_SEED, description="Same seed + input + settings = same output.")
+]
+StopString = Annotated[str, Field(min_length=1, max_length=MAX_STOP_LENGTH)]
+StopStrings = Annotated[
+    list[StopString],
+    Field(
+        max_length=MAX_STOP_STRINGS,
+        description="Stop when the continuation (after some text) contains one of these.",
+    ),
+]
+
+
+class GenerationSettings(BaseModel):
+    """How to generate: the same settings for the CLI, the library and every HTTP route.
+
+    Defaults suit short quotes: sampling with a mild repetition penalty, stopping at the end
+    of the first line (once the continuation has some text) or at end-of-text. Strict: JSON
+    ``false`` is not a seed and ``0`` is not a boolean.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=True)
+
+    max_new_tokens: MaxNewTokens = GENERATION.max_new_tokens
+    min_new_tokens: MinNewTokens = GENERATION.min_new_tokens
+    do_sample: DoSample = GENERATION.do_sample
+    temperature: Temperature = GENERATION.temperature
+    top_k: TopK = GENERATION.top_k
+    top_p: TopP = GENERATION.top_p
+    repetition_penalty: RepetitionPenalty = GENERATION.repetition_penalty
+    n: Samples = GENERATION.n
+    seed: Seed | None = None
+    stop: StopStrings = Field(default_factory=lambda: list(GENERATION.stop))
+    clean: bool = Field(GENERATION.clean, description="Tidy the text like seed 2's clean_text.")
+
+    @model_validator(mode="after")
+    def _check_lengths(self) -> GenerationSettings:
+        if self.min_new_tokens > self.max_new_tokens:
+            raise ValueError(
+                f"min_new_tokens ({self.min_new_tokens}) must not exceed "
+                f"max_new_tokens ({self.max_new_tokens})"
+            )
+        return self
+
+    @property
+    def greedy(self) -> bool:
+        # Below 1e-3 sampling is greedy in all but name, and dividing logits by it overflows.
+        return not self.do_sample or self.temperature < 1e-3
+
+
+class ServeConfig(BaseModel):
+    """What ``quotegen serve`` passes to the app: access, batching and request limits."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    api_key: str | None = Field(
+        None, description="Require 'Authorization: Bearer KEY' on every generation route."
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Allowed CORS origins; none by default."
+    )
+    max_batch_size: int = Field(
+        SERVE.max_batch_size, ge=1, le=MAX_BATCH_SIZE, description="Rows decoded together."
+    )
+    max_wait_ms: float = Field(
+        SERVE.max_wait_ms, ge=0, le=1000, description="How long a new batch waits for company."
+    )
+    max_queue: int = Field(
+        SERVE.max_queue, ge=1, le=100_000, description="Queued rows before 503 + Retry-After."
+    )
+    request_timeout_s: float = Field(
+        SERVE.request_timeout_s, ge=0.1, le=3600, description="Per-request time limit in seconds."
+    )
+    max_body_bytes: int = Field(
+        SERVE.max_body_bytes, ge=1024, description="Largest request body accepted, in bytes."
+    )
+    max_prompt_bytes: int = Field(
+        SERVE.max_prompt_bytes, ge=1, description="Largest prompt accepted, in UTF-8 bytes."
+    )
+    drain_timeout_s: float = Field(
+        SERVE.drain_timeout_s,
+        ge=0,
+        le=3600,
+        description="On SIGTERM, seconds to finish work.",
+    )
+
+
+class TrainConfig(BaseModel):
+    """Everything that shapes a training run (recorded in the model card)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    out: Path
+    base: str | None = None
+    from_scratch: bool = False
+    epochs: int = Field(TRAIN.epochs, ge=1, le=1000)
+    batch_size: int = Field(TRAIN.batch_size, ge=1, le=1024)
+    max_length: int = Field(TRAIN.max_length, ge=8, le=4096, description="Tokens per quote.")
+    learning_rate: float = Field(TRAIN.learning_rate, gt=0, lt=1)
+    warmup_ratio: float = Field(TRAIN.warmup_ratio, ge=0.0, le=0.5)
+    weight_decay: float = Field(TRAIN.weight_decay, ge=0.0, le=1.0)
+    grad_clip: float = Field(TRAIN.grad_clip, ge=0.01, le=100.0)
+    val_split: float = Field(TRAIN.val_split, ge=0.001, le=0.5)
+    seed: int = Field(TRAIN.seed, ge=0)
+    device: str = "auto"
+    # From-scratch model shape.
+    vocab_size: int = Field(TRAIN.vocab_size, ge=300, le=100_000)
+    n_layer: int = Field(TRAIN.n_layer, ge=1, le=48)
+    n_head: int = Field(TRAIN.n_head, ge=1, le=64)
+    n_embd: int = Field(TRAIN.n_embd, ge=8, le=4096)
+    context: int = Field(TRAIN.context, ge=16, le=8192)
+    dropout: float = Field(TRAIN.dropout, ge=0.0, le=0.9)
+    allow_pickle: bool = False
+    trust_remote_code: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        if self.from_scratch == (self.base is not None):
+            raise ValueError("Choose one: --base MODEL to fine-tune, or --from-scratch.")
+        if self.n_embd % self.n_head:
+            raise ValueError(
+                f"--n-embd ({self.n_embd}) must be a multiple of --n-head ({self.n_head})."
+            )
+        return self
