@@ -38,14 +38,6 @@ def run(script: str, args: list[str] | None) -> dict[str, Any]:
     return data
 
 
-def _meets(value: float, goal: str) -> bool:
-    """``<= x``, ``>= x``, or ``~= x tolerance``."""
-    op, bound, *tolerance = goal.split()
-    if op == "~=":
-        return abs(value - float(bound)) <= float(tolerance[0])
-    return value <= float(bound) if op == "<=" else value >= float(bound)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny counts: checks, not numbers")
@@ -89,7 +81,12 @@ def main() -> None:
             (f"{label} RSS after c={max(server)} vs seed (x)", last["rss_after_ratio"], "<= 1.3")
         )
     rows = [
-        {"target": target, "measured": round(value, 3), "goal": goal, "met": _meets(value, goal)}
+        {
+            "target": target,
+            "measured": round(value, 3),
+            "goal": goal,
+            "met": common.meets(value, goal),
+        }
         for target, value, goal in checks
     ]
     common.report("summary", rows, {"quick": args.quick})

@@ -234,6 +234,14 @@ def commit() -> str:
         return "unknown"
 
 
+def meets(value: float, goal: str) -> bool:
+    """``<= x``, ``>= x``, or ``~= x tolerance``."""
+    op, bound, *tolerance = goal.split()
+    if op == "~=":
+        return abs(value - float(bound)) <= float(tolerance[0])
+    return value <= float(bound) if op == "<=" else value >= float(bound)
+
+
 def report(name: str, rows: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> Path:
     """Print a table of ``rows`` and write them, with the machine and commit, as JSON."""
     keys: list[str] = []

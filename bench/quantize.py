@@ -41,16 +41,15 @@ def stdlib_test_lines(limit: int) -> list[str]:
     return lines
 
 
-def fortunes_held_out() -> list[str] | None:
-    from quotegen.corpus import fortunes_corpus, split_quotes
-    from quotegen.errors import InputError
+def corpus_held_out() -> list[str] | None:
+    """The bundled model's validation quotes, from the corpus bench/quality.py builds."""
+    from quotegen.corpus import split_quotes
 
-    try:
-        quotes = fortunes_corpus()
-    except InputError as exc:  # the Debian package is missing
-        common.log(f"skipping quotegen-mini: {exc}")
+    corpus = common.CACHE / "corpus" / "corpus.txt"
+    if not corpus.exists():
+        common.log(f"skipping quotegen-mini: no {corpus} (bench/quality.py builds it)")
         return None
-    return split_quotes(quotes, 0.05, seed=0)[1]
+    return split_quotes(corpus.read_text("utf-8").splitlines(), 0.05, seed=0)[1]
 
 
 def compare(name: str, model: str, texts: list[str]) -> dict[str, Any]:
@@ -74,7 +73,7 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=400, help="held-out lines for the 124M model")
     args = parser.parse_args()
     rows = [compare("gpt2-124m-random", str(common.gpt2_small()), stdlib_test_lines(args.texts))]
-    held_out = fortunes_held_out()
+    held_out = corpus_held_out()
     if held_out is not None:
         rows.append(compare("quotegen-mini", "quotegen-mini", held_out))
     common.report("quantize", rows)

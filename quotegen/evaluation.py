@@ -33,9 +33,10 @@ def right_padded(
 
 
 def quote_examples(tokenizer: Any, quotes: Sequence[str], max_length: int) -> list[list[int]]:
-    """Each quote's tokens followed by end-of-text, cut to ``max_length``."""
+    """Each quote's tokens (with the tokenizer's own start token, if it adds one) followed by
+    end-of-text, cut to ``max_length``."""
     eos = tokenizer.eos_token_id
-    encoded = tokenizer(list(quotes), add_special_tokens=False)["input_ids"]
+    encoded = tokenizer(list(quotes), add_special_tokens=True)["input_ids"]
     return [([*ids, eos] if eos is not None else list(ids))[:max_length] for ids in encoded]
 
 
@@ -81,6 +82,44 @@ def perplexity(model: Any, tokenizer: Any, quotes: Sequence[str], **options: Any
 
 def _exp_mean(total: float, count: int) -> float:
     return math.exp(total / count) if count else math.nan
+
+
+def bits_per_byte(
+    model: Any, tokenizer: Any, quotes: Sequence[str], *, batch_size: int = 32
+) -> tuple[float, float]:
+    """Bits per UTF-8 byte of ``quotes`` (each quote's bytes plus one for its end), and the
+    share of tokens that are the unknown token (they hide the bits of what they replace).
+
+    Unlike perplexity this compares across tokenizers: every token is predicted, the first
+    one after a start token (end-of-text when the tokenizer adds none).
+    """
+    import torch
+
+    from quotegen.model import context_length
+
+    eos = tokenizer.eos_token_id
+    limit = context_length(model.config)
+    examples = []
+    for example in quote_examples(tokenizer, quotes, limit):
+        if example[0] not in (eos, tokenizer.bos_token_id):
+            example = [eos, *example][:limit]
+        examples.append(example)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (eos or 0)
+    device = next(model.parameters()).device
+    nats, tokens, unknown = 0.0, 0, 0
+    with torch.inference_mode():
+        for start in range(0, len(examples), batch_size):
+            rows = examples[start : start + batch_size]
+            ids, mask = right_padded(rows, pad, device)
+            logits = model(input_ids=ids, attention_mask=mask).logits.float()
+            picked = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None])
+            valid = mask[:, 1:].bool()
+            nats -= float(picked[..., 0][valid].sum())
+            tokens += int(valid.sum())
+            if tokenizer.unk_token_id is not None and tokenizer.unk_token_id != eos:
+                unknown += int((ids[:, 1:][valid] == tokenizer.unk_token_id).sum())
+    size = sum(len(q.encode("utf-8")) + 1 for q in quotes)
+    return nats / math.log(2) / size, unknown / max(1, tokens)
 
 
 def evaluate(

@@ -20,14 +20,15 @@ import secrets
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from quotegen.errors import PromptTooLongError
+from quotegen.kvcache import can_merge, left_padded, merge_caches, trim_padding
 from quotegen.sampling import choose_tokens
 from quotegen.schemas import GenerationResult, ModelInfo
-from quotegen.settings import MAX_SEED, FinishReason, GenerationSettings
+from quotegen.settings import MAX_SEED, FinishReason, GenerationSettings, resolve_settings
 from quotegen.text import choose_prompt, clean_text, find_stop, holdback
 
 if TYPE_CHECKING:
@@ -37,6 +38,20 @@ if TYPE_CHECKING:
 
 #: Called before every token step with the number of rows running; returns rows to add.
 Admit = Callable[[int], "list[Row]"]
+
+#: What a row's first generated token may be: anything; not a continuation of the prompt's
+#: last word ("new_word": the prompt ends in a letter); or text that begins with whitespace
+#: ("after_space": the prompt ended in whitespace, which the model does not see).
+FirstToken = Literal["any", "new_word", "after_space"]
+
+
+def first_token_rule(prompt: str, whole_words: bool) -> FirstToken:
+    """Whole-word prompts: which first tokens a prompt allows (see ``FirstToken``)."""
+    if not whole_words or not prompt.strip():
+        return "any"
+    if prompt[-1].isspace():
+        return "after_space"
+    return "new_word" if prompt[-1].isalpha() else "any"
 
 
 @dataclass
@@ -50,6 +65,7 @@ class Row:
     seed: int
     prompt_ids: list[int]
     max_new_tokens: int
+    first_token: FirstToken = "any"
     on_text: Callable[[str], None] | None = None
     on_finish: Callable[[Row], None] | None = None
     is_cancelled: Callable[[], bool] | None = None
@@ -66,31 +82,38 @@ class Row:
     def done(self) -> bool:
         return self.finish_reason is not None
 
+    @property
+    def text_prefix(self) -> str:
+        """The prompt as it stands before the completion (its trailing whitespace is the
+        model's to generate when the prompt ended in whitespace)."""
+        return self.prompt.rstrip() if self.first_token == "after_space" else self.prompt
+
     def add_token(
-        self, token: int, *, is_eos: bool, decode: Callable[[Sequence[int]], str]
+        self, token: int, *, is_eos: bool, decode: Callable[[Sequence[int], Sequence[int]], str]
     ) -> None:
         """Add one generated token (or end-of-text) and decide whether the row is finished.
 
-        The text is decoded every step only to look for stop strings or to stream it;
-        otherwise once, when the row finishes. Streamed text holds back whatever might still
+        ``decode(prompt_ids, token_ids)`` gives the completion's text (as it reads after the
+        prompt). The text is decoded every step only to look for stop strings or to stream
+        it; otherwise once, when the row finishes. Streamed text holds back whatever might still
         become a stop string or complete a multi-byte character.
         """
         tracking = bool(self.settings.stop) or self.on_text is not None
         if self.is_cancelled is not None and self.is_cancelled():
             self.finish_reason = "cancelled"
             if not tracking:
-                self.completion = decode(self.token_ids)
+                self.completion = decode(self.prompt_ids, self.token_ids)
             return
         if is_eos:
             self.finish_reason = "stop"
             if not tracking:
-                self.completion = decode(self.token_ids)
+                self.completion = decode(self.prompt_ids, self.token_ids)
         else:
             self.token_ids.append(token)
             if len(self.token_ids) >= self.max_new_tokens:
                 self.finish_reason = "length"
             if tracking or self.done:
-                text = decode(self.token_ids)
+                text = decode(self.prompt_ids, self.token_ids)
                 cut = find_stop(text, self.settings.stop)
                 if cut is not None:
                     text = text[:cut]
@@ -110,7 +133,7 @@ class Row:
             self.finish_reason = reason
 
     def to_result(self, model: str) -> GenerationResult:
-        full = self.prompt + self.completion
+        full = self.text_prefix + self.completion
         return GenerationResult(
             index=self.index,
             sample=self.sample,
@@ -187,7 +210,8 @@ class TextEngine(ABC):
                         f"The prompt is {len(prompt)} characters, more than the model's "
                         f"context of {context_length} tokens can hold. Shorten it."
                     )
-                ids = self.encode(prompt)
+                rule = first_token_rule(prompt, settings.whole_words)
+                ids = self.encode(prompt.rstrip() if rule == "after_space" else prompt)
                 max_new = settings.max_new_tokens
                 if len(ids) >= context_length or (
                     strict_context and len(ids) + max_new > context_length
@@ -206,12 +230,20 @@ class TextEngine(ABC):
                         seed=seed,
                         prompt_ids=ids,
                         max_new_tokens=min(max_new, context_length - len(ids)),
+                        first_token=rule,
                     )
                 )
         return rows
 
     def result(self, row: Row) -> GenerationResult:
         return row.to_result(self.info.name)
+
+    def settings(
+        self, given: Mapping[str, Any], fallback: Mapping[str, Any] | None = None
+    ) -> GenerationSettings:
+        """The settings a request gets: what it set, over this model's generation_config
+        defaults, over ``fallback`` (an API's own defaults), over quotegen's."""
+        return resolve_settings(given, self.info.generation_config, fallback)
 
     def run(self, rows: Sequence[Row], admit: Admit | None = None) -> list[Row]:
         """Generate every row to completion as one batch (plus any rows ``admit`` adds)."""
@@ -240,6 +272,9 @@ class Engine(TextEngine):
         self._info = loaded.info()
         self._lock = threading.Lock()
         self._extras: dict[str, Any] | None = None
+        self._first_token_masks: dict[str, torch.Tensor] | None = None
+        self._suppressed: torch.Tensor | None = None
+        self._word: list[int] | None = None
         # Fast tokenizers are not safe to share between threads mid-call ("Already borrowed").
         self._tokenizer_lock = threading.Lock()
 
@@ -258,12 +293,25 @@ class Engine(TextEngine):
         with self._lock:
             yield from self._decode_loop(list(rows), admit)
 
-    def _decode(self, ids: Sequence[int]) -> str:
+    def _decode(self, context: Sequence[int], ids: Sequence[int]) -> str:
+        """The text of ``ids`` as it reads after ``context`` (the prompt's last tokens).
+
+        Decoded alone, a continuation can lose what joins it to the prompt: SentencePiece-style
+        decoders drop the space of a first "▁word", byte tokens need their neighbours. So the
+        last few prompt tokens are decoded with it, and their own text cut off.
+        """
+        tokenizer = self._loaded.tokenizer
+        tail = list(context[-4:])
+        options = {"skip_special_tokens": True, "clean_up_tokenization_spaces": False}
         with self._tokenizer_lock:
-            text: str = self._loaded.tokenizer.decode(
-                list(ids), skip_special_tokens=True, clean_up_tokenization_spaces=False
-            )
-        return text
+            if not tokenizer.decode(tail, **options):
+                # Nothing readable (an unknown word): any word stands in for it.
+                tail = self._word_ids()
+            both, before = tokenizer.batch_decode([tail + list(ids), tail], **options)
+            if both.startswith(before) and not before.endswith("\ufffd"):
+                return str(both[len(before) :])
+            alone: str = tokenizer.decode(list(ids), **options)
+        return alone
 
     # -- the decode loop ----------------------------------------------------------------------
 
@@ -294,7 +342,7 @@ class Engine(TextEngine):
         presence: Any = None
         with torch.inference_mode():
             while True:
-                if admit is not None and (not active or _can_merge(past)):
+                if admit is not None and (not active or can_merge(past)):
                     incoming = incoming + admit(len(active) + len(incoming))
                 if not active and not incoming:
                     return
@@ -314,7 +362,7 @@ class Engine(TextEngine):
                     new_logits, new_past, new_mask, new_pos = self._prefill(incoming, extras)
                     logits.append(new_logits)
                     if active:
-                        past, mask = _merge_caches(past, mask, new_past, new_mask)
+                        past, mask = merge_caches(past, mask, new_past, new_mask)
                         pos = torch.cat([pos, new_pos])
                     else:
                         past, mask, pos = new_past, new_mask, new_pos
@@ -325,7 +373,10 @@ class Engine(TextEngine):
                         if any(r.settings.repetition_penalty != 1.0 for r in active)
                         else None
                     )
-                chosen = choose_tokens(torch.cat(logits), active, presence, eos)
+                step_logits = torch.cat(logits)
+                if loaded.suppress_token_ids:
+                    step_logits.index_fill_(1, self._suppressed_ids(), float("-inf"))
+                chosen = choose_tokens(step_logits, active, presence, eos)
                 keep: list[int] = []
                 now = time.perf_counter()
                 for j, (row, token) in enumerate(zip(active, chosen.tolist(), strict=True)):
@@ -347,7 +398,7 @@ class Engine(TextEngine):
                     if presence is not None:
                         presence = presence[index]
                     active = [active[j] for j in keep]
-                    past, mask = _trim_padding(past, mask)
+                    past, mask = trim_padding(past, mask)
                 if presence is not None:
                     presence[torch.arange(len(active), device=device), chosen] = True
                 ids = chosen[:, None]
@@ -366,7 +417,7 @@ class Engine(TextEngine):
         for row in rows:
             row.rng = torch.Generator(device=device).manual_seed(row.seed)
             row.started = started
-        input_ids, mask = _left_padded([r.prompt_ids for r in rows], loaded.pad_token_id, device)
+        input_ids, mask = left_padded([r.prompt_ids for r in rows], loaded.pad_token_id, device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         out = loaded.model(
             input_ids=input_ids,
@@ -375,7 +426,71 @@ class Engine(TextEngine):
             use_cache=True,
             **extras,
         )
-        return out.logits[:, -1, :].float(), out.past_key_values, mask, positions[:, -1:]
+        logits = out.logits[:, -1, :].float()
+        for j, row in enumerate(rows):
+            if row.first_token != "any":
+                banned = self._banned_first(row.first_token, logits.shape[-1])
+                logits[j].masked_fill_(banned, float("-inf"))
+        return logits, out.past_key_values, mask, positions[:, -1:]
+
+    def _suppressed_ids(self) -> torch.Tensor:
+        """The model's suppress_tokens, as an index tensor on its device (made once)."""
+        import torch
+
+        if self._suppressed is None:
+            ids = self._loaded.suppress_token_ids
+            self._suppressed = torch.tensor(ids, dtype=torch.long, device=self._loaded.device)
+        return self._suppressed
+
+    def _word_ids(self) -> list[int]:
+        """Token ids that read as a plain word: the context that stands for "after a word"."""
+        if self._word is None:
+            tokenizer = self._loaded.tokenizer
+            with self._tokenizer_lock:
+                candidates = [
+                    tokenizer(text, add_special_tokens=False)["input_ids"]
+                    for text in ("word", "the", "a")
+                ] + [[token] for token in range(min(len(tokenizer), 5000))]
+                self._word = next(
+                    (ids for ids in candidates if tokenizer.decode(ids).strip().isalpha()),
+                    candidates[0],
+                )
+        return self._word
+
+    def _banned_first(self, rule: str, width: int) -> torch.Tensor:
+        """The tokens a row's first token may not be under ``rule`` (whole-word prompts),
+        worked out once per tokenizer by decoding every token after a word: "new_word" bans
+        tokens that would add a letter or digit (or half a character) to the word,
+        "after_space" bans tokens that do not begin with whitespace. Special tokens
+        (end-of-text) stay allowed."""
+        import torch
+
+        if self._first_token_masks is None:
+            tokenizer = self._loaded.tokenizer
+            word = self._word_ids()
+            with self._tokenizer_lock:
+                base = tokenizer.decode(word, clean_up_tokenization_spaces=False)
+                texts = tokenizer.batch_decode(
+                    [[*word, token] for token in range(len(tokenizer))],
+                    skip_special_tokens=True,
+                    clean_up_tokenization_spaces=False,
+                )
+            firsts = [t[len(base) :][:1] if t.startswith(base) else "\ufffd" for t in texts]
+            rules = {
+                "new_word": [c.isalnum() or c == "\ufffd" for c in firsts],
+                "after_space": [c != "" and not c.isspace() for c in firsts],
+            }
+            masks = {}
+            for name, banned in rules.items():
+                mask = torch.zeros(width, dtype=torch.bool)
+                known = min(len(banned), width)
+                mask[:known] = torch.tensor(banned[:known], dtype=torch.bool)
+                # A tokenizer with no token that starts a new word: constrain nothing.
+                masks[name] = (mask if not bool(mask.all()) else mask & False).to(
+                    self._loaded.device
+                )
+            self._first_token_masks = masks
+        return self._first_token_masks[rule]
 
     def _presence(self, rows: Sequence[Row], vocab: int) -> torch.Tensor:
         """Which tokens each row has seen so far (prompt and output), for the penalty."""
@@ -396,7 +511,7 @@ class TextStream:
     def __init__(self, engine: TextEngine, prompt: str, settings: GenerationSettings) -> None:
         self._engine = engine
         (self._row,) = engine.prepare([prompt], settings.model_copy(update={"n": 1}))
-        self.prompt = self._row.prompt
+        self.prompt = self._row.text_prefix
         self.result: GenerationResult | None = None
 
     def __iter__(self) -> Iterator[str]:
@@ -409,63 +524,3 @@ class TextStream:
         if pieces:
             yield "".join(pieces)
         self.result = self._engine.result(self._row)
-
-
-def _left_padded(
-    sequences: Sequence[Sequence[int]], pad: int, device: Any
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token ids left-padded to one width, and the attention mask that hides the padding."""
-    import torch
-
-    width = max(len(s) for s in sequences)
-    ids = torch.tensor([[pad] * (width - len(s)) + list(s) for s in sequences], device=device)
-    mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in sequences], device=device)
-    return ids, mask
-
-
-def _can_merge(past: Any) -> bool:
-    """Whether new rows can join this KV cache: a plain ``DynamicCache`` of full-attention
-    layers, whose tensors can be left-padded and concatenated (sliding-window, quantized or
-    other caches only take new rows between batches)."""
-    from transformers.cache_utils import DynamicCache, DynamicLayer
-
-    return type(past) is DynamicCache and all(type(layer) is DynamicLayer for layer in past.layers)
-
-
-def _left_pad(tensor: torch.Tensor, width: int, dim: int) -> torch.Tensor:
-    import torch
-
-    missing = width - tensor.shape[dim]
-    if missing == 0:
-        return tensor
-    shape = list(tensor.shape)
-    shape[dim] = missing
-    return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)
-
-
-def _merge_caches(
-    past: Any, mask: torch.Tensor, new_past: Any, new_mask: torch.Tensor
-) -> tuple[Any, torch.Tensor]:
-    """Stack two batches' KV caches row-wise, left-padding the shorter one (masked out)."""
-    import torch
-
-    width = max(mask.shape[1], new_mask.shape[1])
-    for layer, new_layer in zip(past.layers, new_past.layers, strict=True):
-        layer.keys = torch.cat(
-            [_left_pad(layer.keys, width, -2), _left_pad(new_layer.keys, width, -2)]
-        )
-        layer.values = torch.cat(
-            [_left_pad(layer.values, width, -2), _left_pad(new_layer.values, width, -2)]
-        )
-    return past, torch.cat([_left_pad(mask, width, 1), _left_pad(new_mask, width, 1)])
-
-
-def _trim_padding(past: Any, mask: torch.Tensor) -> tuple[Any, torch.Tensor]:
-    """Drop leading cache columns that no remaining row attends to (left by departed rows)."""
-    first = int(mask.any(dim=0).int().argmax())
-    if first == 0 or not _can_merge(past):
-        return past, mask
-    for layer in past.layers:
-        layer.keys = layer.keys[..., first:, :]
-        layer.values = layer.values[..., first:, :]
-    return past, mask[:, first:]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +31,7 @@ from quotegen.errors import (
 )
 from quotegen.hub import cached_snapshot, fetch_model, is_offline, weight_files
 from quotegen.schemas import ModelInfo
+from quotegen.settings import model_defaults
 
 if TYPE_CHECKING:
     import torch
@@ -73,6 +74,10 @@ class LoadedModel:
     pad_token_id: int
     commit: str | None = None
     quantize: str = "none"
+    #: The generation settings its generation_config.json declares (its defaults here).
+    generation_config: dict[str, Any] = field(default_factory=dict)
+    #: Token ids the model reads but never writes (generation_config.json's suppress_tokens).
+    suppress_token_ids: list[int] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -87,6 +92,7 @@ class LoadedModel:
             dtype=dtype_name(self.dtype),
             quantize=self.quantize,
             context_length=self.context_length,
+            generation_config=self.generation_config,
         )
 
 
@@ -304,6 +310,13 @@ def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
     return sorted(set(ids))
 
 
+def _token_ids(value: Any, vocab: int) -> list[int]:
+    """A list of token ids from a config file, keeping only valid ones."""
+    if not isinstance(value, list):
+        return []
+    return sorted({v for v in value if isinstance(v, int) and 0 <= v < vocab})
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text("utf-8"))
@@ -433,6 +446,7 @@ def load_model(
     if pad_id is None:
         pad_id = eos_ids[0] if eos_ids else 0
     tokenizer.padding_side = "left"
+    generation = _read_json(path / "generation_config.json")
     commit = (
         path.name if ref.repo_id is not None and re.fullmatch(r"[0-9a-f]{40}", path.name) else None
     )
@@ -448,6 +462,8 @@ def load_model(
         pad_token_id=int(pad_id),
         commit=commit,
         quantize=quantize,
+        generation_config=model_defaults(generation),
+        suppress_token_ids=_token_ids(generation.get("suppress_tokens"), len(tokenizer)),
     )
 
 

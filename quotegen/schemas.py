@@ -8,7 +8,7 @@ imports only pydantic: the CLI's fast paths may use it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 
@@ -27,6 +27,7 @@ from quotegen.settings import (
     Temperature,
     TopK,
     TopP,
+    WholeWords,
 )
 
 
@@ -72,6 +73,10 @@ class ModelInfo(BaseModel):
     dtype: str
     quantize: str = Field("none", description="none, or int8 (dynamic int8 linear layers).")
     context_length: int
+    generation_config: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Settings the model's generation_config.json declares: its defaults here.",
+    )
 
     @property
     def precision(self) -> str:
@@ -147,6 +152,7 @@ class SettingsOverrides(BaseModel):
     repetition_penalty: RepetitionPenalty | None = None
     seed: Seed | None = None
     stop: StopStrings | None = None
+    whole_words: WholeWords | None = None
 
     def apply(self, base: GenerationSettings) -> GenerationSettings:
         """``base`` with the given fields replaced, validated again as a whole."""
@@ -244,6 +250,7 @@ class CompletionRequest(BaseModel):
     frequency_penalty: Annotated[float, Field(ge=0.0, le=0.0)] = 0.0
     best_of: Annotated[int, Field(ge=1, le=1)] | None = None
     user: str | None = None
+    whole_words: WholeWords | None = None
 
     @field_validator("prompt")
     @classmethod
@@ -261,20 +268,23 @@ class CompletionRequest(BaseModel):
     def prompts(self) -> list[str]:
         return [self.prompt] if isinstance(self.prompt, str) else list(self.prompt)
 
-    def settings(self) -> GenerationSettings:
-        stop = self.stop if isinstance(self.stop, list) else []
-        return GenerationSettings(
-            max_new_tokens=self.max_tokens,
-            min_new_tokens=self.min_tokens,
-            temperature=self.temperature,
-            top_p=self.top_p,
-            top_k=self.top_k,
-            repetition_penalty=self.repetition_penalty,
-            n=self.n,
-            seed=self.seed,
-            stop=stop,
-            clean=False,
-        )
+    def requested(self) -> dict[str, Any]:
+        """The generation settings this request sets, by their ``GenerationSettings`` names
+        (unset fields take the model's defaults, then OpenAI's: see the openai router)."""
+        names = {
+            "max_tokens": "max_new_tokens",
+            "min_tokens": "min_new_tokens",
+            "temperature": "temperature",
+            "top_p": "top_p",
+            "top_k": "top_k",
+            "repetition_penalty": "repetition_penalty",
+            "n": "n",
+            "seed": "seed",
+            "stop": "stop",
+            "whole_words": "whole_words",
+        }
+        values = self.model_dump(include=self.model_fields_set & set(names))
+        return {names[k]: v for k, v in values.items() if v is not None} | {"clean": False}
 
 
 class CompletionChoice(BaseModel):
@@ -341,3 +351,7 @@ class Info(BaseModel):
     quantize: str = Field(description="none, or int8 (dynamic int8 linear layers).")
     version: str
     limits: Limits
+    defaults: GenerationSettings = Field(
+        description="What a native request gets for the settings it leaves unset: the "
+        "model's generation_config.json over quotegen's defaults."
+    )

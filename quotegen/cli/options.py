@@ -10,7 +10,8 @@ import functools
 import importlib
 import inspect
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -27,8 +28,6 @@ from quotegen.config import (
 from quotegen.console import print_note, status
 
 if TYPE_CHECKING:
-    from pydantic import BaseModel
-
     from quotegen.generation import Engine
     from quotegen.model import LoadedModel, ModelRef
 
@@ -37,8 +36,6 @@ if TYPE_CHECKING:
 _click_exceptions: Any = importlib.import_module(typer.BadParameter.__module__)
 UsageError: type[Exception] = _click_exceptions.UsageError
 ClickException: type[Exception] = _click_exceptions.ClickException
-
-Model = TypeVar("Model", bound="BaseModel")
 
 
 def examples(*lines: str) -> str:
@@ -124,13 +121,19 @@ def with_load_flags(command: Command) -> Command:
     return wrapper  # type: ignore[return-value]
 
 
-def validated(model: type[Model], flags: dict[str, str], **given: Any) -> Model:
-    """Build a settings model from the flags given (None = unset); a value out of range is a
-    usage error naming its flag, with the range from the model's ``Field``."""
+def given(**values: Any) -> dict[str, Any]:
+    """The flags the user gave (None = unset)."""
+    return {name: value for name, value in values.items() if value is not None}
+
+
+@contextmanager
+def flag_errors(flags: dict[str, str]) -> Iterator[None]:
+    """Settings built inside: a value out of range is a usage error naming its flag, with the
+    range from the settings model's ``Field``."""
     from pydantic import ValidationError
 
     try:
-        return model(**{k: v for k, v in given.items() if v is not None})
+        yield
     except ValidationError as exc:
         first = exc.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else ""

@@ -10,9 +10,9 @@ from quotegen.cli.options import (
     MODEL_OPTION,
     LoadFlags,
     UsageError,
+    flag_errors,
     load_engine,
     resolve,
-    validated,
 )
 from quotegen.config import DEFAULT_HOST, DEFAULT_PORT, ENV_API_KEY, ENV_HOST, ENV_PORT, SERVE
 from quotegen.console import print_note
@@ -87,19 +87,18 @@ def serve(
 
     if log_level.strip().lower() not in LOG_LEVELS:
         raise UsageError(f"--log-level: unknown level '{log_level}'.")
-    config = validated(
-        ServeConfig,
-        _FLAGS,
-        api_key=api_key or None,
-        cors_origins=list(cors_origin or []),
-        max_batch_size=max_batch_size,
-        max_wait_ms=max_wait_ms,
-        max_queue=max_queue,
-        request_timeout_s=timeout,
-        max_body_bytes=max_body_bytes,
-        max_prompt_bytes=max_prompt_bytes,
-        drain_timeout_s=drain_timeout,
-    )
+    with flag_errors(_FLAGS):
+        config = ServeConfig(
+            api_key=api_key or None,
+            cors_origins=list(cors_origin or []),
+            max_batch_size=max_batch_size,
+            max_wait_ms=max_wait_ms,
+            max_queue=max_queue,
+            request_timeout_s=timeout,
+            max_body_bytes=max_body_bytes,
+            max_prompt_bytes=max_prompt_bytes,
+            drain_timeout_s=drain_timeout,
+        )
     # Fail fast on a bad name or device, before binding the port.
     ref = resolve(model, flags, quiet=False)
     if host not in _LOCAL_HOSTS and not api_key:

@@ -13,9 +13,9 @@ from quotegen.cli.options import (
     MODEL_OPTION,
     TRUST_CODE_OPTION,
     LoadFlags,
+    flag_errors,
     load,
     resolve,
-    validated,
     write,
 )
 from quotegen.config import TRAIN
@@ -37,6 +37,9 @@ _FLAGS = {
     "n_embd": "--n-embd",
     "context": "--context",
     "dropout": "--dropout",
+    "tokenizer": "--tokenizer",
+    "min_count": "--min-count",
+    "save_dtype": "--save-dtype",
 }
 
 
@@ -67,6 +70,18 @@ def train(
     n_embd: int = typer.Option(TRAIN.n_embd, "--n-embd"),
     context: int = typer.Option(TRAIN.context, "--context"),
     dropout: float = typer.Option(TRAIN.dropout, "--dropout"),
+    tokenizer: str = typer.Option(
+        TRAIN.tokenizer,
+        "--tokenizer",
+        help="From scratch: bpe (byte-level BPE, --vocab-size) or words (whole dictionary "
+        "words from /usr/share/dict, rare words spelled).",
+    ),
+    min_count: int = typer.Option(
+        TRAIN.min_count, "--min-count", help="--tokenizer words: fewest sightings of a word."
+    ),
+    save_dtype: str = typer.Option(
+        TRAIN.save_dtype, "--save-dtype", help="float32, float16 or bfloat16 weights on disk."
+    ),
     device: str = DEVICE_OPTION,
     allow_pickle: bool = ALLOW_PICKLE_OPTION,
     trust_remote_code: bool = TRUST_CODE_OPTION,
@@ -78,31 +93,33 @@ def train(
     from quotegen.settings import TrainConfig
     from quotegen.training import train as run_training
 
-    config = validated(
-        TrainConfig,
-        _FLAGS,
-        out=out,
-        base=base,
-        from_scratch=from_scratch,
-        epochs=epochs,
-        batch_size=batch_size,
-        max_length=max_length,
-        learning_rate=learning_rate,
-        warmup_ratio=warmup_ratio,
-        weight_decay=weight_decay,
-        grad_clip=grad_clip,
-        val_split=val_split,
-        seed=seed,
-        device=device,
-        vocab_size=vocab_size,
-        n_layer=n_layer,
-        n_head=n_head,
-        n_embd=n_embd,
-        context=context,
-        dropout=dropout,
-        allow_pickle=allow_pickle,
-        trust_remote_code=trust_remote_code,
-    )
+    with flag_errors(_FLAGS):
+        config = TrainConfig(
+            out=out,
+            base=base,
+            from_scratch=from_scratch,
+            epochs=epochs,
+            batch_size=batch_size,
+            max_length=max_length,
+            learning_rate=learning_rate,
+            warmup_ratio=warmup_ratio,
+            weight_decay=weight_decay,
+            grad_clip=grad_clip,
+            val_split=val_split,
+            seed=seed,
+            device=device,
+            vocab_size=vocab_size,
+            n_layer=n_layer,
+            n_head=n_head,
+            n_embd=n_embd,
+            context=context,
+            dropout=dropout,
+            tokenizer=tokenizer,
+            min_count=min_count,
+            save_dtype=save_dtype,
+            allow_pickle=allow_pickle,
+            trust_remote_code=trust_remote_code,
+        )
     quotes = read_quotes(data, text_column)
     with progress("Training", show=not quiet) as bar:
 

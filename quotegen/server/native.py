@@ -13,6 +13,7 @@ from quotegen.schemas import GenerateRequest, GenerateResponse, StreamRequest
 from quotegen.server.deps import Auth, Ready, State, check_prompts
 from quotegen.server.responses import ERRORS, error_body, event_stream, sse
 from quotegen.server.tickets import Ticket, Tickets
+from quotegen.settings import GenerationSettings
 
 router = APIRouter(prefix="/v1", dependencies=Auth)
 
@@ -28,7 +29,7 @@ async def generate_native(
 ) -> GenerateResponse:
     """Results in the same schema as `quotegen generate --json`."""
     check_prompts(body.prompts, state, "prompts")
-    ticket = tickets.submit(body.prompts, body.settings)
+    ticket = tickets.submit(body.prompts, _settings(tickets, body.settings))
     return GenerateResponse(results=await tickets.result(ticket, request.is_disconnected))
 
 
@@ -42,9 +43,14 @@ async def generate_stream(body: StreamRequest, state: State, tickets: Ready) -> 
     with the full result (the `generate --json` schema); `event: error` if it fails.
     """
     check_prompts([body.prompt], state, "prompt")
-    settings = body.settings.model_copy(update={"n": 1})
+    settings = _settings(tickets, body.settings).model_copy(update={"n": 1})
     ticket = tickets.submit([body.prompt], settings, stream=True)
     return event_stream(_events(tickets, ticket))
+
+
+def _settings(tickets: Tickets, requested: GenerationSettings) -> GenerationSettings:
+    """What the request set, over the model's defaults: unset fields are the model's."""
+    return tickets.engine.settings(requested.model_dump(include=requested.model_fields_set))
 
 
 async def _events(tickets: Tickets, ticket: Ticket) -> AsyncIterator[str]:

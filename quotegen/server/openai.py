@@ -28,6 +28,19 @@ from quotegen.server.tickets import Ticket, Tickets
 
 router = APIRouter(prefix="/v1", dependencies=Auth)
 
+#: OpenAI's own defaults, for what neither the request nor the model's generation config sets
+#: (as vLLM does): 16 tokens, temperature 1, no nucleus, no top-k, no penalty, no stop.
+OPENAI_DEFAULTS = {
+    "max_new_tokens": 16,
+    "min_new_tokens": 0,
+    "do_sample": True,
+    "temperature": 1.0,
+    "top_p": 1.0,
+    "top_k": 0,
+    "repetition_penalty": 1.0,
+    "stop": [],
+}
+
 
 @router.post(
     "/completions",
@@ -51,7 +64,7 @@ async def completions(
         )
     prompts = body.prompts
     check_prompts(prompts, state, "prompt")
-    settings = body.settings()
+    settings = tickets.engine.settings(body.requested(), OPENAI_DEFAULTS)
     head = {"id": f"cmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": served}
     if body.stream:
         ticket = tickets.submit(prompts, settings, stream=True)
@@ -61,7 +74,7 @@ async def completions(
     results = await tickets.result(ticket, request.is_disconnected)
     choices = [
         CompletionChoice(
-            text=(r.prompt + r.completion) if body.echo else r.completion,
+            text=r.text if body.echo else r.completion,
             index=i,
             finish_reason=_finish(r),
         )
@@ -102,7 +115,7 @@ async def _events(
     try:
         if echo:
             for i, row in enumerate(ticket.rows):
-                yield chunk(i, row.prompt, None)
+                yield chunk(i, row.text_prefix, None)
         async for index, text in tickets.stream(ticket):
             yield chunk(index, text, None)
         results = await ticket.done

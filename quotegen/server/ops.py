@@ -49,6 +49,7 @@ async def info(state: State, tickets: Ready) -> Info:
             max_samples=MAX_SAMPLES,
             context_length=model.context_length,
         ),
+        defaults=tickets.engine.settings({}),
     )
 
 

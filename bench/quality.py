@@ -1,0 +1,145 @@
+"""Output quality of a model, measured as a reader would judge its quotes.
+
+    .venv/bin/python bench/quality.py                      # the bundled model
+    .venv/bin/python bench/quality.py --model ./my-model --samples 8
+
+Generates ``--samples`` quotes for each of 25 prompts (one-word prompts among them) with the
+model's own default settings and a fixed seed, then reports:
+
+- non-words: the share of words not in an English dictionary (Debian's ``wamerican-large``);
+- clean outputs: the share of outputs with no non-word at all;
+- sentence ends: the share ending in ``.``, ``!`` or ``?`` (a closing quote may follow);
+- distinct: the share of different outputs;
+- glued prompts: for prompts ending in a letter, the share whose continuation adds letters to
+  the prompt's last word ("fear" -> "Fearh can ...");
+- verbatim copies: outputs that are a training quote;
+- bits per byte on held-out quotes: the corpus's validation split and modern quotes from
+  sources the model never saw (see quotegen/corpus.py), with the unknown-token rate.
+
+The corpus comes from ``python -m quotegen.corpus`` (``--corpus DIR``, built there if absent).
+JSON in bench/results/quality.json, with the samples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common
+
+from quotegen.corpus import split_quotes
+from quotegen.evaluation import bits_per_byte
+from quotegen.generation import Engine
+from quotegen.model import load_model, parse_model_ref
+from quotegen.vocab import read_dictionary
+
+PROMPTS = [
+    *("life is", "love", "never", "the secret of success", "fear", "music", "friendship is"),
+    *("money", "time", "a wise man", "happiness is", "work", "hope", "the truth is", "war"),
+    *("people", "nothing", "always", "courage", "knowledge is", "beauty", "death", "if you"),
+    *("success", "the world"),
+]
+TARGETS = {
+    "non_word_rate": "<= 0.005",
+    "clean_output_rate": ">= 0.95",
+    "sentence_end_rate": ">= 0.97",
+    "distinct_rate": ">= 0.95",
+    "glued_prompt_rate": "<= 0",
+    "verbatim_copy_rate": "<= 0.02",
+    "bits_per_byte": "<= 1.8",
+}
+WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*")
+SENTENCE_END = re.compile(r"[.!?][\"')\]]*$")
+
+
+def is_word(word: str, dictionary: set[str]) -> bool:
+    forms = {word, word.lower(), word.capitalize()}
+    forms |= {f[:-2] for f in forms if f.endswith("'s")}
+    return any(f in dictionary for f in forms)
+
+
+def corpus_files(folder: Path) -> tuple[list[str], list[str]]:
+    if not (folder / "corpus.txt").exists():
+        common.log(f"building the corpus into {folder}")
+        subprocess.run([common.PYTHON, "-m", "quotegen.corpus", str(folder)], check=True)
+    train = (folder / "corpus.txt").read_text("utf-8").splitlines()
+    modern = (folder / "held-out-modern.txt").read_text("utf-8").splitlines()
+    return train, modern
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="quotegen-mini")
+    parser.add_argument("--samples", type=int, default=8, help="per prompt")
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--corpus", type=Path, default=common.CACHE / "corpus")
+    parser.add_argument("--val-split", type=float, default=0.05, help="as the model was trained")
+    args = parser.parse_args()
+
+    dictionary = read_dictionary()
+    train_all, modern = corpus_files(args.corpus)
+    _, validation = split_quotes(train_all, args.val_split, seed=0)
+    loaded = load_model(parse_model_ref(args.model), device="cpu")
+    engine = Engine(loaded)
+    settings = engine.settings({"seed": args.seed, "n": args.samples})
+    started = time.perf_counter()
+    results = engine.generate(PROMPTS, settings)
+    seconds = time.perf_counter() - started
+
+    texts = [r.text for r in results]
+    words = [w for t in texts for w in WORD.findall(t)]
+    non_words = [w for w in words if not is_word(w, dictionary)]
+    clean = [t for t in texts if all(is_word(w, dictionary) for w in WORD.findall(t))]
+    word_ending = [r for r in results if r.prompt[-1:].isalpha()]
+    glued = [r for r in word_ending if r.completion[:1].isalnum()]
+    known = {q.lower() for q in train_all}
+    copies = [t for t in texts if t.lower() in known]
+    bpb_val, _ = bits_per_byte(loaded.model, loaded.tokenizer, validation)
+    bpb_modern, unk_modern = bits_per_byte(loaded.model, loaded.tokenizer, modern)
+    held_out = validation + modern
+    bpb, unknown = bits_per_byte(loaded.model, loaded.tokenizer, held_out)
+
+    measures = {
+        "non_word_rate": len(non_words) / max(1, len(words)),
+        "clean_output_rate": len(clean) / len(texts),
+        "sentence_end_rate": sum(bool(SENTENCE_END.search(t)) for t in texts) / len(texts),
+        "distinct_rate": len(set(texts)) / len(texts),
+        "glued_prompt_rate": len(glued) / max(1, len(word_ending)),
+        "verbatim_copy_rate": len(copies) / len(texts),
+        "bits_per_byte": bpb,
+    }
+    rows = [
+        {
+            "measure": name,
+            "value": round(value, 4),
+            "target": TARGETS[name],
+            "met": common.meets(value, TARGETS[name]),
+        }
+        for name, value in measures.items()
+    ]
+    details = {
+        "model": args.model,
+        "settings": settings.model_dump(),
+        "outputs": len(texts),
+        "words": len(words),
+        "generation_seconds": round(seconds, 1),
+        "bits_per_byte_validation": round(bpb_val, 4),
+        "bits_per_byte_modern": round(bpb_modern, 4),
+        "unknown_token_rate": round(unknown, 5),
+        "unknown_token_rate_modern": round(unk_modern, 5),
+        "held_out": {"validation": len(validation), "modern": len(modern)},
+        "non_word_examples": sorted(set(non_words))[:40],
+        "samples": {p: [r.text for r in results if r.prompt == p] for p in PROMPTS},
+    }
+    common.report("quality", rows, details)
+    print(json.dumps({k: details[k] for k in list(details)[:10]}, indent=2), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

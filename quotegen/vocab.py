@@ -1,0 +1,137 @@
+"""A whole-word tokenizer for small models trained on little text.
+
+Sub-word pieces learned from a few hundred thousand words compose into non-words ("pourawn").
+This tokenizer's pieces are whole words instead: every word of the corpus seen at least
+``min_count`` times that a dictionary knows, as one piece, plus numbers, punctuation and single
+characters. Any other word (a name, a typo, a word from a user's prompt) is spelled with
+characters, and anything else falls back to bytes, so nothing is ever unknown: prompts keep
+every word, and bits per byte hide nothing. The characters that only spell words are listed
+in the model's ``generation_config.json`` as ``suppress_tokens``: the model reads them but
+never writes them, so everything it writes is a dictionary word.
+
+It is a ``tokenizers`` Unigram model (scores = log frequencies, so a known word is always one
+piece), saved as a standard ``tokenizer.json`` that any transformers install loads.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from quotegen.errors import InputError
+
+EOS = "<|endoftext|>"
+UNK = "<unk>"
+SPACE = "\u2581"  # "▁": a word that follows a space starts with it
+DICTIONARY = Path("/usr/share/dict/american-english-large")
+#: Words of one letter that the model may write.
+ONE_LETTER_WORDS = {"a", "A", "I", "O"}
+
+# A word (letters and digits, with inner apostrophes: don't, Solomon's), a lone space marker,
+# or any other single character.
+_PIECE = r"\u2581?[A-Za-z0-9]+(?:'[A-Za-z]+)*|\u2581|[^A-Za-z0-9\u2581]"
+
+
+def _pre_tokenizer() -> Any:
+    from tokenizers import Regex, pre_tokenizers
+
+    return pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Metaspace(replacement=SPACE, prepend_scheme="always", split=True),
+            pre_tokenizers.Split(Regex(_PIECE), behavior="isolated"),
+        ]
+    )
+
+
+def read_dictionary(path: Path = DICTIONARY) -> set[str]:
+    """The words of a plain word list (Debian's ``wamerican-large``), one per line."""
+    if not path.is_file():
+        raise InputError(f"No word list at {path}. Install it: apt-get install wamerican-large")
+    return set(path.read_text("utf-8", "replace").split())
+
+
+def is_word(piece: str, dictionary: set[str]) -> bool:
+    """A piece (without its space marker) that is an English word or a number."""
+    if piece.isdigit():
+        return True
+    return any(form in dictionary for form in (piece, piece.lower(), piece.capitalize()))
+
+
+def build_tokenizer(
+    texts: Iterable[str], dictionary: set[str], *, min_count: int = 2, context: int = 128
+) -> tuple[Any, list[int]]:
+    """A whole-word tokenizer for ``texts`` (wrapped for transformers) and the ids of the
+    pieces that only spell words (the model's ``suppress_tokens``)."""
+    from tokenizers import Tokenizer, decoders, models, processors
+    from transformers import PreTrainedTokenizerFast
+
+    pre = _pre_tokenizer()
+    words: Counter[str] = Counter()
+    chars: Counter[str] = Counter()
+    for text in texts:
+        for piece, _ in pre.pre_tokenize_str(text):
+            words[piece] += 1
+            chars.update(piece)
+    kept = {
+        piece: count
+        for piece, count in words.items()
+        if count >= min_count
+        and len(piece.lstrip(SPACE)) > 1
+        and is_word(piece.lstrip(SPACE), dictionary)
+    }
+    singles = dict(chars)
+    for char in list(chars):
+        singles.setdefault(SPACE + char, 1) if char.isalpha() else None
+    total = sum(kept.values()) + sum(singles.values())
+    vocab: list[tuple[str, float]] = [(EOS, 0.0), (UNK, 0.0)]
+    vocab += [(f"<0x{b:02X}>", -30.0) for b in range(256)]
+    seen = {EOS, UNK}
+    for piece, count in sorted(singles.items()) + sorted(kept.items(), key=lambda kv: -kv[1]):
+        if piece not in seen:
+            seen.add(piece)
+            vocab.append((piece, math.log(count / total)))
+    model = models.Unigram(vocab, unk_id=1, byte_fallback=True)
+    tokenizer = Tokenizer(model)
+    tokenizer.pre_tokenizer = pre
+    # Llama's decoder: markers back to spaces, bytes back to characters, the first space off.
+    tokenizer.decoder = decoders.Sequence(
+        [
+            decoders.Replace(SPACE, " "),
+            decoders.ByteFallback(),
+            decoders.Fuse(),
+            decoders.Strip(" ", 1, 0),
+        ]
+    )
+    # Every text starts after an end-of-text, as every quote did in training: the first word
+    # is predicted too.
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{EOS} $A", pair=f"{EOS} $A {EOS} $B", special_tokens=[(EOS, 0)]
+    )
+    wrapped = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        bos_token=EOS,
+        eos_token=EOS,
+        unk_token=UNK,
+        pad_token=EOS,
+        model_max_length=context,
+    )
+    return wrapped, spelling_ids(wrapped)
+
+
+def spelling_ids(tokenizer: Any) -> list[int]:
+    """Ids of a whole-word tokenizer's pieces that spell rather than are words: bytes, the
+    unknown token, and single letters, but for the one-letter words after a space ("▁a",
+    "▁I"). They go in the model's ``suppress_tokens``."""
+    banned = []
+    for piece, index in sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1]):
+        bare = piece.lstrip(SPACE)
+        is_byte = re.fullmatch(r"<0x[0-9A-F]{2}>", piece) is not None
+        is_letter = len(bare) == 1 and bare.isalpha()
+        is_letter = is_letter and not (piece.startswith(SPACE) and bare in ONE_LETTER_WORDS)
+        if piece == UNK or is_byte or is_letter:
+            banned.append(index)
+    return banned

@@ -1,0 +1,133 @@
+"""Write quotegen-mini's model card from what its build measured.
+
+    python scripts/quotegen-mini-card.py WORK_DIR QUALITY_JSON MODEL_DIR
+
+WORK_DIR holds the corpus manifest and the training report (scripts/build-quotegen-mini.sh);
+QUALITY_JSON is bench/quality.py's output for the model. The card lists every source with its
+package, version, licence and count, the cleaning steps, the held-out metrics, the training
+settings and time, and ten unselected samples (the first sample of the first ten prompts).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+CLEANING = """\
+- Entries split from each source's own format (fortune files' `%` lines, tfortunes' tag lines,
+  the Devil's Dictionary's headwords as `Word: definition.`, Dhammapada verses without their
+  numbers, Bible verses joined while a verse ends in a comma).
+- Attribution lines (`-- Name`) and trailing ` -- Name` attributions removed; whitespace
+  collapsed; typographic quotes and dashes made ASCII.
+- Dropped: entries over 200 characters or under 3 words, non-ASCII text, pictures and tables
+  (under 60 % letters), code and markup, numbered lists.
+- Exact duplicates removed across sources (case and punctuation ignored), in the order the
+  sources are listed; then near-duplicates: sayings sharing their first 30 letters.
+- Never used: offensive sets (`fortunes-off`, `-o` files), quotes from copyrighted scripts,
+  novels or songs (startrek, pratchett, songs-poems, zippy), limericks."""
+
+
+def main() -> None:
+    work, quality_path, model = (Path(a) for a in sys.argv[1:4])
+    manifest = json.loads((work / "manifest.json").read_text())
+    train = json.loads((work / "train-report.json").read_text())
+    quality = json.loads(quality_path.read_text())
+    old_card = (model / "README.md").read_text()
+    settings = re.search(r"```json\n(.*?)\n```", old_card, re.S)
+    rows = {r["measure"]: r for r in quality["rows"]}
+    extra = quality["extra"]
+    sources = "\n".join(
+        f"| {s['name']} | `{s['package'].split(':', 1)[1].split('==')[0]}` "
+        f"({s['package'].split(':')[0]}) | {s['version']} | {s['licence']} | {s['sayings']:,} |"
+        f"{' held out' if s['held_out'] else ''}"
+        for s in manifest["sources"]
+    )
+    metrics = "\n".join(
+        f"| {name.replace('_', ' ')} | {row['value']} | {row['target']} |"
+        for name, row in rows.items()
+    )
+    epochs = "\n".join(
+        f"| {e['epoch']} | {e['train_loss']:.3f} | {e['val_perplexity']:.2f} | {e['seconds']:.0f} |"
+        for e in train["epochs"]
+    )
+    prompts = list(extra["samples"])[:10]
+    samples = "\n".join(f"- {extra['samples'][p][0]}" for p in prompts)
+    total = sum(s["sayings"] for s in manifest["sources"] if not s["held_out"])
+    card = f"""---
+library_name: transformers
+pipeline_tag: text-generation
+tags: ["quotegen", "quotes", "gpt2", "text-generation"]
+language: ["en"]
+license: gpl-3.0
+---
+
+# quotegen-mini
+
+The small offline quote model that ships inside
+[quotegen](https://pypi.org/project/quotegen/): a 4-layer GPT-2 trained from scratch on
+{total:,} short English sayings, with a whole-word vocabulary (every piece it writes is a
+dictionary word; rarer words in a prompt are read letter by letter). Built by
+`scripts/build-quotegen-mini.sh` from a fresh machine.
+
+## Data
+
+| source | package | version | licence | sayings |
+|---|---|---|---|---|
+{sources}
+
+Held out whole (never trained on): the modern quotes of the sources marked "held out". Of the
+rest, 5 % (seed 0) is the validation split. {manifest["near_duplicates_removed"]:,}
+near-duplicates were removed. The weights are trained on one GPL-2.0-or-later collection
+(fortune-anarchism), hence GPL-3.0; every other training source is BSD or public domain.
+
+## Cleaning
+
+{CLEANING}
+
+## Held-out quality
+
+Measured by `bench/quality.py` ({extra["outputs"]} samples of 25 prompts, seed 2026, this
+model's default settings):
+
+| measure | value | target |
+|---|---|---|
+{metrics}
+
+Bits per byte: validation split {extra["bits_per_byte_validation"]}, modern held-out quotes
+{extra["bits_per_byte_modern"]}; unknown-token rate {extra["unknown_token_rate"]} (the
+tokenizer spells rare words instead of hiding them).
+
+## Training
+
+{train["train_quotes"]:,} training and {train["val_quotes"]:,} validation sayings; best epoch
+{train["best_epoch"]} of {len(train["epochs"])}, {train["seconds"] / 60:.0f} minutes on the build
+machine.
+
+| epoch | train loss | val perplexity (token level) | seconds |
+|---|---|---|---|
+{epochs}
+
+```json
+{settings.group(1) if settings else "{}"}
+```
+
+## Ten unselected samples
+
+The first sample for each of the first ten prompts of the quality run:
+
+{samples}
+
+## Use
+
+```bash
+quotegen generate "life is"                 # offline, with no --model: this model
+quotegen generate --model quotegen-mini --json --seed 1 "love"
+```
+"""
+    (model / "README.md").write_text(card)
+
+
+if __name__ == "__main__":
+    main()

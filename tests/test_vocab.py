@@ -1,0 +1,83 @@
+"""The whole-word tokenizer: exact round trips, known words as one piece, rare words spelled,
+and a model that lists the spelling pieces in suppress_tokens writes only known words."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from quotegen.generation import Engine
+from quotegen.model import load_model, parse_model_ref
+from quotegen.settings import GenerationSettings
+from quotegen.vocab import SPACE, build_tokenizer
+from tests.modelfactory import CORPUS, build_tiny_gpt2
+
+WORDS = {w.strip(".,;!?\"'").lower() for t in CORPUS for w in t.split()} | {"I"}
+
+
+@pytest.fixture(scope="module")
+def built():  # type: ignore[no-untyped-def]
+    return build_tokenizer(CORPUS * 2, WORDS, min_count=2)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Life is not fair, but it is still good.",
+        'He said: "Hello, Zaphod!" (1999)',
+        "don't  stop   me\tnow",
+        "Naïve café owners say: «déjà vu» — 日本語 and emoji 🙂 too.",
+        "",
+    ],
+)
+def test_round_trip_is_exact(built, text: str) -> None:  # type: ignore[no-untyped-def]
+    tokenizer, _ = built
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert tokenizer.decode(ids) == text
+    assert tokenizer.unk_token_id not in ids
+
+
+def test_known_words_are_one_piece_rare_ones_spelled(built) -> None:  # type: ignore[no-untyped-def]
+    tokenizer, suppressed = built
+    ids = tokenizer("Life is Zaphod", add_special_tokens=False)["input_ids"]
+    pieces = tokenizer.convert_ids_to_tokens(ids)
+    assert pieces[:2] == [f"{SPACE}Life", f"{SPACE}is"]
+    assert len(pieces) >= 2 + len("Zaphod")  # spelled: a character (or byte) a piece
+    assert tokenizer.decode(ids) == "Life is Zaphod"
+    spelled = set(tokenizer.convert_ids_to_tokens(suppressed))
+    assert {"o", "e", f"{SPACE}o", "a", "<0x5A>"} <= spelled
+    assert f"{SPACE}a" not in spelled  # a word on its own
+    assert f"{SPACE}Life" not in spelled
+
+
+def test_texts_start_after_end_of_text(built) -> None:  # type: ignore[no-untyped-def]
+    tokenizer, _ = built
+    ids = tokenizer("life is")["input_ids"]
+    assert ids[0] == tokenizer.eos_token_id
+
+
+def test_model_writes_only_known_words(tmp_path: Path) -> None:
+    path = build_tiny_gpt2(
+        tmp_path / "w",
+        tokenizer_kind="words",
+        generation={"do_sample": True, "suppress_tokens": "spelling"},
+    )
+    engine = Engine(load_model(parse_model_ref(str(path)), device="cpu"))
+    settings = GenerationSettings(seed=1, n=16, max_new_tokens=12, stop=[], top_k=0, top_p=1.0)
+    vocabulary = {w.lower() for t in CORPUS for w in re.findall(r"[A-Za-z']+", t)} | {"a", "i"}
+    for result in engine.generate(["life is", "love"], settings):
+        for word in re.findall(r"[A-Za-z']+", result.completion):
+            assert word.lower() in vocabulary, (word, result.completion)
+
+
+def test_suppressed_tokens_are_never_generated(tmp_path: Path) -> None:
+    path = build_tiny_gpt2(
+        tmp_path / "s", generation={"do_sample": True, "suppress_tokens": list(range(2, 300))}
+    )
+    engine = Engine(load_model(parse_model_ref(str(path)), device="cpu"))
+    rows = engine.prepare(["life is", "love"], GenerationSettings(seed=2, n=8, stop=[]))
+    engine.run(rows)
+    assert all(not 2 <= t < 300 for row in rows for t in row.token_ids)
+    assert any(row.token_ids for row in rows)
