@@ -22,7 +22,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from quotegen.errors import PromptTooLongError
 from quotegen.kvcache import can_merge, left_padded, merge_caches, trim_padding
@@ -30,6 +30,7 @@ from quotegen.sampling import choose_tokens
 from quotegen.schemas import GenerationResult, ModelInfo
 from quotegen.settings import MAX_SEED, FinishReason, GenerationSettings, resolve_settings
 from quotegen.text import choose_prompt, clean_text, find_stop, holdback
+from quotegen.wholewords import FirstToken, first_token_bans, first_token_rule, word_ids
 
 if TYPE_CHECKING:
     import torch
@@ -38,20 +39,6 @@ if TYPE_CHECKING:
 
 #: Called before every token step with the number of rows running; returns rows to add.
 Admit = Callable[[int], "list[Row]"]
-
-#: What a row's first generated token may be: anything; not a continuation of the prompt's
-#: last word ("new_word": the prompt ends in a letter); or text that begins with whitespace
-#: ("after_space": the prompt ended in whitespace, which the model does not see).
-FirstToken = Literal["any", "new_word", "after_space"]
-
-
-def first_token_rule(prompt: str, whole_words: bool) -> FirstToken:
-    """Whole-word prompts: which first tokens a prompt allows (see ``FirstToken``)."""
-    if not whole_words or not prompt.strip():
-        return "any"
-    if prompt[-1].isspace():
-        return "after_space"
-    return "new_word" if prompt[-1].isalpha() else "any"
 
 
 @dataclass
@@ -443,52 +430,27 @@ class Engine(TextEngine):
         return self._suppressed
 
     def _word_ids(self) -> list[int]:
-        """Token ids that read as a plain word: the context that stands for "after a word"."""
+        """Token ids that read as a plain word (see ``wholewords.word_ids``), found once."""
         if self._word is None:
-            tokenizer = self._loaded.tokenizer
             with self._tokenizer_lock:
-                candidates = [
-                    tokenizer(text, add_special_tokens=False)["input_ids"]
-                    for text in ("word", "the", "a")
-                ] + [[token] for token in range(min(len(tokenizer), 5000))]
-                self._word = next(
-                    (ids for ids in candidates if tokenizer.decode(ids).strip().isalpha()),
-                    candidates[0],
-                )
+                self._word = word_ids(self._loaded.tokenizer)
         return self._word
 
     def _banned_first(self, rule: str, width: int) -> torch.Tensor:
-        """The tokens a row's first token may not be under ``rule`` (whole-word prompts),
-        worked out once per tokenizer by decoding every token after a word: "new_word" bans
-        tokens that would add a letter or digit (or half a character) to the word,
-        "after_space" bans tokens that do not begin with whitespace. Special tokens
-        (end-of-text) stay allowed."""
+        """The tokens a row's first token may not be under ``rule`` (whole-word prompts), as
+        a mask over the logits, worked out once per tokenizer."""
         import torch
 
         if self._first_token_masks is None:
-            tokenizer = self._loaded.tokenizer
             word = self._word_ids()
             with self._tokenizer_lock:
-                base = tokenizer.decode(word, clean_up_tokenization_spaces=False)
-                texts = tokenizer.batch_decode(
-                    [[*word, token] for token in range(len(tokenizer))],
-                    skip_special_tokens=True,
-                    clean_up_tokenization_spaces=False,
-                )
-            firsts = [t[len(base) :][:1] if t.startswith(base) else "\ufffd" for t in texts]
-            rules = {
-                "new_word": [c.isalnum() or c == "\ufffd" for c in firsts],
-                "after_space": [c != "" and not c.isspace() for c in firsts],
-            }
+                bans = first_token_bans(self._loaded.tokenizer, word)
             masks = {}
-            for name, banned in rules.items():
+            for name, banned in bans.items():
                 mask = torch.zeros(width, dtype=torch.bool)
                 known = min(len(banned), width)
                 mask[:known] = torch.tensor(banned[:known], dtype=torch.bool)
-                # A tokenizer with no token that starts a new word: constrain nothing.
-                masks[name] = (mask if not bool(mask.all()) else mask & False).to(
-                    self._loaded.device
-                )
+                masks[name] = mask.to(self._loaded.device)
             self._first_token_masks = masks
         return self._first_token_masks[rule]
 

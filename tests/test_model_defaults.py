@@ -37,15 +37,8 @@ def own_engine(own_defaults_dir: Path) -> Engine:
     return Engine(load_model(parse_model_ref(str(own_defaults_dir)), device="cpu"))
 
 
-EXPECTED = {
-    "do_sample": True,
-    "temperature": 0.5,
-    "top_k": 7,
-    "top_p": 0.8,
-    "repetition_penalty": 1.3,
-    "max_new_tokens": 9,
-    "stop": ["."],
-}
+# The same settings under quotegen's names (stop_strings is "stop").
+EXPECTED = {("stop" if k == "stop_strings" else k): v for k, v in OWN.items()}
 
 
 def test_model_defaults_read_from_generation_config(own_engine: Engine) -> None:

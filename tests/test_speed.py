@@ -195,7 +195,7 @@ def test_engine_delivers_short_requests_while_long_ones_run() -> None:
     assert len(fake.seen) == 1  # one decode loop served both
 
 
-def test_generate_iter_matches_generate_in_order(engine: Engine) -> None:
+def test_generate_ordered_matches_generate_in_order(engine: Engine) -> None:
     settings = GenerationSettings(seed=21, max_new_tokens=6, n=2)
     prompts = [f"prompt {i} is" for i in range(7)]
     expected = engine.generate(prompts, settings, batch_size=4)
@@ -204,7 +204,7 @@ def test_generate_iter_matches_generate_in_order(engine: Engine) -> None:
     assert [r.completion for r in got] == [r.completion for r in expected]
 
 
-def test_generate_iter_does_not_wait_for_a_full_batch(engine: Engine) -> None:
+def test_generate_ordered_does_not_wait_for_a_full_batch(engine: Engine) -> None:
     """A slow producer (a pipe fed by hand) gets each answer before sending the next line."""
     import threading
 
@@ -225,7 +225,7 @@ def test_generate_iter_does_not_wait_for_a_full_batch(engine: Engine) -> None:
     assert [r.index for r in results] == [0, 1, 2]
 
 
-def test_generate_iter_reports_a_bad_prompt_after_the_earlier_results(
+def test_generate_ordered_reports_a_bad_prompt_after_the_earlier_results(
     engine: Engine,
 ) -> None:
     from quotegen.errors import PromptTooLongError
