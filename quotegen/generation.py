@@ -291,10 +291,13 @@ class Engine(TextEngine):
         tail = list(context[-4:])
         options = {"skip_special_tokens": True, "clean_up_tokenization_spaces": False}
         with self._tokenizer_lock:
-            if not tokenizer.decode(tail, **options):
-                # Nothing readable (an unknown word): any word stands in for it.
-                tail = self._word_ids()
             both, before = tokenizer.batch_decode([tail + list(ids), tail], **options)
+            if not before:
+                # Nothing readable (an unknown word): any word stands in for it.
+                if self._word is None:
+                    self._word = word_ids(tokenizer)
+                tail = self._word
+                both, before = tokenizer.batch_decode([tail + list(ids), tail], **options)
             if both.startswith(before) and not before.endswith("\ufffd"):
                 return str(both[len(before) :])
             alone: str = tokenizer.decode(list(ids), **options)
