@@ -152,3 +152,30 @@ def test_serve_uses_and_announces_the_bundled_model(tmp_path: Path) -> None:
     assert info["model"] == BUNDLED_MODEL_NAME
     assert "Using the bundled model quotegen-mini" in log.read_text()
     assert proc.returncode == 0
+
+
+def test_bundled_model_writes_real_words() -> None:
+    """The offline default's one job: quotes made of English words, never glued to a prompt.
+    Checked against Debian's wamerican-large (.ci/run installs it), as bench/quality.py does."""
+    import re
+
+    import os
+
+    from quotegen.generation import Engine
+    from quotegen.vocab import DICTIONARY, read_dictionary
+
+    if not DICTIONARY.is_file() and not os.environ.get("CI"):
+        pytest.skip("needs Debian's word list: apt-get install wamerican-large (CI installs it)")
+    dictionary = read_dictionary()
+    engine = Engine(load_model(parse_model_ref(BUNDLED_MODEL_NAME), device="cpu"))
+    prompts = ["life is", "love", "never", "fear", "music", "the secret of success"]
+    results = engine.generate(prompts, engine.settings({"seed": 7, "n": 6}))
+    words = [w for r in results for w in re.findall(r"[A-Za-z]+(?:'[A-Za-z]+)*", r.text)]
+
+    def known(word: str) -> bool:
+        forms = {word, word.lower(), word.capitalize()}
+        return any(f in dictionary or f.removesuffix("'s") in dictionary for f in forms)
+
+    strange = [w for w in words if not known(w)]
+    assert len(strange) <= 0.005 * len(words), strange
+    assert not [r.text for r in results if r.completion[:1].isalnum()]
