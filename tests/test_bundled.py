@@ -157,9 +157,8 @@ def test_serve_uses_and_announces_the_bundled_model(tmp_path: Path) -> None:
 def test_bundled_model_writes_real_words() -> None:
     """The offline default's one job: quotes made of English words, never glued to a prompt.
     Checked against Debian's wamerican-large (.ci/run installs it), as bench/quality.py does."""
-    import re
-
     import os
+    import re
 
     from quotegen.generation import Engine
     from quotegen.vocab import DICTIONARY, read_dictionary
