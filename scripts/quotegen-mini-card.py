@@ -55,6 +55,11 @@ def main() -> None:
     prompts = list(extra["samples"])[:10]
     samples = "\n".join(f"- {extra['samples'][p][0]}" for p in prompts)
     total = sum(s["sayings"] for s in manifest["sources"] if not s["held_out"])
+    stopped = (
+        "; stopped early by hand (Ctrl-C), so the learning rate had not finished decaying"
+        if train.get("interrupted")
+        else ""
+    )
     card = f"""---
 library_name: transformers
 pipeline_tag: text-generation
@@ -102,8 +107,8 @@ tokenizer spells rare words instead of hiding them).
 ## Training
 
 {train["train_quotes"]:,} training and {train["val_quotes"]:,} validation sayings; best epoch
-{train["best_epoch"]} of {len(train["epochs"])}, {train["seconds"] / 60:.0f} minutes on the build
-machine.
+{train["best_epoch"]} of the {len(train["epochs"])} trained, {train["seconds"] / 60:.0f} minutes on
+the build machine (2 CPU cores){stopped}.
 
 | epoch | train loss | val perplexity (token level) | seconds |
 |---|---|---|---|
