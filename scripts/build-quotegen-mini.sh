@@ -46,8 +46,8 @@ rm -rf "$model"
 "$python" -c 'import sys, json; from pathlib import Path
 from quotegen.training import set_generation_defaults
 set_generation_defaults(Path(sys.argv[1]), json.loads(sys.argv[2]))' "$model" \
-  '{"do_sample": true, "temperature": 0.9, "top_k": 50, "top_p": 0.9,
-    "repetition_penalty": 1.1, "max_new_tokens": 60}'
+  '{"do_sample": true, "temperature": 0.8, "top_k": 50, "top_p": 0.85,
+    "repetition_penalty": 1.3, "max_new_tokens": 60}'
 
 mkdir -p bench/.cache && rm -rf bench/.cache/corpus && cp -r "$work" bench/.cache/corpus
 "$python" bench/quality.py --model "$model" --corpus "$work"

@@ -37,7 +37,7 @@ def main() -> None:
     old_card = (model / "README.md").read_text()
     settings = re.search(r"```json\n(.*?)\n```", old_card, re.S)
     rows = {r["measure"]: r for r in quality["rows"]}
-    extra = quality["extra"]
+    extra = quality
     sources = "\n".join(
         f"| {s['name']} | `{s['package'].split(':', 1)[1].split('==')[0]}` "
         f"({s['package'].split(':')[0]}) | {s['version']} | {s['licence']} | {s['sayings']:,} |"
