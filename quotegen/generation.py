@@ -288,18 +288,17 @@ class Engine(TextEngine):
         last few prompt tokens are decoded with it, and their own text cut off.
         """
         tokenizer = self._loaded.tokenizer
-        tail = list(context[-4:])
         options = {"skip_special_tokens": True, "clean_up_tokenization_spaces": False}
+        tail = list(context[-4:])
         with self._tokenizer_lock:
             both, before = tokenizer.batch_decode([tail + list(ids), tail], **options)
-            if not before:
-                # Nothing readable (an unknown word): any word stands in for it.
-                if self._word is None:
-                    self._word = word_ids(tokenizer)
-                tail = self._word
+        if not before:  # nothing readable (an unknown word): any word stands in for it
+            tail = self._word_ids()
+            with self._tokenizer_lock:
                 both, before = tokenizer.batch_decode([tail + list(ids), tail], **options)
-            if both.startswith(before) and not before.endswith("\ufffd"):
-                return str(both[len(before) :])
+        if both.startswith(before) and not before.endswith("\ufffd"):
+            return str(both[len(before) :])
+        with self._tokenizer_lock:
             alone: str = tokenizer.decode(list(ids), **options)
         return alone
 
