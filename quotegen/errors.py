@@ -2,7 +2,8 @@
 
 Every message is written for the user: what failed and what to do next. The CLI prints
 ``Error: <message>`` and exits with ``exit_code``; the server answers ``http_status`` with a JSON
-body ``{"error": {"type": ..., "message": ...}}``.
+body in OpenAI's shape, ``{"error": {"message", "type", "param", "code"}}``, whose ``code`` is
+``error_type`` and ``param`` the request field at fault, where one is.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ class QuotegenError(Exception):
     http_status: int = 500
     error_type: str = "quotegen_error"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, param: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.param = param
 
 
 class InvalidModelReferenceError(QuotegenError):

@@ -24,10 +24,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from quotegen.errors import PromptTooLongError
+from quotegen.errors import InvalidRequestError, PromptTooLongError
 from quotegen.kvcache import can_merge, left_padded, merge_caches, trim_padding
 from quotegen.sampling import choose_tokens
-from quotegen.schemas import GenerationResult, ModelInfo
+from quotegen.schemas import GenerationResult, ModelInfo, TokenLogprobs
 from quotegen.settings import MAX_SEED, FinishReason, GenerationSettings, resolve_settings
 from quotegen.text import choose_prompt, clean_text, find_stop, holdback
 from quotegen.wholewords import FirstToken, first_token_bans, first_token_rule, word_ids
@@ -39,6 +39,43 @@ if TYPE_CHECKING:
 
 #: Called before every token step with the number of rows running; returns rows to add.
 Admit = Callable[[int], "list[Row]"]
+#: Decodes ``ids`` as they read after ``context`` (the tokens before them).
+Decode = Callable[[Sequence[int], Sequence[int]], str]
+#: One step's scores for one row: the chosen token's log-probability, and the likeliest
+#: alternatives as (token id, log-probability).
+Scores = tuple[float, list[tuple[int, float]]]
+#: A scored token: its text, its log-probability (None: nothing to score it against), and the
+#: alternatives (with itself) by text.
+ScoredToken = tuple[str, float | None, dict[str, float] | None]
+
+
+def scored_token(
+    text: str, scores: Scores, chosen: int, context: Sequence[int], decode: Decode
+) -> ScoredToken:
+    """A token with its scores, the alternatives named by their text after ``context``."""
+    value, alternatives = scores
+    top: dict[str, float] = {}
+    for token, logprob in [*alternatives, (chosen, value)]:
+        top.setdefault(decode(context, [token]), round(logprob, 6))
+    return text, round(value, 6), top
+
+
+def token_logprobs(tokens: Sequence[ScoredToken], length: int) -> TokenLogprobs:
+    """OpenAI's logprobs object for ``tokens``, cut where their text passes ``length``
+    characters (a stop string ended the text inside them)."""
+    offsets, kept, at = [], [], 0
+    for token in tokens:
+        if at >= length and kept:
+            break
+        offsets.append(at)
+        kept.append(token)
+        at += len(token[0])
+    return TokenLogprobs(
+        tokens=[t[0] for t in kept],
+        token_logprobs=[t[1] for t in kept],
+        top_logprobs=[t[2] for t in kept],
+        text_offset=offsets,
+    )
 
 
 @dataclass
@@ -64,6 +101,9 @@ class Row:
     seconds: float = 0.0
     started: float = 0.0
     rng: Any = None  # the row's seeded torch.Generator, made when its prompt runs
+    scored: list[ScoredToken] = field(default_factory=list)  # with settings.logprobs
+    prompt_scored: list[ScoredToken] = field(default_factory=list)  # with prompt_logprobs
+    decoded: str = ""  # the completion's text before any stop string cut it
 
     @property
     def done(self) -> bool:
@@ -76,16 +116,18 @@ class Row:
         return self.prompt.rstrip() if self.first_token == "after_space" else self.prompt
 
     def add_token(
-        self, token: int, *, is_eos: bool, decode: Callable[[Sequence[int], Sequence[int]], str]
+        self, token: int, *, is_eos: bool, decode: Decode, scores: Scores | None = None
     ) -> None:
         """Add one generated token (or end-of-text) and decide whether the row is finished.
 
         ``decode(prompt_ids, token_ids)`` gives the completion's text (as it reads after the
-        prompt). The text is decoded every step only to look for stop strings or to stream
-        it; otherwise once, when the row finishes. Streamed text holds back whatever might still
-        become a stop string or complete a multi-byte character.
+        prompt). The text is decoded every step only to look for stop strings, to stream it
+        or to score its tokens (``scores``, with settings.logprobs); otherwise once, when the
+        row finishes. Streamed text holds back whatever might still become a stop string or
+        complete a multi-byte character.
         """
-        tracking = bool(self.settings.stop) or self.on_text is not None
+        scoring = self.settings.logprobs is not None and scores is not None
+        tracking = bool(self.settings.stop) or self.on_text is not None or scoring
         if self.is_cancelled is not None and self.is_cancelled():
             self.finish_reason = "cancelled"
             if not tracking:
@@ -101,6 +143,11 @@ class Row:
                 self.finish_reason = "length"
             if tracking or self.done:
                 text = decode(self.prompt_ids, self.token_ids)
+                if scoring and scores is not None:
+                    piece = text[len(self.decoded) :] if text.startswith(self.decoded) else ""
+                    context = [*self.prompt_ids, *self.token_ids[:-1]]
+                    self.scored.append(scored_token(piece, scores, token, context, decode))
+                self.decoded = text
                 cut = find_stop(text, self.settings.stop)
                 if cut is not None:
                     text = text[:cut]
@@ -134,6 +181,16 @@ class Row:
             completion_tokens=len(self.token_ids),
             finish_reason=self.finish_reason or "length",
             seconds=round(self.seconds, 4),
+            logprobs=(
+                token_logprobs(self.scored, len(self.completion))
+                if self.settings.logprobs is not None
+                else None
+            ),
+            prompt_logprobs=(
+                token_logprobs(self.prompt_scored, len(self.text_prefix))
+                if self.settings.prompt_logprobs and self.settings.logprobs is not None
+                else None
+            ),
         )
 
 
@@ -165,6 +222,11 @@ class TextEngine(ABC):
 
     def count_tokens(self, text: str) -> int:
         return len(self.encode(text))
+
+    def render_chat(self, messages: Sequence[Mapping[str, str]]) -> str | None:
+        """The model's chat template applied to ``messages``, the assistant's turn opened: the
+        prompt to continue. None for a model without a chat template (``info.chat_template``)."""
+        return None
 
     def prepare(
         self,
@@ -270,9 +332,28 @@ class Engine(TextEngine):
         return self._info
 
     def encode(self, text: str) -> list[int]:
+        tokenizer = self._loaded.tokenizer
+        # A text that already starts with the begin-of-text token (a rendered chat template)
+        # must not get a second one.
+        bos = getattr(tokenizer, "bos_token", None)
+        special = not (bos and self.info.chat_template and text.startswith(bos))
         with self._tokenizer_lock:
-            ids: list[int] = self._loaded.tokenizer(text, add_special_tokens=True)["input_ids"]
+            ids: list[int] = tokenizer(text, add_special_tokens=special)["input_ids"]
         return ids
+
+    def render_chat(self, messages: Sequence[Mapping[str, str]]) -> str | None:
+        if not self.info.chat_template:
+            return None
+        try:
+            with self._tokenizer_lock:
+                text = self._loaded.tokenizer.apply_chat_template(
+                    list(messages), add_generation_prompt=True, tokenize=False
+                )
+        except Exception as exc:  # the template's own checks (jinja raise_exception)
+            raise InvalidRequestError(
+                f"messages: the model's chat template refuses them: {exc}", param="messages"
+            ) from exc
+        return str(text)
 
     def steps(self, rows: Sequence[Row], admit: Admit | None = None) -> Iterator[None]:
         if not rows:
@@ -365,11 +446,14 @@ class Engine(TextEngine):
                 step_logits = torch.cat(logits)
                 if loaded.suppress_token_ids:
                     step_logits.index_fill_(1, self._suppressed_ids(), float("-inf"))
+                scores = _scores(step_logits, active)
                 chosen = choose_tokens(step_logits, active, presence, eos)
                 keep: list[int] = []
                 now = time.perf_counter()
                 for j, (row, token) in enumerate(zip(active, chosen.tolist(), strict=True)):
-                    row.add_token(token, is_eos=token in eos, decode=self._decode)
+                    row.add_token(
+                        token, is_eos=token in eos, decode=self._decode, scores=scores(j, token)
+                    )
                     if row.done:
                         row.seconds = now - row.started
                         if row.on_finish is not None:
@@ -408,19 +492,65 @@ class Engine(TextEngine):
             row.started = started
         input_ids, mask = left_padded([r.prompt_ids for r in rows], loaded.pad_token_id, device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        scoring = [
+            r for r in rows if r.settings.prompt_logprobs and r.settings.logprobs is not None
+        ]
         out = loaded.model(
             input_ids=input_ids,
             attention_mask=mask,
             position_ids=positions,
             use_cache=True,
-            **extras,
+            **({} if scoring else extras),  # scoring a prompt needs the logits of every token
         )
+        if scoring:
+            self._score_prompts(rows, out.logits)
         logits = out.logits[:, -1, :].float()
         for j, row in enumerate(rows):
             if row.first_token != "any":
                 banned = self._banned_first(row.first_token, logits.shape[-1])
                 logits[j].masked_fill_(banned, float("-inf"))
         return logits, out.past_key_values, mask, positions[:, -1:]
+
+    def _score_prompts(self, rows: Sequence[Row], logits: torch.Tensor) -> None:
+        """Each prompt token's log-probability given the tokens before it (rows that ask)."""
+        import torch
+
+        width = logits.shape[1]
+        for j, row in enumerate(rows):
+            if not (row.settings.prompt_logprobs and row.settings.logprobs is not None):
+                continue
+            ids = row.prompt_ids
+            # Left-padded: the prompt is the row's last len(ids) positions.
+            mine = torch.log_softmax(logits[j, width - len(ids) : -1].float(), dim=-1)
+            k = row.settings.logprobs
+            top_values, top_ids = mine.topk(k, dim=-1) if k else (None, None)
+            texts = self._pieces(ids)
+            row.prompt_scored = [(texts[0], None, None)]
+            for i, token in enumerate(ids[1:]):
+                alternatives = (
+                    list(zip(top_ids[i].tolist(), top_values[i].tolist(), strict=True))
+                    if top_ids is not None and top_values is not None
+                    else []
+                )
+                value = float(mine[i, token])
+                row.prompt_scored.append(
+                    scored_token(
+                        texts[i + 1], (value, alternatives), token, ids[: i + 1], self._decode
+                    )
+                )
+
+    def _pieces(self, ids: Sequence[int]) -> list[str]:
+        """The text each of ``ids`` adds (together, the text of all of them)."""
+        options = {"skip_special_tokens": True, "clean_up_tokenization_spaces": False}
+        with self._tokenizer_lock:
+            texts = self._loaded.tokenizer.batch_decode(
+                [list(ids[: i + 1]) for i in range(len(ids))], **options
+            )
+        pieces, before = [], ""
+        for text in texts:
+            pieces.append(text[len(before) :] if text.startswith(before) else "")
+            before = text
+        return pieces
 
     def _suppressed_ids(self) -> torch.Tensor:
         """The model's suppress_tokens, as an index tensor on its device (made once)."""
@@ -465,6 +595,32 @@ class Engine(TextEngine):
             seen = [i for i in (*row.prompt_ids, *row.token_ids) if 0 <= i < vocab]
             presence[j, seen] = True
         return presence
+
+
+def _scores(logits: torch.Tensor, rows: Sequence[Row]) -> Callable[[int, int], Scores | None]:
+    """``scores(j, token)``: row j's scores for ``token`` where the row asks for logprobs (the
+    log-softmax of ``logits`` as they stand: before the sampling settings reshape them)."""
+    import torch
+
+    wanted = [r.settings.logprobs or 0 for r in rows if r.settings.logprobs is not None]
+    if not wanted:
+        return lambda j, token: None
+    logprobs = torch.log_softmax(logits, dim=-1)
+    k = max(wanted)
+    top_values, top_ids = logprobs.topk(k, dim=-1) if k else (None, None)
+
+    def scores(j: int, token: int) -> Scores | None:
+        k = rows[j].settings.logprobs
+        if k is None:
+            return None
+        alternatives = []
+        if k and top_ids is not None and top_values is not None:
+            alternatives = list(
+                zip(top_ids[j, :k].tolist(), top_values[j, :k].tolist(), strict=True)
+            )
+        return float(logprobs[j, token]), alternatives
+
+    return scores
 
 
 class TextStream:

@@ -92,6 +92,7 @@ class LoadedModel:
             dtype=dtype_name(self.dtype),
             quantize=self.quantize,
             context_length=self.context_length,
+            chat_template=bool(getattr(self.tokenizer, "chat_template", None)),
             generation_config=self.generation_config,
         )
 

@@ -10,13 +10,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    computed_field,
+    field_validator,
+    model_validator,
+)
 
 from quotegen.settings import (
     MAX_PROMPTS,
     DoSample,
     FinishReason,
     GenerationSettings,
+    Logprobs,
     MaxNewTokens,
     MinNewTokens,
     RepetitionPenalty,
@@ -29,6 +37,24 @@ from quotegen.settings import (
     TopP,
     WholeWords,
 )
+
+
+class TokenLogprobs(BaseModel):
+    """Log-probabilities of a text's tokens, in the shape of OpenAI's completions API.
+
+    They are the model's own (natural log), after the hard constraints quotegen always applies
+    (the model's suppress_tokens, whole-word first tokens) and before the sampling settings
+    (temperature, top-k, top-p, repetition penalty) reshape them.
+    """
+
+    tokens: list[str] = Field(description="Each token's text; together they spell the text.")
+    token_logprobs: list[float | None] = Field(
+        description="Each token's log-probability (null for a text's first prompt token)."
+    )
+    top_logprobs: list[dict[str, float] | None] = Field(
+        description="Per token, the likeliest alternatives (logprobs of them), and the token."
+    )
+    text_offset: list[int] = Field(description="Where each token starts in the text.")
 
 
 class GenerationResult(BaseModel):
@@ -48,11 +74,22 @@ class GenerationResult(BaseModel):
     seconds: float = Field(
         description="Wall time from this sample's first step (its prompt) to its last token."
     )
+    logprobs: TokenLogprobs | None = Field(
+        None, description="The completion's tokens scored (when settings.logprobs is set)."
+    )
+    prompt_logprobs: TokenLogprobs | None = Field(
+        None, description="The prompt's tokens scored (when settings.prompt_logprobs is set)."
+    )
 
 
 class ErrorBody(BaseModel):
-    type: str
+    """OpenAI's error object, so SDKs show the message: ``type`` is OpenAI's class of error
+    (from the HTTP status), ``code`` quotegen's own name for it, ``param`` the field at fault."""
+
     message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
 
 
 class ErrorResponse(BaseModel):
@@ -73,6 +110,9 @@ class ModelInfo(BaseModel):
     dtype: str
     quantize: str = Field("none", description="none, or int8 (dynamic int8 linear layers).")
     context_length: int
+    chat_template: bool = Field(
+        False, description="Whether the tokenizer has a chat template (chat completions use it)."
+    )
     generation_config: dict[str, Any] = Field(
         default_factory=dict,
         description="Settings the model's generation_config.json declares: its defaults here.",
@@ -244,8 +284,8 @@ class CompletionRequest(BaseModel):
     seed: Seed | None = None
     stream: bool = False
     stream_options: dict[str, bool] | None = None
-    echo: bool = False
-    logprobs: None = Field(None, description="Not supported; must be null.")
+    echo: bool = Field(False, description="Return the prompt before the completion.")
+    logprobs: Logprobs | None = None
     presence_penalty: Annotated[float, Field(ge=0.0, le=0.0)] = 0.0
     frequency_penalty: Annotated[float, Field(ge=0.0, le=0.0)] = 0.0
     best_of: Annotated[int, Field(ge=1, le=1)] | None = None
@@ -284,14 +324,129 @@ class CompletionRequest(BaseModel):
             "whole_words": "whole_words",
         }
         values = self.model_dump(include=self.model_fields_set & set(names))
-        return {names[k]: v for k, v in values.items() if v is not None} | {"clean": False}
+        scoring = {
+            "logprobs": self.logprobs,
+            "prompt_logprobs": self.echo and self.logprobs is not None,
+        }
+        return (
+            {names[k]: v for k, v in values.items() if v is not None} | scoring | {"clean": False}
+        )
 
 
 class CompletionChoice(BaseModel):
     text: str
     index: int
-    logprobs: None = None
+    logprobs: TokenLogprobs | None = None
     finish_reason: Literal["stop", "length"] | None
+
+
+class ChatContentPart(BaseModel):
+    type: Literal["text"] = Field(description="Only text parts: this server serves text models.")
+    text: str
+
+
+class ChatMessage(BaseModel):
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[ChatContentPart] | None = None
+    name: str | None = None
+
+    @property
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            return "".join(part.text for part in self.content)
+        return self.content or ""
+
+
+class ChatCompletionRequest(BaseModel):
+    """OpenAI's ``POST /v1/chat/completions`` request (the fields this server honours)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "examples": [{"messages": [{"role": "user", "content": "life is"}], "seed": 1}]
+        },
+    )
+
+    model: str | None = Field(None, description="Must name the served model (GET /v1/models).")
+    messages: list[ChatMessage] = Field(min_length=1, max_length=256)
+    max_tokens: MaxNewTokens | None = None
+    max_completion_tokens: MaxNewTokens | None = None
+    min_tokens: MinNewTokens = 0
+    temperature: Temperature = 1.0
+    top_p: TopP = 1.0
+    top_k: TopK = 0
+    repetition_penalty: RepetitionPenalty = 1.0
+    n: Samples = 1
+    stop: StopString | StopStrings | None = None
+    seed: Seed | None = None
+    stream: bool = False
+    stream_options: dict[str, bool] | None = None
+    logprobs: bool = False
+    top_logprobs: Logprobs | None = None
+    presence_penalty: Annotated[float, Field(ge=0.0, le=0.0)] = 0.0
+    frequency_penalty: Annotated[float, Field(ge=0.0, le=0.0)] = 0.0
+    user: str | None = None
+    whole_words: WholeWords | None = None
+
+    @field_validator("stop")
+    @classmethod
+    def _one_stop_is_a_list(cls, value: str | list[str] | None) -> list[str] | None:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _check_logprobs(self) -> ChatCompletionRequest:
+        if self.top_logprobs is not None and not self.logprobs:
+            raise ValueError("top_logprobs needs logprobs: true")
+        return self
+
+    def requested(self) -> dict[str, Any]:
+        """The generation settings this request sets, by their ``GenerationSettings`` names."""
+        names = {
+            "min_tokens": "min_new_tokens",
+            "temperature": "temperature",
+            "top_p": "top_p",
+            "top_k": "top_k",
+            "repetition_penalty": "repetition_penalty",
+            "n": "n",
+            "seed": "seed",
+            "stop": "stop",
+            "whole_words": "whole_words",
+        }
+        values = self.model_dump(include=self.model_fields_set & set(names))
+        given = {names[k]: v for k, v in values.items() if v is not None}
+        limit = self.max_completion_tokens or self.max_tokens
+        if limit is not None:
+            given["max_new_tokens"] = limit
+        if self.logprobs:
+            given["logprobs"] = self.top_logprobs or 0
+        return given | {"clean": False}
+
+
+class ChatTopLogprob(BaseModel):
+    token: str
+    logprob: float
+    bytes: list[int]
+
+
+class ChatTokenLogprob(ChatTopLogprob):
+    top_logprobs: list[ChatTopLogprob]
+
+
+class ChatLogprobs(BaseModel):
+    content: list[ChatTokenLogprob]
+
+
+class ChatReply(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class ChatChoice(BaseModel):
+    index: int
+    message: ChatReply
+    logprobs: ChatLogprobs | None = None
+    finish_reason: Literal["stop", "length"]
 
 
 class Usage(BaseModel):
@@ -307,6 +462,15 @@ class CompletionResponse(BaseModel):
     model: str
     choices: list[CompletionChoice]
     usage: Usage | None = None
+
+
+class ChatCompletionResponse(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    usage: Usage
 
 
 class ModelCard(BaseModel):
@@ -349,6 +513,10 @@ class Info(BaseModel):
     device: str
     dtype: str
     quantize: str = Field(description="none, or int8 (dynamic int8 linear layers).")
+    chat_template: bool = Field(
+        description="Chat completions render the model's chat template (else: a base model "
+        "continues the last message as a quote)."
+    )
     version: str
     limits: Limits
     defaults: GenerationSettings = Field(

@@ -23,6 +23,7 @@ MAX_STOP_LENGTH = 64
 MAX_PROMPTS = 64
 MAX_SEED = 2**53 - 1  # the largest integer every JSON client reads exactly
 MAX_BATCH_SIZE = 256
+MAX_LOGPROBS = 5
 
 FinishReason = Literal["stop", "length", "cancelled"]
 
@@ -63,6 +64,15 @@ WholeWords = Annotated[
         "never adds letters to it (false: it may complete the word)."
     ),
 ]
+Logprobs = Annotated[
+    int,
+    Field(
+        ge=0,
+        le=MAX_LOGPROBS,
+        description="Report each generated token's log-probability and those of its this many "
+        "likeliest alternatives (0-5); null: none.",
+    ),
+]
 StopStrings = Annotated[
     list[StopString],
     Field(
@@ -94,6 +104,10 @@ class GenerationSettings(BaseModel):
     stop: StopStrings = Field(default_factory=lambda: list(GENERATION.stop))
     clean: bool = Field(GENERATION.clean, description="Tidy the text like seed 2's clean_text.")
     whole_words: WholeWords = GENERATION.whole_words
+    logprobs: Logprobs | None = None
+    prompt_logprobs: bool = Field(
+        False, description="Score the prompt's tokens too (with logprobs set; OpenAI's echo)."
+    )
 
     @model_validator(mode="after")
     def _check_lengths(self) -> GenerationSettings:

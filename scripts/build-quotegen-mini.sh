@@ -11,7 +11,7 @@
 #    bench/quality.py's measurements.
 #
 # The model lands in quotegen/models/quotegen-mini (package data). Set DEVICE=cuda to train on a
-# GPU, EPOCHS to change the number of epochs.
+# GPU, EPOCHS to change the number of epochs (default 10).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python="${PYTHON:-.venv/bin/python}"
@@ -38,7 +38,7 @@ model="$work/model"
 rm -rf "$model"
 "$python" -m quotegen train "$work/corpus.txt" --from-scratch --out "$model" \
   --tokenizer words --min-count 1 --n-layer 4 --n-head 4 --n-embd 256 --context 96 \
-  --dropout 0.1 --epochs "${EPOCHS:-12}" --batch-size 32 --learning-rate 1e-3 --max-length 96 \
+  --dropout 0.1 --epochs "${EPOCHS:-10}" --batch-size 32 --learning-rate 1e-3 --max-length 96 \
   --val-split 0.05 --seed 0 --save-dtype float16 --device "${DEVICE:-auto}" --json \
   > "$work/train-report.json"
 

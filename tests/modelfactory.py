@@ -42,6 +42,7 @@ def build_tiny_gpt2(
     corpus: list[str] | None = None,
     tokenizer_kind: str = "bpe",
     generation: dict[str, object] | None = None,
+    chat_template: str | None = None,
 ) -> Path:
     """Save a random-weight GPT-2 and its freshly trained tokenizer to ``out``.
 
@@ -84,6 +85,8 @@ def build_tiny_gpt2(
         eos_token_id=tokenizer.eos_token_id,
         **(generation if generation is not None else {"do_sample": True, "top_k": 50}),
     )
+    if chat_template is not None:
+        tokenizer.chat_template = chat_template
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)

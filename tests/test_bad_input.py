@@ -113,6 +113,50 @@ HTTP_CASES: list[tuple[str, str, str, dict[str, Any], int]] = [
     ("seed2-huge-prompt", "POST", "/generate_quote?prompt=" + "x" * 20_000, {"headers": AUTH}, 422),
     ("seed2-get", "GET", "/generate_quote?prompt=x", {"headers": AUTH}, 405),
     ("openai-n-huge", "POST", "/v1/completions", body({"prompt": "x", "n": 10**6}), 422),
+    ("chat-no-messages", "POST", "/v1/chat/completions", body({"messages": []}), 422),
+    ("chat-messages-string", "POST", "/v1/chat/completions", body({"messages": "hi"}), 422),
+    (
+        "chat-bad-role",
+        "POST",
+        "/v1/chat/completions",
+        body({"messages": [{"role": "wizard", "content": "x"}]}),
+        422,
+    ),
+    (
+        "chat-image-part",
+        "POST",
+        "/v1/chat/completions",
+        body({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]}),
+        422,
+    ),
+    (
+        "chat-ends-with-system",
+        "POST",
+        "/v1/chat/completions",
+        body({"messages": [{"role": "system", "content": "be brief"}]}),
+        422,
+    ),
+    (
+        "chat-top-logprobs-alone",
+        "POST",
+        "/v1/chat/completions",
+        body({"messages": [{"role": "user", "content": "x"}], "top_logprobs": 2}),
+        422,
+    ),
+    (
+        "chat-unknown-model",
+        "POST",
+        "/v1/chat/completions",
+        body({"model": "gpt-9", "messages": [{"role": "user", "content": "x"}]}),
+        404,
+    ),
+    (
+        "chat-huge-prompt",
+        "POST",
+        "/v1/chat/completions",
+        body({"messages": [{"role": "user", "content": "x" * 20_000}]}),
+        422,
+    ),
     (
         "openai-max-tokens-huge",
         "POST",
@@ -130,7 +174,7 @@ HTTP_CASES: list[tuple[str, str, str, dict[str, Any], int]] = [
     ("openai-prompt-tokens", "POST", "/v1/completions", body({"prompt": [1, 2, 3]}), 422),
     ("openai-prompt-empty-list", "POST", "/v1/completions", body({"prompt": []}), 422),
     ("openai-prompt-too-many", "POST", "/v1/completions", body({"prompt": ["x"] * 100}), 422),
-    ("openai-logprobs", "POST", "/v1/completions", body({"prompt": "x", "logprobs": 5}), 422),
+    ("openai-logprobs", "POST", "/v1/completions", body({"prompt": "x", "logprobs": 6}), 422),
     (
         "openai-penalty",
         "POST",
@@ -241,6 +285,9 @@ def test_http_bad_input(
     assert response.status_code == status, response.text[:500]
     payload = response.json()
     assert payload["error"]["message"]
+    # OpenAI's shape on every route, so SDKs show the message.
+    assert set(payload["error"]) == {"message", "type", "param", "code"}
+    assert payload["error"]["type"].endswith("_error")
     assert "Traceback" not in response.text
 
 

@@ -69,7 +69,7 @@ def test_seed1_bad_bodies_422(client: TestClient, kwargs: dict, loc: list[str]) 
     assert response.status_code == 422
     body = response.json()
     assert body["detail"][0]["loc"] == loc
-    assert body["error"]["type"] == "invalid_request"
+    assert body["error"]["code"] == "invalid_request"
 
 
 def test_seed1_optional_settings(client: TestClient, fake_engine) -> None:  # type: ignore[no-untyped-def]
@@ -326,7 +326,7 @@ def test_api_key_required(method: str, path: str, kwargs: dict, header: str | No
         headers = {"Authorization": header} if header is not None else {}
         response = client.request(method, path, headers=headers, **kwargs)
         assert response.status_code == 401
-        assert response.json()["error"]["type"] == "unauthorized"
+        assert response.json()["error"]["code"] == "unauthorized"
         assert response.headers["www-authenticate"] == "Bearer"
         ok = client.request(method, path, headers={"Authorization": "Bearer s3cret"}, **kwargs)
         assert ok.status_code == 200
@@ -365,7 +365,7 @@ def test_body_too_large_413() -> None:
     with _app_client(max_body_bytes=2048) as client:
         response = client.post("/generate", json={"text": "x" * 5000})
         assert response.status_code == 413
-        assert response.json()["error"]["type"] == "request_too_large"
+        assert response.json()["error"]["code"] == "request_too_large"
         assert client.post("/generate", json={"text": "fine"}).status_code == 200
 
 
@@ -412,7 +412,7 @@ def test_request_timeout_504() -> None:
     with _app_client(request_timeout_s=0.2, delay=0.1) as client:
         response = client.post("/generate", json={"text": "x", "max_new_tokens": 30})
         assert response.status_code == 504
-        assert response.json()["error"]["type"] == "timeout"
+        assert response.json()["error"]["code"] == "timeout"
 
 
 def test_openapi_documents_every_route(client: TestClient) -> None:

@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from quotegen import __version__
 from quotegen.errors import QuotegenError
 from quotegen.generation import TextEngine
-from quotegen.server import native, openai, ops, seeds
+from quotegen.server import chat, native, openai, ops, seeds
 from quotegen.server.middleware import AccessLogMiddleware, BodyLimitMiddleware, MetricsMiddleware
 from quotegen.server.responses import install_error_handlers
 from quotegen.server.state import ServerState
@@ -57,7 +57,7 @@ def create_app(
     )
     app.state.quotegen = state
     install_error_handlers(app)
-    routers = (seeds.router, openai.router, native.router, ops.router)
+    routers = (seeds.router, openai.router, chat.router, native.router, ops.router)
     for router in routers:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")

@@ -53,6 +53,10 @@ def check_prompts(prompts: list[str], state: ServerState, field_name: str) -> No
         size = len(prompt.encode("utf-8", "surrogatepass"))
         if size > limit:
             where = field_name if len(prompts) == 1 else f"{field_name}[{i}]"
-            raise InvalidRequestError(f"{where}: the prompt is {size} bytes; the limit is {limit}.")
+            raise InvalidRequestError(
+                f"{where}: the prompt is {size} bytes; the limit is {limit}.", param=field_name
+            )
         if "\x00" in prompt:
-            raise InvalidRequestError(f"{field_name}: NUL characters are not allowed in prompts.")
+            raise InvalidRequestError(
+                f"{field_name}: NUL characters are not allowed in prompts.", param=field_name
+            )

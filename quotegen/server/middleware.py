@@ -75,7 +75,9 @@ class BodyLimitMiddleware:
         except _BodyTooLarge:
             if not started:
                 message = f"The request body exceeds the limit of {limit} bytes."
-                response = JSONResponse(error_body("request_too_large", message), status_code=413)
+                response = JSONResponse(
+                    error_body("request_too_large", message, 413), status_code=413
+                )
                 await response(scope, receive, send)
 
 

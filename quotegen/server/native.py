@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 from quotegen.errors import QuotegenError
 from quotegen.schemas import GenerateRequest, GenerateResponse, StreamRequest
 from quotegen.server.deps import Auth, Ready, State, check_prompts
-from quotegen.server.responses import ERRORS, error_body, event_stream, sse
+from quotegen.server.responses import ERRORS, event_stream, exception_body, sse
 from quotegen.server.tickets import Ticket, Tickets
 from quotegen.settings import GenerationSettings
 
@@ -60,4 +60,4 @@ async def _events(tickets: Tickets, ticket: Ticket) -> AsyncIterator[str]:
         (result,) = await ticket.done
         yield sse(result.model_dump(), event="result")
     except QuotegenError as exc:
-        yield sse(error_body(exc.error_type, exc.message), event="error")
+        yield sse(exception_body(exc), event="error")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -20,10 +20,11 @@ from quotegen.schemas import (
     GenerationResult,
     ModelCard,
     ModelList,
+    TokenLogprobs,
     Usage,
 )
 from quotegen.server.deps import Auth, Ready, State, check_prompts
-from quotegen.server.responses import ERRORS, error_body, event_stream, sse
+from quotegen.server.responses import ERRORS, event_stream, exception_body, sse
 from quotegen.server.tickets import Ticket, Tickets
 
 router = APIRouter(prefix="/v1", dependencies=Auth)
@@ -56,12 +57,7 @@ async def completions(
     body: CompletionRequest, request: Request, state: State, tickets: Ready
 ) -> Response:
     """OpenAI's completions API: works with the official `openai` SDK unchanged."""
-    served = tickets.engine.info.name
-    if body.model not in (None, "", served, "quotegen"):
-        raise UnknownModelError(
-            f"The model '{body.model}' is not served here; this server serves '{served}' "
-            "(see GET /v1/models)."
-        )
+    served = check_model(body.model, tickets)
     prompts = body.prompts
     check_prompts(prompts, state, "prompt")
     settings = tickets.engine.settings(body.requested(), OPENAI_DEFAULTS)
@@ -76,11 +72,12 @@ async def completions(
         CompletionChoice(
             text=r.text if body.echo else r.completion,
             index=i,
-            finish_reason=_finish(r),
+            logprobs=completion_logprobs(r, body.echo),
+            finish_reason=finish_reason(r),
         )
         for i, r in enumerate(results)
     ]
-    response = CompletionResponse(**head, choices=choices, usage=_usage(results))
+    response = CompletionResponse(**head, choices=choices, usage=usage(results))
     return JSONResponse(response.model_dump())
 
 
@@ -90,11 +87,41 @@ async def models(state: State, tickets: Ready) -> ModelList:
     return ModelList(data=[ModelCard(id=tickets.engine.info.name, created=state.created)])
 
 
-def _finish(result: GenerationResult) -> str:
+def check_model(requested: str | None, tickets: Tickets) -> str:
+    """The served model's name, if the request names it (or no model): a 404 otherwise."""
+    served = tickets.engine.info.name
+    if requested not in (None, "", served, "quotegen"):
+        raise UnknownModelError(
+            f"The model '{requested}' is not served here; this server serves '{served}' "
+            "(see GET /v1/models).",
+            param="model",
+        )
+    return served
+
+
+def finish_reason(result: GenerationResult) -> Literal["stop", "length"]:
     return "length" if result.finish_reason == "length" else "stop"
 
 
-def _usage(results: list[GenerationResult]) -> Usage:
+def completion_logprobs(result: GenerationResult, echo: bool) -> TokenLogprobs | None:
+    """The choice's logprobs: the completion's tokens, after the prompt's with ``echo``
+    (offsets into the choice's text)."""
+    scored = result.logprobs
+    if scored is None:
+        return None
+    before = result.prompt_logprobs if echo else None
+    if before is None:
+        return scored
+    shift = len(result.text) - len(result.completion)
+    return TokenLogprobs(
+        tokens=before.tokens + scored.tokens,
+        token_logprobs=before.token_logprobs + scored.token_logprobs,
+        top_logprobs=before.top_logprobs + scored.top_logprobs,
+        text_offset=before.text_offset + [shift + o for o in scored.text_offset],
+    )
+
+
+def usage(results: list[GenerationResult]) -> Usage:
     # Samples of one prompt share it: count each prompt's tokens once, as OpenAI does.
     prompt_tokens = sum(r.prompt_tokens for r in results if r.sample == 0)
     completion_tokens = sum(r.completion_tokens for r in results)
@@ -108,8 +135,8 @@ def _usage(results: list[GenerationResult]) -> Usage:
 async def _events(
     tickets: Tickets, ticket: Ticket, head: dict[str, Any], echo: bool, include_usage: bool
 ) -> AsyncIterator[str]:
-    def chunk(index: int, text: str, finish: str | None) -> str:
-        choice = {"text": text, "index": index, "logprobs": None, "finish_reason": finish}
+    def chunk(index: int, text: str, finish: str | None, logprobs: Any = None) -> str:
+        choice = {"text": text, "index": index, "logprobs": logprobs, "finish_reason": finish}
         return sse({**head, "object": "text_completion", "choices": [choice]})
 
     try:
@@ -120,10 +147,11 @@ async def _events(
             yield chunk(index, text, None)
         results = await ticket.done
         for i, result in enumerate(results):
-            yield chunk(i, "", _finish(result))
+            # A choice's logprobs come whole with its last chunk (offsets into its text).
+            yield chunk(i, "", finish_reason(result), completion_logprobs(result, echo))
         if include_usage:
-            usage = _usage(results).model_dump()
-            yield sse({**head, "object": "text_completion", "choices": [], "usage": usage})
+            counts = usage(results).model_dump()
+            yield sse({**head, "object": "text_completion", "choices": [], "usage": counts})
         yield sse("[DONE]")
     except QuotegenError as exc:
-        yield sse(error_body(exc.error_type, exc.message))
+        yield sse(exception_body(exc))

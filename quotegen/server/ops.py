@@ -36,6 +36,7 @@ async def info(state: State, tickets: Ready) -> Info:
         device=model.device,
         dtype=model.dtype,
         quantize=model.quantize,
+        chat_template=model.chat_template,
         version=__version__,
         limits=Limits(
             max_batch_size=config.max_batch_size,

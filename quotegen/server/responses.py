@@ -32,10 +32,29 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def error_body(error_type: str, message: str) -> dict[str, Any]:
-    return ErrorResponse.model_validate(
-        {"error": {"type": error_type, "message": message}}
-    ).model_dump()
+#: OpenAI's error classes, by HTTP status (as the openai SDK and vLLM use them).
+OPENAI_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+def error_body(
+    code: str, message: str, status: int = 400, param: str | None = None
+) -> dict[str, Any]:
+    """``{"error": {"message", "type", "param", "code"}}``: OpenAI's shape, on every route."""
+    kind = OPENAI_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    body = {"message": message, "type": kind, "param": param, "code": code}
+    return ErrorResponse.model_validate({"error": body}).model_dump()
+
+
+def exception_body(exc: QuotegenError) -> dict[str, Any]:
+    return error_body(exc.error_type, exc.message, exc.http_status, exc.param)
 
 
 def sse(data: Any, event: str | None = None) -> str:
@@ -66,12 +85,12 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def _where(error: Any) -> str:
+    return ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "query"))
+
+
 def _validation_message(errors: list[Any]) -> str:
-    parts = []
-    for error in errors[:5]:
-        loc = [str(p) for p in error.get("loc", ()) if p not in ("body", "query")]
-        where = ".".join(loc) or "request"
-        parts.append(f"{where}: {error.get('msg', 'invalid')}")
+    parts = [f"{_where(error) or 'request'}: {error.get('msg', 'invalid')}" for error in errors[:5]]
     return "; ".join(parts)
 
 
@@ -87,24 +106,24 @@ def install_error_handlers(app: FastAPI) -> None:
             headers["WWW-Authenticate"] = "Bearer"
         if exc.http_status == 503 and exc.error_type == "overloaded":
             request.app.state.quotegen.metrics.rejected.inc()
-        return JSONResponse(
-            error_body(exc.error_type, exc.message), status_code=exc.http_status, headers=headers
-        )
+        return JSONResponse(exception_body(exc), status_code=exc.http_status, headers=headers)
 
     async def validation_error(request: Request, exc: Exception) -> Response:
         errors = exc.errors() if isinstance(exc, (RequestValidationError, ValidationError)) else []
         # "detail" is what FastAPI always sent (the seeds' clients may read it); "error" says
         # the same in one sentence.
+        message = _validation_message(list(errors))
+        param = _where(errors[0]) or None if errors else None
         body = {
             "detail": _json_safe(jsonable_encoder(errors, custom_encoder={ValueError: str})),
-            **error_body("invalid_request", _validation_message(list(errors))),
+            **error_body("invalid_request", message, 422, param),
         }
         return JSONResponse(body, status_code=422)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         return JSONResponse(
-            {"detail": exc.detail, **error_body("http_error", str(exc.detail))},
+            {"detail": exc.detail, **error_body("http_error", str(exc.detail), exc.status_code)},
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
         )
@@ -112,7 +131,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def unexpected_error(request: Request, exc: Exception) -> Response:
         log.exception("Unexpected error on %s", request.url.path)
         return JSONResponse(
-            error_body("internal_error", "Internal error; the server log has the details."),
+            error_body("internal_error", "Internal error; the server log has the details.", 500),
             status_code=500,
         )
 
