@@ -177,7 +177,7 @@ def test_completions_echo_and_stop(client: TestClient) -> None:
     ("payload", "status", "needle"),
     [
         ({"prompt": "x", "model": "../../etc/passwd"}, 404, "not served here"),
-        ({"prompt": "x", "logprobs": 3}, 422, "logprobs"),
+        ({"prompt": "x", "logprobs": 9}, 422, "logprobs"),
         ({"prompt": "x", "max_tokens": 100000}, 422, "max_tokens"),
         ({"prompt": "x", "n": 1000}, 422, "n: Input should be less than or equal to 16"),
         ({"prompt": "x", "temperature": "hot"}, 422, "temperature"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -19,11 +20,12 @@ from quotegen.cli.options import (
     resolve,
     write,
 )
-from quotegen.config import DEFAULT_BATCH_SIZE, GENERATION
+from quotegen.config import DEFAULT_BATCH_SIZE, ENV_SERVER, GENERATION
 from quotegen.console import progress
 from quotegen.text import one_line
 
 if TYPE_CHECKING:
+    from quotegen.client import Client
     from quotegen.generation import Engine
     from quotegen.schemas import GenerationResult
     from quotegen.settings import GenerationSettings
@@ -43,6 +45,7 @@ _FLAGS = {
 
 
 def generate(
+    context: typer.Context,
     prompts: list[str] | None = typer.Argument(
         None, show_default=False, help="Prompts. None or '-': one prompt per line of stdin."
     ),
@@ -99,6 +102,14 @@ def generate(
         "--mid-word: the continuation may complete that word.",
     ),
     as_json: bool = typer.Option(False, "--json", help="JSON Lines: one object per result."),
+    server: str | None = typer.Option(
+        None,
+        "--server",
+        envvar=ENV_SERVER,
+        show_default=False,
+        help="Send the work to a running `quotegen serve` at this URL (client mode: no model "
+        "is loaded here). API key: QUOTEGEN_API_KEY.",
+    ),
     batch_size: int = typer.Option(
         DEFAULT_BATCH_SIZE, "--batch-size", "-b", min=1, max=256, help="Rows decoded together."
     ),
@@ -134,7 +145,11 @@ def generate(
     if not from_stdin and "-" in (prompts or []):
         raise UsageError("'-' (stdin) cannot be mixed with prompt arguments.")
 
-    engine = load_engine(resolve(model, flags, quiet=quiet), flags, quiet=quiet)
+    engine: Engine | Client
+    if server:
+        engine = _client(context, server)
+    else:
+        engine = load_engine(resolve(model, flags, quiet=quiet), flags, quiet=quiet)
     with flag_errors(_FLAGS):  # the model's own defaults where no flag was given
         settings = engine.settings(chosen)
     if settings.seed is None:
@@ -158,7 +173,24 @@ def generate(
     _generate_many(engine, source, settings, batch_size, as_json, quiet)
 
 
-def _stream_one(engine: Engine, prompt: str, settings: GenerationSettings) -> None:
+def _client(context: typer.Context, url: str) -> Client:
+    """Client mode: the server's model, so the flags that choose a local one are errors
+    (their environment variables are ignored)."""
+    from quotegen.client import Client
+    from quotegen.config import ENV_API_KEY
+
+    local = ["model", "device", "dtype", "quantize", "allow_pickle", "trust_remote_code"]
+    for name in local:
+        source = context.get_parameter_source(name)
+        if source is not None and source.name == "COMMANDLINE":
+            raise UsageError(
+                f"--{name.replace('_', '-')} chooses a local model; with --server (or "
+                "QUOTEGEN_SERVER) the server's model is used. Drop one of them."
+            )
+    return Client(url, os.environ.get(ENV_API_KEY) or None)
+
+
+def _stream_one(engine: Engine | Client, prompt: str, settings: GenerationSettings) -> None:
     """Print one quote token by token on a terminal, ending exactly as the batch path would."""
     from quotegen.text import CleanStream, clean_text
 
@@ -176,7 +208,7 @@ def _line(result: GenerationResult, as_json: bool) -> str:
 
 
 def _generate_many(
-    engine: Engine,
+    engine: Engine | Client,
     source: Iterable[str],
     settings: GenerationSettings,
     batch_size: int,
@@ -185,10 +217,16 @@ def _generate_many(
 ) -> None:
     """Prompts in, one line per result out, in input order, each as soon as it is ready."""
     from quotegen.batching import generate_ordered
+    from quotegen.client import Client, send_ordered
 
+    results = (
+        send_ordered(engine, source, settings, batch_size=batch_size)
+        if isinstance(engine, Client)
+        else generate_ordered(engine, source, settings, batch_size=batch_size)
+    )
     total = len(source) if isinstance(source, list) else None
     with progress("Generating", show=not quiet and total != 1, total=total) as bar:
-        for result in generate_ordered(engine, source, settings, batch_size=batch_size):
+        for result in results:
             write(_line(result, as_json))
             if result.sample == settings.n - 1:
                 bar.update(result.index + 1, total)

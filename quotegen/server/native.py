@@ -36,10 +36,11 @@ async def generate_native(
 @router.post(
     "/generate/stream",
     responses={**ERRORS, 200: {"content": {"text/event-stream": {}}}},
-    summary="Native streaming: `token` events, then one `result` event",
+    summary="Native streaming: `prompt`, `token` events, then one `result` event",
 )
 async def generate_stream(body: StreamRequest, state: State, tickets: Ready) -> StreamingResponse:
-    """Server-sent events: `event: token` with `{"text": …}` pieces, then `event: result`
+    """Server-sent events: `event: prompt` with `{"prompt": …}` (the prompt as used), then
+    `event: token` with `{"text": …}` pieces, then `event: result`
     with the full result (the `generate --json` schema); `event: error` if it fails.
     """
     check_prompts([body.prompt], state, "prompt")
@@ -54,6 +55,8 @@ def _settings(tickets: Tickets, requested: GenerationSettings) -> GenerationSett
 
 
 async def _events(tickets: Tickets, ticket: Ticket) -> AsyncIterator[str]:
+    # The prompt as used (a default one when it was empty), before its continuation.
+    yield sse({"prompt": ticket.rows[0].text_prefix}, event="prompt")
     try:
         async for _, text in tickets.stream(ticket):
             yield sse({"text": text}, event="token")
