@@ -62,6 +62,7 @@ def main() -> None:
     checks: list[tuple[str, float, str]] = [
         ("--help vs import typer (x)", startup["ratio"], "<= 2.5"),
         ("generate cold vs import torch, transformers (x)", startup["cold_ratio"], "<= 1.5"),
+        ("generate --server vs import typer (x)", startup["client_ratio"], "<= 5"),
         ("single prompt fp32 vs pipeline tok/s (x)", fp32, ">= 1.2"),
         ("single prompt int8 vs fp32 pipeline tok/s (x)", int8, ">= 2.3"),
         *((f"int8 perplexity vs fp32, {q['model']} (x)", q["int8_vs_fp32"], "~= 1 0.03")

@@ -1,10 +1,11 @@
 """Client mode: ``generate`` sends its work to a running ``quotegen serve`` (native API).
 
-No torch, no transformers: a call costs an interpreter start and a request, not a model load.
-Results are the server's ``GenerationResult``s, made to read exactly as a local run's would:
-each request carries the run's base seed shifted to its first prompt, so row ``k`` of prompt
-``i`` gets seed ``base + i * n + k`` as it does locally, and indices count from the start of
-the input. Only the standard library speaks HTTP here (``urllib``), to keep the call fast.
+No torch, no transformers, not even pydantic: a call costs an interpreter start and a request,
+not a model load. The server validates the settings (its errors name the field) and resolves
+them over its model's defaults exactly as a local run would; each request says where its
+prompts start in the run (``start_index``), so indices and seeds are a local run's too.
+Results stay the JSON objects the server sent. Only the standard library speaks HTTP here
+(``urllib``), to keep the call fast.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from quotegen.errors import QuotegenError, UnauthorizedError
-from quotegen.schemas import GenerationResult
-from quotegen.settings import MAX_PROMPTS, GenerationSettings
 
 #: Requests in flight at once: enough to keep the server's batches full.
 IN_FLIGHT = 4
+#: Prompts per request at most (the native API's own limit).
+MAX_PROMPTS = 64
+#: A result as the server sent it: the ``GenerationResult`` schema, as JSON.
+Result = dict[str, Any]
 
 
 class ServerError(QuotegenError):
@@ -31,13 +34,17 @@ class ServerError(QuotegenError):
 
     error_type = "server_error"
 
+    def __init__(self, message: str, *, status: int = 0, param: str | None = None) -> None:
+        super().__init__(message, param=param)
+        self.status = status
+
 
 class ServerUnreachableError(QuotegenError):
     error_type = "server_unreachable"
 
 
 class Client:
-    """A quotegen server's native API: ``/info``, ``/v1/generate``, ``/v1/generate/stream``."""
+    """A quotegen server's native API: ``/v1/generate`` and ``/v1/generate/stream``."""
 
     def __init__(self, url: str, api_key: str | None = None, timeout: float = 600.0) -> None:
         if not url.startswith(("http://", "https://")):
@@ -46,36 +53,26 @@ class Client:
         self.api_key = api_key
         self.timeout = timeout
 
-    def info(self) -> dict[str, Any]:
-        info: dict[str, Any] = json.load(self._open("GET", "/info"))
-        return info
-
-    def settings(self, given: dict[str, Any]) -> GenerationSettings:
-        """What a local run would use: the flags, over the served model's defaults."""
-        defaults = self.info().get("defaults", {})
-        return GenerationSettings.model_validate({**defaults, **given})
-
     def generate(
-        self, prompts: list[str], settings: GenerationSettings, *, start_index: int = 0
-    ) -> list[GenerationResult]:
-        """Results for ``prompts`` as if they were prompts ``start_index``… of a local run."""
-        body = {"prompts": prompts, "settings": _shifted(settings, start_index).model_dump()}
-        reply = json.load(self._open("POST", "/v1/generate", body))
-        return [_as_local(r, settings, start_index) for r in reply["results"]]
+        self, prompts: list[str], settings: dict[str, Any], *, start_index: int = 0
+    ) -> list[Result]:
+        """Results for ``prompts`` as prompts ``start_index``… of one run with ``settings``
+        (the settings the user chose; the server's model fills in the rest)."""
+        body = {"prompts": prompts, "settings": settings, "start_index": start_index}
+        results: list[Result] = json.load(self._open("/v1/generate", body))["results"]
+        return results
 
-    def stream(self, prompt: str, settings: GenerationSettings) -> RemoteStream:
-        body = {"prompt": prompt, "settings": settings.model_dump(exclude={"n"})}
-        return RemoteStream(self._open("POST", "/v1/generate/stream", body), settings)
+    def stream(self, prompt: str, settings: dict[str, Any]) -> RemoteStream:
+        settings = {k: v for k, v in settings.items() if k != "n"}
+        body = {"prompt": prompt, "settings": settings}
+        return RemoteStream(self._open("/v1/generate/stream", body))
 
-    def _open(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        headers = {"Accept": "application/json"}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode("utf-8")
-            headers["Content-Type"] = "application/json"
+    def _open(self, path: str, body: dict[str, Any]) -> Any:
+        headers = {"Accept": "application/json", "Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
-        request = urllib.request.Request(self.url + path, data, headers, method=method)
+        data = json.dumps(body).encode("utf-8")
+        request = urllib.request.Request(self.url + path, data, headers, method="POST")
         try:
             return urllib.request.urlopen(request, timeout=self.timeout)
         except urllib.error.HTTPError as exc:
@@ -89,25 +86,29 @@ class Client:
 
     def _error(self, exc: urllib.error.HTTPError) -> QuotegenError:
         try:
-            message = json.loads(exc.read())["error"]["message"]
+            error = json.loads(exc.read())["error"]
+            message, param = str(error["message"]), error.get("param")
         except (ValueError, KeyError, TypeError, OSError):
-            message = f"HTTP {exc.code} {exc.reason}"
+            message, param = f"HTTP {exc.code} {exc.reason}", None
         if exc.code == 401:
             return UnauthorizedError(
                 f"The server at {self.url} refused the API key: {message} "
                 "Set QUOTEGEN_API_KEY to the key it was started with."
             )
-        return ServerError(f"The server at {self.url} answered {exc.code}: {message}")
+        return ServerError(
+            f"The server at {self.url} answered {exc.code}: {message}",
+            status=exc.code,
+            param=param,
+        )
 
 
 class RemoteStream:
     """One prompt streamed from the server, as ``generation.TextStream`` is locally: iterate
     for text pieces; then ``result`` holds the result. ``prompt`` is the prompt used."""
 
-    def __init__(self, response: Any, settings: GenerationSettings) -> None:
+    def __init__(self, response: Any) -> None:
         self._events = _server_sent_events(response)
-        self._settings = settings
-        self.result: GenerationResult | None = None
+        self.result: Result | None = None
         self.prompt = ""
         for event, data in self._events:
             if event == "prompt":
@@ -120,7 +121,7 @@ class RemoteStream:
             if event == "token":
                 yield data["text"]
             elif event == "result":
-                self.result = _as_local(data, self._settings, 0)
+                self.result = data
             else:
                 self._check(event, data)
         if self.result is None:
@@ -133,8 +134,8 @@ class RemoteStream:
 
 
 def send_ordered(
-    client: Client, prompts: Iterable[str], settings: GenerationSettings, *, batch_size: int
-) -> Iterator[GenerationResult]:
+    client: Client, prompts: Iterable[str], settings: dict[str, Any], *, batch_size: int
+) -> Iterator[Result]:
     """Every result of ``prompts``, in input order, each as soon as it and those before it
     are back. Prompts are read on a thread and sent in chunks of what is waiting (at most
     ``batch_size``), up to ``IN_FLIGHT`` requests at once: a slow trickle of stdin lines gets
@@ -153,7 +154,7 @@ def send_ordered(
 
     threading.Thread(target=read, daemon=True, name="quotegen-prompts").start()
     size = max(1, min(batch_size, MAX_PROMPTS))
-    pending: queue.Queue[Future[list[GenerationResult]] | None] = queue.Queue(IN_FLIGHT)
+    pending: queue.Queue[Future[list[Result]] | None] = queue.Queue(IN_FLIGHT)
     with ThreadPoolExecutor(IN_FLIGHT, thread_name_prefix="quotegen-request") as pool:
 
         def send() -> None:
@@ -172,41 +173,24 @@ def send_ordered(
                         ended = True
                         break
                     chunk.append(line)
-                pending.put(pool.submit(client.generate, chunk, settings, start_index=start))
+                try:
+                    request = pool.submit(client.generate, chunk, settings, start_index=start)
+                except RuntimeError:  # the pool is shut: the main thread has given up
+                    return
+                pending.put(request)
                 start += len(chunk)
             pending.put(None)
 
-        sender = threading.Thread(target=send, daemon=True, name="quotegen-sender")
-        sender.start()
+        threading.Thread(target=send, daemon=True, name="quotegen-sender").start()
         while (future := pending.get()) is not None:
             yield from future.result()
     if failure:
         raise failure[0]
 
 
-def _shifted(settings: GenerationSettings, start_index: int) -> GenerationSettings:
-    """The settings of a request whose first prompt is prompt ``start_index`` of the run."""
-    assert settings.seed is not None
-    from quotegen.settings import MAX_SEED
-
-    return settings.model_copy(
-        update={"seed": (settings.seed + start_index * settings.n) % MAX_SEED}
-    )
-
-
-def _as_local(
-    data: dict[str, Any], settings: GenerationSettings, start_index: int
-) -> GenerationResult:
-    """A server result renumbered as in a local run (input index, the run's base seed)."""
-    result = GenerationResult.model_validate(data)
-    result.index += start_index
-    result.settings = result.settings.model_copy(update={"seed": settings.seed})
-    return result
-
-
 def _server_sent_events(response: Any) -> Iterator[tuple[str, Any]]:
     """``(event, data)`` pairs of a ``text/event-stream`` response, read as they arrive."""
-    event, data = "message", []
+    event, data = "message", list[str]()  # the data lines of the event being read
     with response:
         for raw in response:
             line = raw.decode("utf-8").rstrip("\r\n")

@@ -29,6 +29,9 @@ DEFAULT_PROMPTS: tuple[str, ...] = (
     "you cannot find light",
 )
 
+#: Seeds go up to the largest integer every JSON client reads exactly.
+MAX_SEED = 2**53 - 1
+
 ENV_MODEL = "QUOTEGEN_MODEL"
 ENV_DEVICE = "QUOTEGEN_DEVICE"
 ENV_DTYPE = "QUOTEGEN_DTYPE"

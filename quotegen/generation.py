@@ -24,11 +24,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from quotegen.config import MAX_SEED
 from quotegen.errors import InvalidRequestError, PromptTooLongError
 from quotegen.kvcache import can_merge, left_padded, merge_caches, trim_padding
 from quotegen.sampling import choose_tokens
 from quotegen.schemas import GenerationResult, ModelInfo, TokenLogprobs
-from quotegen.settings import MAX_SEED, FinishReason, GenerationSettings, resolve_settings
+from quotegen.settings import FinishReason, GenerationSettings, resolve_settings
 from quotegen.text import choose_prompt, clean_text, find_stop, holdback
 from quotegen.wholewords import FirstToken, first_token_bans, first_token_rule, word_ids
 
@@ -63,7 +64,9 @@ def scored_token(
 def token_logprobs(tokens: Sequence[ScoredToken], length: int) -> TokenLogprobs:
     """OpenAI's logprobs object for ``tokens``, cut where their text passes ``length``
     characters (a stop string ended the text inside them)."""
-    offsets, kept, at = [], [], 0
+    offsets: list[int] = []
+    kept: list[ScoredToken] = []
+    at = 0
     for token in tokens:
         if at >= length and kept:
             break

@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from quotegen.config import MAX_SEED
 from quotegen.settings import (
     MAX_PROMPTS,
     DoSample,
@@ -39,7 +40,14 @@ from quotegen.settings import (
 )
 
 
-class TokenLogprobs(BaseModel):
+class Schema(BaseModel):
+    """Every schema here: built when first used, not at import (the CLI's fast paths import
+    this module and use one or two of them)."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
+class TokenLogprobs(Schema):
     """Log-probabilities of a text's tokens, in the shape of OpenAI's completions API.
 
     They are the model's own (natural log), after the hard constraints quotegen always applies
@@ -57,7 +65,7 @@ class TokenLogprobs(BaseModel):
     text_offset: list[int] = Field(description="Where each token starts in the text.")
 
 
-class GenerationResult(BaseModel):
+class GenerationResult(Schema):
     """One generated text: a line of ``generate --json`` and the native HTTP response item."""
 
     index: int = Field(description="Position of the prompt in the input (0-based).")
@@ -82,7 +90,7 @@ class GenerationResult(BaseModel):
     )
 
 
-class ErrorBody(BaseModel):
+class ErrorBody(Schema):
     """OpenAI's error object, so SDKs show the message: ``type`` is OpenAI's class of error
     (from the HTTP status), ``code`` quotegen's own name for it, ``param`` the field at fault."""
 
@@ -92,7 +100,7 @@ class ErrorBody(BaseModel):
     code: str | None = None
 
 
-class ErrorResponse(BaseModel):
+class ErrorResponse(Schema):
     """Every HTTP error answers with this body."""
 
     error: ErrorBody
@@ -101,7 +109,7 @@ class ErrorResponse(BaseModel):
 # -- reports ----------------------------------------------------------------------------------
 
 
-class ModelInfo(BaseModel):
+class ModelInfo(Schema):
     """What a loaded model is and where it runs (``/info``, status lines)."""
 
     name: str
@@ -124,7 +132,7 @@ class ModelInfo(BaseModel):
         return self.quantize if self.quantize != "none" else self.dtype
 
 
-class LocalModelEntry(BaseModel):
+class LocalModelEntry(Schema):
     """A model usable without network (a line of ``quotegen models --json``)."""
 
     name: str
@@ -135,14 +143,14 @@ class LocalModelEntry(BaseModel):
     default: bool = False
 
 
-class EpochReport(BaseModel):
+class EpochReport(Schema):
     epoch: int
     train_loss: float
     val_perplexity: float
     seconds: float
 
 
-class TrainReport(BaseModel):
+class TrainReport(Schema):
     """What ``quotegen train --json`` prints (and the model card records)."""
 
     out: Path
@@ -162,7 +170,7 @@ class TrainReport(BaseModel):
         return next(e.val_perplexity for e in self.epochs if e.epoch == self.best_epoch)
 
 
-class EvalReport(BaseModel):
+class EvalReport(Schema):
     """What ``quotegen eval --json`` prints: token-level perplexity on a quotes file."""
 
     model: str
@@ -178,7 +186,7 @@ class EvalReport(BaseModel):
 # -- HTTP request and response schemas ---------------------------------------------------------
 
 
-class SettingsOverrides(BaseModel):
+class SettingsOverrides(Schema):
     """Optional generation settings a client may add to the seed routes; absent = route default."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -212,7 +220,7 @@ class Seed1Request(SettingsOverrides):
     text: str = Field(description="The prompt; the response repeats it before the continuation.")
 
 
-class Seed1Response(BaseModel):
+class Seed1Response(Schema):
     generated_text: str = Field(examples=["life is a journey, not a destination."])
 
 
@@ -228,7 +236,7 @@ class Seed2Query(SettingsOverrides):
     )
 
 
-class GenerateRequest(BaseModel):
+class GenerateRequest(Schema):
     """The native API: many prompts, full settings, results in the ``generate --json`` schema."""
 
     model_config = ConfigDict(
@@ -241,13 +249,20 @@ class GenerateRequest(BaseModel):
 
     prompts: list[str] = Field(min_length=1, max_length=MAX_PROMPTS)
     settings: GenerationSettings = Field(default_factory=lambda: GenerationSettings())
+    start_index: int = Field(
+        0,
+        ge=0,
+        le=MAX_SEED,
+        description="The first prompt's index in a larger run split over several requests: "
+        "indices and seeds then follow it as if the run were one request.",
+    )
 
 
-class GenerateResponse(BaseModel):
+class GenerateResponse(Schema):
     results: list[GenerationResult]
 
 
-class StreamRequest(BaseModel):
+class StreamRequest(Schema):
     """The native streaming API: one prompt, its continuation as server-sent events."""
 
     model_config = ConfigDict(
@@ -260,7 +275,7 @@ class StreamRequest(BaseModel):
     settings: GenerationSettings = Field(default_factory=lambda: GenerationSettings())
 
 
-class CompletionRequest(BaseModel):
+class CompletionRequest(Schema):
     """OpenAI's legacy ``POST /v1/completions`` request (the fields this server honours)."""
 
     model_config = ConfigDict(
@@ -333,19 +348,19 @@ class CompletionRequest(BaseModel):
         )
 
 
-class CompletionChoice(BaseModel):
+class CompletionChoice(Schema):
     text: str
     index: int
     logprobs: TokenLogprobs | None = None
     finish_reason: Literal["stop", "length"] | None
 
 
-class ChatContentPart(BaseModel):
+class ChatContentPart(Schema):
     type: Literal["text"] = Field(description="Only text parts: this server serves text models.")
     text: str
 
 
-class ChatMessage(BaseModel):
+class ChatMessage(Schema):
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[ChatContentPart] | None = None
     name: str | None = None
@@ -357,7 +372,7 @@ class ChatMessage(BaseModel):
         return self.content or ""
 
 
-class ChatCompletionRequest(BaseModel):
+class ChatCompletionRequest(Schema):
     """OpenAI's ``POST /v1/chat/completions`` request (the fields this server honours)."""
 
     model_config = ConfigDict(
@@ -423,7 +438,7 @@ class ChatCompletionRequest(BaseModel):
         return given | {"clean": False}
 
 
-class ChatTopLogprob(BaseModel):
+class ChatTopLogprob(Schema):
     token: str
     logprob: float
     bytes: list[int]
@@ -433,29 +448,29 @@ class ChatTokenLogprob(ChatTopLogprob):
     top_logprobs: list[ChatTopLogprob]
 
 
-class ChatLogprobs(BaseModel):
+class ChatLogprobs(Schema):
     content: list[ChatTokenLogprob]
 
 
-class ChatReply(BaseModel):
+class ChatReply(Schema):
     role: Literal["assistant"] = "assistant"
     content: str
 
 
-class ChatChoice(BaseModel):
+class ChatChoice(Schema):
     index: int
     message: ChatReply
     logprobs: ChatLogprobs | None = None
     finish_reason: Literal["stop", "length"]
 
 
-class Usage(BaseModel):
+class Usage(Schema):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
 
 
-class CompletionResponse(BaseModel):
+class CompletionResponse(Schema):
     id: str
     object: Literal["text_completion"] = "text_completion"
     created: int
@@ -464,7 +479,7 @@ class CompletionResponse(BaseModel):
     usage: Usage | None = None
 
 
-class ChatCompletionResponse(BaseModel):
+class ChatCompletionResponse(Schema):
     id: str
     object: Literal["chat.completion"] = "chat.completion"
     created: int
@@ -473,28 +488,28 @@ class ChatCompletionResponse(BaseModel):
     usage: Usage
 
 
-class ModelCard(BaseModel):
+class ModelCard(Schema):
     id: str
     object: Literal["model"] = "model"
     created: int
     owned_by: str = "quotegen"
 
 
-class ModelList(BaseModel):
+class ModelList(Schema):
     object: Literal["list"] = "list"
     data: list[ModelCard]
 
 
-class Seed2Message(BaseModel):
+class Seed2Message(Schema):
     message: str = Field(examples=["This is Quote Generation API test"])
 
 
-class Health(BaseModel):
+class Health(Schema):
     status: Literal["ok", "loading", "failed"]
     detail: str | None = None
 
 
-class Limits(BaseModel):
+class Limits(Schema):
     max_batch_size: int
     max_wait_ms: float
     max_queue: int
@@ -507,7 +522,7 @@ class Limits(BaseModel):
     context_length: int
 
 
-class Info(BaseModel):
+class Info(Schema):
     model: str
     revision: str | None
     device: str

@@ -14,14 +14,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from quotegen.config import GENERATION, SERVE, TRAIN
+from quotegen.config import GENERATION, MAX_SEED, SERVE, TRAIN
 
 MAX_NEW_TOKENS = 2048
 MAX_SAMPLES = 16
 MAX_STOP_STRINGS = 8
 MAX_STOP_LENGTH = 64
 MAX_PROMPTS = 64
-MAX_SEED = 2**53 - 1  # the largest integer every JSON client reads exactly
 MAX_BATCH_SIZE = 256
 MAX_LOGPROBS = 5
 
@@ -168,7 +167,7 @@ def resolve_settings(
 class ServeConfig(BaseModel):
     """What ``quotegen serve`` passes to the app: access, batching and request limits."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     api_key: str | None = Field(
         None, description="Require 'Authorization: Bearer KEY' on every generation route."
@@ -205,7 +204,7 @@ class ServeConfig(BaseModel):
 class TrainConfig(BaseModel):
     """Everything that shapes a training run (recorded in the model card)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     out: Path
     base: str | None = None

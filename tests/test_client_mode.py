@@ -155,3 +155,11 @@ def test_closed_pipe_is_quiet(live: LiveServer) -> None:
     assert proc.returncode == 0
     assert len(proc.stdout.splitlines()) == 1
     assert "Traceback" not in proc.stderr
+
+
+def test_bad_flags_are_usage_errors_as_locally(live: LiveServer, tiny_model_dir: Path) -> None:
+    for flags in (["--temperature", "99"], ["--min-new-tokens", "9", "-t", "2"]):
+        remote = run_cli("generate", "--server", live.url, *flags, "x")
+        local = run_cli("generate", "-m", str(tiny_model_dir), *flags, "x")
+        assert remote.returncode == local.returncode == 2, remote.stderr
+        assert remote.stderr.splitlines()[0] == local.stderr.splitlines()[0]

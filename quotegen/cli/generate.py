@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -25,8 +27,8 @@ from quotegen.console import progress
 from quotegen.text import one_line
 
 if TYPE_CHECKING:
-    from quotegen.client import Client
-    from quotegen.generation import Engine
+    from quotegen.client import Client, RemoteStream
+    from quotegen.generation import Engine, TextStream
     from quotegen.schemas import GenerationResult
     from quotegen.settings import GenerationSettings
 
@@ -117,8 +119,6 @@ def generate(
     flags: LoadFlags = LoadFlags(),
 ) -> None:
     """Generate a quote for each prompt (arguments, or stdin lines)."""
-    from quotegen.settings import GenerationSettings
-
     if stop and no_stop:
         raise UsageError("--stop and --no-stop cannot be used together.")
     chosen = given(
@@ -135,8 +135,11 @@ def generate(
         clean=False if raw else None,
         whole_words=whole_words,
     )
-    with flag_errors(_FLAGS):  # before loading anything: a bad flag fails at once
-        GenerationSettings(**chosen)
+    if not server:  # before loading anything: a bad flag fails at once
+        from quotegen.settings import GenerationSettings
+
+        with flag_errors(_FLAGS):
+            GenerationSettings(**chosen)
     from_stdin = not prompts or prompts == ["-"]
     if from_stdin and sys.stdin.isatty():
         raise UsageError(
@@ -144,23 +147,38 @@ def generate(
         )
     if not from_stdin and "-" in (prompts or []):
         raise UsageError("'-' (stdin) cannot be mixed with prompt arguments.")
-
-    engine: Engine | Client
-    if server:
-        engine = _client(context, server)
-    else:
-        engine = load_engine(resolve(model, flags, quiet=quiet), flags, quiet=quiet)
-    with flag_errors(_FLAGS):  # the model's own defaults where no flag was given
-        settings = engine.settings(chosen)
-    if settings.seed is None:
+    if "seed" not in chosen:
         # One base seed for the whole run, reported in --json, so any result can be redone.
         import secrets
 
-        from quotegen.settings import MAX_SEED
+        from quotegen.config import MAX_SEED
 
-        settings = settings.model_copy(update={"seed": secrets.randbelow(MAX_SEED)})
+        chosen["seed"] = secrets.randbelow(MAX_SEED)
 
-    single = not from_stdin and prompts is not None and len(prompts) == 1 and settings.n == 1
+    if server:
+        client = _client(context, server)
+        with server_flag_errors():
+            _run(client, chosen, prompts, from_stdin, batch_size, as_json, quiet)
+        return
+    engine = load_engine(resolve(model, flags, quiet=quiet), flags, quiet=quiet)
+    with flag_errors(_FLAGS):  # the model's own defaults where no flag was given
+        settings = engine.settings(chosen)
+    _run(engine, settings, prompts, from_stdin, batch_size, as_json, quiet)
+
+
+def _run(
+    engine: Engine | Client,
+    settings: GenerationSettings | dict[str, Any],
+    prompts: list[str] | None,
+    from_stdin: bool,
+    batch_size: int,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """The same output contract, locally (``Engine``, resolved settings) or in client mode
+    (``Client``, the flags given: the server resolves them)."""
+    samples = settings.get("n", 1) if isinstance(settings, dict) else settings.n
+    single = not from_stdin and prompts is not None and len(prompts) == 1 and samples == 1
     if single and prompts is not None and sys.stdout.isatty() and not as_json:
         _stream_one(engine, prompts[0], settings)
         return
@@ -190,43 +208,80 @@ def _client(context: typer.Context, url: str) -> Client:
     return Client(url, os.environ.get(ENV_API_KEY) or None)
 
 
-def _stream_one(engine: Engine | Client, prompt: str, settings: GenerationSettings) -> None:
+@contextmanager
+def server_flag_errors() -> Iterator[None]:
+    """The server's refusal of a setting, as the usage error a local run would give."""
+    from quotegen.client import ServerError
+
+    try:
+        yield
+    except ServerError as exc:
+        field = (exc.param or "").removeprefix("settings").lstrip(".")
+        if exc.status != 422 or not (exc.param or "").startswith("settings"):
+            raise
+        message = exc.message.split(": ", 2)[-1].removeprefix("Value error, ")
+        flag = _FLAGS.get(field)
+        raise UsageError(f"{flag}: {message}" if flag else message) from exc
+
+
+def _stream_one(
+    engine: Engine | Client, prompt: str, settings: GenerationSettings | dict[str, Any]
+) -> None:
     """Print one quote token by token on a terminal, ending exactly as the batch path would."""
     from quotegen.text import CleanStream, clean_text
 
-    stream = engine.stream(prompt, settings)
-    printer = CleanStream(lambda raw: one_line(clean_text(raw) if settings.clean else raw))
+    clean = settings.get("clean", True) if isinstance(settings, dict) else settings.clean
+    from quotegen.client import Client
+
+    stream: TextStream | RemoteStream
+    if isinstance(engine, Client):
+        assert isinstance(settings, dict)
+        stream = engine.stream(prompt, settings)
+    else:
+        assert not isinstance(settings, dict)
+        stream = engine.stream(prompt, settings)
+    printer = CleanStream(lambda raw: one_line(clean_text(raw) if clean else raw))
     write(printer.feed(stream.prompt))
     for piece in stream:
         write(printer.feed(piece))
     assert stream.result is not None
-    write(printer.finish(one_line(stream.result.text)) + "\n")
+    write(printer.finish(one_line(_as_dict(stream.result)["text"])) + "\n")
 
 
-def _line(result: GenerationResult, as_json: bool) -> str:
-    return (result.model_dump_json() if as_json else one_line(result.text)) + "\n"
+def _as_dict(result: GenerationResult | dict[str, Any]) -> dict[str, Any]:
+    """A result as JSON data: a local result dumped, a server's as it came."""
+    return result if isinstance(result, dict) else result.model_dump(mode="json")
+
+
+def _line(result: dict[str, Any], as_json: bool) -> str:
+    if as_json:  # the same bytes for a local result and a server's
+        return json.dumps(result, ensure_ascii=False, separators=(",", ":")) + "\n"
+    return one_line(result["text"]) + "\n"
 
 
 def _generate_many(
     engine: Engine | Client,
     source: Iterable[str],
-    settings: GenerationSettings,
+    settings: GenerationSettings | dict[str, Any],
     batch_size: int,
     as_json: bool,
     quiet: bool,
 ) -> None:
     """Prompts in, one line per result out, in input order, each as soon as it is ready."""
-    from quotegen.batching import generate_ordered
     from quotegen.client import Client, send_ordered
 
-    results = (
-        send_ordered(engine, source, settings, batch_size=batch_size)
-        if isinstance(engine, Client)
-        else generate_ordered(engine, source, settings, batch_size=batch_size)
-    )
+    results: Iterator[GenerationResult | dict[str, Any]]
+    if isinstance(engine, Client):
+        assert isinstance(settings, dict)
+        results = send_ordered(engine, source, settings, batch_size=batch_size)
+    else:
+        from quotegen.batching import generate_ordered
+
+        assert not isinstance(settings, dict)
+        results = generate_ordered(engine, source, settings, batch_size=batch_size)
     total = len(source) if isinstance(source, list) else None
     with progress("Generating", show=not quiet and total != 1, total=total) as bar:
-        for result in results:
+        for result in map(_as_dict, results):
             write(_line(result, as_json))
-            if result.sample == settings.n - 1:
-                bar.update(result.index + 1, total)
+            if result["sample"] == result["settings"]["n"] - 1:
+                bar.update(result["index"] + 1, total)

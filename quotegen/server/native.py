@@ -29,7 +29,8 @@ async def generate_native(
 ) -> GenerateResponse:
     """Results in the same schema as `quotegen generate --json`."""
     check_prompts(body.prompts, state, "prompts")
-    ticket = tickets.submit(body.prompts, _settings(tickets, body.settings))
+    settings = _settings(tickets, body.settings)
+    ticket = tickets.submit(body.prompts, settings, start_index=body.start_index)
     return GenerateResponse(results=await tickets.result(ticket, request.is_disconnected))
 
 

@@ -61,10 +61,15 @@ class Tickets:
         self._on_tokens = on_tokens
 
     def submit(
-        self, prompts: Sequence[str], settings: GenerationSettings, *, stream: bool = False
+        self,
+        prompts: Sequence[str],
+        settings: GenerationSettings,
+        *,
+        stream: bool = False,
+        start_index: int = 0,
     ) -> Ticket:
         """Queue a request (call from the event loop); refuses at once when the queue is full."""
-        rows = self.engine.prepare(prompts, settings, strict_context=True)
+        rows = self.engine.prepare(prompts, settings, start_index=start_index, strict_context=True)
         loop = asyncio.get_running_loop()
         ticket = Ticket(
             rows=rows,
