@@ -9,12 +9,24 @@ real download code runs against it through ``HF_ENDPOINT``:
 - 401/403/404 answers with the ``X-Error-Code`` headers the Hub sends (``RepoNotFound``,
   ``GatedRepo``, ``RevisionNotFound``, ``EntryNotFound``).
 
+and the part that ``create_repo``, ``create_branch`` and ``upload_folder`` use for small files
+(every file is committed inline, the Hub's "regular" upload mode; no LFS):
+
+- ``POST /api/repos/create``: a new repo in a namespace the token may write to (409 if it
+  exists, 403 elsewhere, 401 without a valid token);
+- ``POST /api/validate-yaml``: the model card's metadata (always valid here);
+- ``POST /api/models/{repo}/branch/{name}``: a branch from main;
+- ``POST /api/models/{repo}/preupload/{rev}``: every file "regular";
+- ``POST /api/models/{repo}/commit/{rev}``: the ndjson commit (header, base64 files), applied
+  on top of the revision's files as a new commit.
+
 ``cut_next[name] = k`` makes the next k GETs of a file send half of what they should and drop
 the connection.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import threading
@@ -45,8 +57,10 @@ class Repo:
 class HubStandIn:
     repos: dict[str, Repo] = field(default_factory=dict)
     token: str = "hf_good_token"
+    namespaces: tuple[str, ...] = ("tester", "quotegen-org")  # where the token may write
     requests: list[tuple[str, str, str | None]] = field(default_factory=list)
     cut_next: dict[str, int] = field(default_factory=dict)
+    commit_messages: list[str] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
 
     @property
@@ -91,6 +105,9 @@ class HubStandIn:
             def do_GET(self) -> None:
                 hub._handle(self, head=False)
 
+            def do_POST(self) -> None:
+                hub._post(self)
+
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
@@ -121,6 +138,108 @@ class HubStandIn:
             self._resolve(req, repo_id, revision, filename, head=head)
             return
         self._error(req, 404, "", "Not found")
+
+    def _post(self, req: BaseHTTPRequestHandler) -> None:
+        raw_path = urlsplit(req.path).path
+        self.requests.append((req.command, raw_path, None))
+        body = req.rfile.read(int(req.headers.get("Content-Length") or 0))
+        parts = [unquote(p) for p in raw_path.strip("/").split("/")]
+        if parts == ["api", "validate-yaml"]:
+            self._json(req, {"errors": [], "warnings": []})
+            return
+        if req.headers.get("Authorization") != f"Bearer {self.token}":
+            self._error(req, 401, "", "Invalid credentials in Authorization header")
+            return
+        if parts == ["api", "repos", "create"]:
+            self._create_repo(req, json.loads(body))
+            return
+        if parts[:2] == ["api", "models"] and len(parts) >= 6:
+            repo_id, action, revision = "/".join(parts[2:4]), parts[4], "/".join(parts[5:])
+            repo = self.repos.get(repo_id)
+            if repo is None:
+                self._error(req, 404, "RepoNotFound", "Repository not found")
+                return
+            if repo_id.split("/")[0] not in self.namespaces:
+                self._error(req, 403, "", "You don't have the rights to write to this repo")
+                return
+            if action == "branch":
+                self._create_branch(req, repo, revision)
+                return
+            sha = self._commit(req, repo, revision)
+            if sha is None:
+                return
+            if action == "preupload":
+                files = json.loads(body)["files"]
+                self._json(
+                    req,
+                    {
+                        "files": [
+                            {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
+                            for f in files
+                        ]
+                    },
+                )
+                return
+            if action == "commit":
+                self._apply_commit(req, repo_id, repo, revision, sha, body)
+                return
+        self._error(req, 404, "", "Not found")
+
+    def _create_repo(self, req: BaseHTTPRequestHandler, payload: dict[str, object]) -> None:
+        namespace = str(payload.get("organization") or "tester")
+        repo_id = f"{namespace}/{payload['name']}"
+        if namespace not in self.namespaces:
+            self._error(req, 403, "", f"You don't have the rights to create a repo in {namespace}")
+            return
+        if repo_id in self.repos:  # the Hub names the existing repo's URL too
+            url = f"{self.url}/{repo_id}"
+            self._error(req, 409, "", "You already created this model repo", {"url": url})
+            return
+        sha = hashlib.sha1(repo_id.encode()).hexdigest()
+        private = payload.get("visibility") == "private" or payload.get("private") is True
+        self.repos[repo_id] = Repo(revisions={"main": sha}, commits={sha: {}}, private=private)
+        self._json(req, {"url": f"{self.url}/{repo_id}", "name": repo_id})
+
+    def _create_branch(self, req: BaseHTTPRequestHandler, repo: Repo, branch: str) -> None:
+        if branch in repo.revisions:
+            self._error(req, 409, "", "Reference already exists")
+            return
+        repo.revisions[branch] = repo.revisions["main"]
+        self._json(req, {})
+
+    def _apply_commit(
+        self,
+        req: BaseHTTPRequestHandler,
+        repo_id: str,
+        repo: Repo,
+        revision: str,
+        parent: str,
+        body: bytes,
+    ) -> None:
+        files = dict(repo.commits[parent])
+        for line in body.splitlines():
+            item = json.loads(line)
+            if item["key"] == "header":
+                self.commit_messages.append(item["value"]["summary"])
+            elif item["key"] == "file":
+                files[item["value"]["path"]] = base64.b64decode(item["value"]["content"])
+            elif item["key"] == "deletedFile":
+                files.pop(item["value"]["path"], None)
+            else:
+                self._error(req, 400, "", f"The stand-in does not take {item['key']} entries")
+                return
+        sha = hashlib.sha1(parent.encode() + repr(sorted(files.items())).encode()).hexdigest()
+        repo.commits[sha] = files
+        repo.revisions[revision] = sha
+        self._json(
+            req,
+            {
+                "success": True,
+                "commitOid": sha,
+                "commitUrl": f"{self.url}/{repo_id}/commit/{sha}",
+                "hookOutput": "",
+            },
+        )
 
     def _authorise(self, req: BaseHTTPRequestHandler, repo_id: str) -> Repo | None:
         repo = self.repos.get(repo_id)
@@ -243,8 +362,14 @@ class HubStandIn:
         req.wfile.write(body)
 
     @staticmethod
-    def _error(req: BaseHTTPRequestHandler, status: int, code: str, message: str) -> None:
-        body = json.dumps({"error": message}).encode()
+    def _error(
+        req: BaseHTTPRequestHandler,
+        status: int,
+        code: str,
+        message: str,
+        extra: dict[str, str] | None = None,
+    ) -> None:
+        body = json.dumps({"error": message, **(extra or {})}).encode()
         req.send_response(status)
         if code:
             req.send_header("X-Error-Code", code)

@@ -26,6 +26,7 @@ from quotegen.cli.options import (
 )
 from quotegen.cli.serve import serve
 from quotegen.cli.train import evaluate, train
+from quotegen.cli.upload import upload
 from quotegen.config import debug_enabled
 from quotegen.console import print_error, stderr_console
 from quotegen.errors import QuotegenError
@@ -78,6 +79,12 @@ app.command(
     )
 )(download)
 app.command(epilog=examples("quotegen models", "quotegen models --json"))(models)
+app.command(
+    epilog=examples(
+        "quotegen upload ./my-quotes me/my-quotes",
+        "quotegen upload ./my-quotes me/my-quotes --private --revision v2 -m 'Retrained'",
+    )
+)(upload)
 app.command(
     epilog=examples(
         "quotegen train quotes.txt --out ./my-quotes --base gpt2 --epochs 1",

@@ -1,0 +1,79 @@
+"""``quotegen upload``: publish a trained model directory, model card included, to the Hub."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from quotegen.cli.options import QUIET_OPTION, UsageError, write
+from quotegen.console import print_note, status
+
+
+def upload(
+    directory: Path = typer.Argument(
+        ..., show_default=False, help="A model directory (`quotegen train --out`)."
+    ),
+    repo_id: str = typer.Argument(..., show_default=False, help="Hub repo id: namespace/name."),
+    private: bool = typer.Option(False, "--private", help="Create the repo private."),
+    revision: str | None = typer.Option(
+        None, "--revision", show_default=False, help="Branch to commit to (made if missing)."
+    ),
+    commit_message: str | None = typer.Option(
+        None, "--commit-message", "-m", show_default=False, help="The commit's summary."
+    ),
+    create: bool = typer.Option(
+        True, "--create/--no-create", help="Create the repo if it does not exist yet."
+    ),
+    token: str | None = typer.Option(
+        None,
+        "--token",
+        show_default=False,
+        help="Hub token with write access \\[default: HF_TOKEN or the stored login].",
+    ),
+    quiet: bool = QUIET_OPTION,
+) -> None:
+    """Publish a model directory to the Hugging Face Hub; print the commit URL.
+
+    It loads the directory first, as generate would: a broken model is never uploaded.
+    """
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as exc:
+        raise UsageError(f"REPO_ID: '{repo_id}' is not a Hub repo id ({exc}).") from exc
+    if "/" not in repo_id:
+        raise UsageError(f"REPO_ID: '{repo_id}' needs its namespace: user-or-org/{repo_id}.")
+    if not directory.is_dir():
+        raise UsageError(f"DIRECTORY: '{directory}' is not a directory.")
+
+    from quotegen.hub import upload_files, upload_model
+    from quotegen.model import load_model, parse_model_ref
+
+    with status(f"Checking that {directory} loads…", show=not quiet):
+        loaded = load_model(parse_model_ref(str(directory)), device="cpu")
+    files = upload_files(directory)
+    size = sum(p.stat().st_size for p in files)
+    if not quiet:
+        print_note(
+            f"OK: {type(loaded.model).__name__}, context {loaded.context_length} tokens; "
+            f"{len(files)} files, {size / 1e6:.1f} MB"
+        )
+        if not (directory / "README.md").is_file():
+            print_note("No model card (README.md) in the directory: the repo will have none.")
+    target = f"{repo_id}@{revision}" if revision else repo_id
+    with status(f"Uploading {len(files)} files to {target}…", show=not quiet):
+        url = upload_model(
+            directory,
+            repo_id,
+            token=token,
+            private=private,
+            revision=revision,
+            commit_message=commit_message,
+            create=create,
+        )
+    if not quiet:
+        print_note(f"Uploaded {target}")
+    write(f"{url}\n")
