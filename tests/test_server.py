@@ -129,15 +129,18 @@ def test_index_html_works_offline(client: TestClient) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     page = response.text
-    assert "<h1>How to Serve AI Models with FastAPI and Docker</h1>" in page
+    assert "<h1>quotegen" in page
     assert "<form" in page
+    assert 'id="model">fake-model<' in page  # named before any script runs
     assets = re.findall(r'(?:src|href)="([^"]+)"', page)
     assert set(assets) >= {"/static/app.js", "/static/style.css", "/static/favicon.svg"}
     for asset in assets:
         assert asset.startswith("/"), asset
         assert client.get(asset).status_code == 200, asset
     script = client.get("/static/app.js").text
-    assert "/generate_quote" in script
+    assert "/v1/generate/stream" in script
+    assert "http://" not in script and "https://" not in script  # no other host
+    assert client.get("/favicon.ico").headers["content-type"].startswith("image/svg")
     for text in (page, script, client.get("/static/style.css").text):
         assert "http://" not in text
         assert "https://" not in text
@@ -256,7 +259,8 @@ def test_native_stream(client: TestClient) -> None:
         "/v1/generate/stream", json={"prompt": "a", "settings": {"max_new_tokens": 3}}
     )
     events = _sse_events(response.text)
-    assert [e for e, _ in events] == ["token"] * 3 + ["result"]
+    assert [e for e, _ in events] == ["prompt"] + ["token"] * 3 + ["result"]
+    assert json.loads(events[0][1]) == {"prompt": "a"}
     assert json.loads(events[-1][1])["completion"] == " w0 w1 w2"
 
 

@@ -38,7 +38,7 @@ def upload(
     It loads the directory first, as generate would: a broken model is never uploaded.
     """
     from huggingface_hub.errors import HFValidationError
-    from huggingface_hub.utils import validate_repo_id
+    from huggingface_hub.utils._validators import validate_repo_id
 
     try:
         validate_repo_id(repo_id)

@@ -70,15 +70,22 @@ def _seed_settings(
 @router.get(
     "/",
     response_class=HTMLResponse,
-    summary="Greeting page with a quote form",
+    summary="The playground page (seed 2's greeting for JSON clients)",
     responses={200: {"content": {"application/json": {"example": {"message": SEED2_MESSAGE}}}}},
 )
 async def index(request: Request, state: State) -> Response:
-    """Seed 1's HTML greeting plus a form; `Accept: application/json` gets seed 2's message."""
+    """The playground: settings, streamed samples, copy buttons (static/). `Accept:
+    application/json` gets seed 2's greeting message."""
     if _wants_json(request):
         return JSONResponse(Seed2Message(message=SEED2_MESSAGE).model_dump())
     name = state.engine.info.name if state.engine is not None else "loading…"
     return HTMLResponse(static_text("index.html").replace("__MODEL__", html.escape(name)))
+
+
+@router.get("/favicon.ico", include_in_schema=False)
+async def favicon() -> Response:
+    """For clients that ask for /favicon.ico without reading the page's icon link."""
+    return Response(static_text("favicon.svg"), media_type="image/svg+xml")
 
 
 @router.post(
