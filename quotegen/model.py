@@ -318,6 +318,12 @@ def _token_ids(value: Any, vocab: int) -> list[int]:
     return sorted({v for v in value if isinstance(v, int) and 0 <= v < vocab})
 
 
+def declared_defaults(path: Path) -> dict[str, Any]:
+    """The generation settings a model directory's ``generation_config.json`` declares, read
+    without loading the model (what ``LoadedModel.generation_config`` will hold)."""
+    return model_defaults(_read_json(path / "generation_config.json"))
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text("utf-8"))
@@ -463,7 +469,7 @@ def load_model(
         pad_token_id=int(pad_id),
         commit=commit,
         quantize=quantize,
-        generation_config=model_defaults(generation),
+        generation_config=declared_defaults(path),
         suppress_token_ids=_token_ids(generation.get("suppress_tokens"), len(tokenizer)),
     )
 

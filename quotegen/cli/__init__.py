@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 import typer
 
 from quotegen import __version__
+from quotegen.cli.batch import batch
 from quotegen.cli.download import download, models
 from quotegen.cli.generate import generate
 from quotegen.cli.options import (
@@ -22,6 +23,7 @@ from quotegen.cli.options import (
     PipeClosed,
     UsageError,
     examples,
+    with_generation_flags,
     with_load_flags,
 )
 from quotegen.cli.serve import serve
@@ -63,7 +65,15 @@ app.command(
         "printf 'love is\\nwork is\\n' | quotegen generate --json --seed 42",
         'quotegen generate -n 3 --temperature 0.7 --model ./my-model "friendship is"',
     )
-)(with_load_flags(generate))
+)(with_load_flags(with_generation_flags(generate)))
+app.command(
+    epilog=examples(
+        "quotegen batch prompts.txt -o results.jsonl --seed 1",
+        "quotegen batch requests.jsonl -o answers.jsonl      # OpenAI batch-API lines in and out",
+        "quotegen batch prompts.parquet -o results.parquet --ray local --replicas 2",
+        "quotegen batch prompts.txt -o results.jsonl --ray ray://head:10001 --replicas 8",
+    )
+)(with_load_flags(with_generation_flags(batch)))
 app.command(
     epilog=examples(
         "quotegen serve",

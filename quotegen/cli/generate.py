@@ -12,17 +12,17 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from quotegen.cli.options import (
+    GENERATION_FLAGS,
     MODEL_OPTION,
     QUIET_OPTION,
     LoadFlags,
     UsageError,
     flag_errors,
-    given,
     load_engine,
     resolve,
     write,
 )
-from quotegen.config import DEFAULT_BATCH_SIZE, ENV_SERVER, GENERATION
+from quotegen.config import DEFAULT_BATCH_SIZE, ENV_SERVER
 from quotegen.console import progress
 from quotegen.text import one_line
 
@@ -32,19 +32,6 @@ if TYPE_CHECKING:
     from quotegen.schemas import GenerationResult
     from quotegen.settings import GenerationSettings
 
-_FLAGS = {
-    "max_new_tokens": "--max-new-tokens",
-    "min_new_tokens": "--min-new-tokens",
-    "temperature": "--temperature",
-    "top_k": "--top-k",
-    "top_p": "--top-p",
-    "repetition_penalty": "--repetition-penalty",
-    "n": "-n",
-    "seed": "--seed",
-    "stop": "--stop",
-    "whole_words": "--whole-words",
-}
-
 
 def generate(
     context: typer.Context,
@@ -52,57 +39,6 @@ def generate(
         None, show_default=False, help="Prompts. None or '-': one prompt per line of stdin."
     ),
     model: str | None = MODEL_OPTION,
-    max_new_tokens: int | None = typer.Option(
-        None,
-        "--max-new-tokens",
-        "-t",
-        show_default=False,
-        help=f"Most new tokens \\[default: {GENERATION.max_new_tokens}].",
-    ),
-    min_new_tokens: int | None = typer.Option(
-        None, "--min-new-tokens", show_default=False, help="No end-of-text before this many."
-    ),
-    temperature: float | None = typer.Option(
-        None,
-        "--temperature",
-        show_default=False,
-        help=f"0 = greedy \\[default: {GENERATION.temperature}].",
-    ),
-    top_k: int | None = typer.Option(
-        None, "--top-k", show_default=False, help=f"0 = off \\[default: {GENERATION.top_k}]."
-    ),
-    top_p: float | None = typer.Option(
-        None, "--top-p", show_default=False, help=f"1 = off \\[default: {GENERATION.top_p}]."
-    ),
-    repetition_penalty: float | None = typer.Option(
-        None,
-        "--repetition-penalty",
-        show_default=False,
-        help=f"1 = off \\[default: {GENERATION.repetition_penalty}].",
-    ),
-    n: int | None = typer.Option(
-        None,
-        "-n",
-        "--num-samples",
-        show_default=False,
-        help=f"Results per prompt \\[default: {GENERATION.n}].",
-    ),
-    seed: int | None = typer.Option(
-        None, "--seed", show_default=False, help="Reproducible sampling."
-    ),
-    greedy: bool = typer.Option(False, "--greedy", help="Always pick the likeliest token."),
-    stop: list[str] | None = typer.Option(
-        None, "--stop", show_default=False, help="Stop string (repeatable) \\[default: newline]."
-    ),
-    no_stop: bool = typer.Option(False, "--no-stop", help="No stop strings: run to max tokens."),
-    raw: bool = typer.Option(False, "--raw", help="Print the text as generated, not cleaned."),
-    whole_words: bool | None = typer.Option(
-        None,
-        "--whole-words/--mid-word",
-        show_default=False,
-        help="A prompt ending in a letter ends in a whole word (the default), or "
-        "--mid-word: the continuation may complete that word.",
-    ),
     as_json: bool = typer.Option(False, "--json", help="JSON Lines: one object per result."),
     server: str | None = typer.Option(
         None,
@@ -117,28 +53,14 @@ def generate(
     ),
     quiet: bool = QUIET_OPTION,
     flags: LoadFlags = LoadFlags(),
+    chosen: dict[str, Any] | None = None,
 ) -> None:
     """Generate a quote for each prompt (arguments, or stdin lines)."""
-    if stop and no_stop:
-        raise UsageError("--stop and --no-stop cannot be used together.")
-    chosen = given(
-        max_new_tokens=max_new_tokens,
-        min_new_tokens=min_new_tokens,
-        temperature=temperature,
-        top_k=top_k,
-        top_p=top_p,
-        repetition_penalty=repetition_penalty,
-        n=n,
-        seed=seed,
-        do_sample=False if greedy else None,
-        stop=[] if no_stop else (stop or None),
-        clean=False if raw else None,
-        whole_words=whole_words,
-    )
+    chosen = dict(chosen or {})
     if not server:  # before loading anything: a bad flag fails at once
         from quotegen.settings import GenerationSettings
 
-        with flag_errors(_FLAGS):
+        with flag_errors(GENERATION_FLAGS):
             GenerationSettings(**chosen)
     from_stdin = not prompts or prompts == ["-"]
     if from_stdin and sys.stdin.isatty():
@@ -161,7 +83,7 @@ def generate(
             _run(client, chosen, prompts, from_stdin, batch_size, as_json, quiet)
         return
     engine = load_engine(resolve(model, flags, quiet=quiet), flags, quiet=quiet)
-    with flag_errors(_FLAGS):  # the model's own defaults where no flag was given
+    with flag_errors(GENERATION_FLAGS):  # the model's own defaults where no flag was given
         settings = engine.settings(chosen)
     _run(engine, settings, prompts, from_stdin, batch_size, as_json, quiet)
 
@@ -220,7 +142,7 @@ def server_flag_errors() -> Iterator[None]:
         if exc.status != 422 or not (exc.param or "").startswith("settings"):
             raise
         message = exc.message.split(": ", 2)[-1].removeprefix("Value error, ")
-        flag = _FLAGS.get(field)
+        flag = GENERATION_FLAGS.get(field)
         raise UsageError(f"{flag}: {message}" if flag else message) from exc
 
 

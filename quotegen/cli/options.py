@@ -24,6 +24,7 @@ from quotegen.config import (
     ENV_DTYPE,
     ENV_MODEL,
     ENV_QUANTIZE,
+    GENERATION,
 )
 from quotegen.console import print_note, status
 
@@ -96,29 +97,174 @@ _LOAD_OPTIONS = {
 Command = TypeVar("Command", bound=Callable[..., None])
 
 
-def with_load_flags(command: Command) -> Command:
-    """Give a command the loading flags (``--device`` … ``--trust-remote-code``), declared
-    here once; they reach the command as one ``flags: LoadFlags`` argument."""
+def _with_options(
+    command: Command,
+    options: dict[str, tuple[Any, Any]],
+    name: str,
+    build: Callable[[dict[str, Any]], Any],
+) -> Command:
+    """Give ``command`` the flags in ``options`` (parameter name -> (typer option, type)),
+    declared once; they reach it as one argument, ``name``, made by ``build``."""
     signature = inspect.signature(command)
-    own = [p for p in signature.parameters.values() if p.name != "flags"]
-    kinds = {f.name: type(f.default) for f in fields(LoadFlags)}
+    own = [p for p in signature.parameters.values() if p.name != name]
     added = [
-        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind)
-        for name, option in _LOAD_OPTIONS.items()
-        for kind in [kinds[name]]
+        inspect.Parameter(flag, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind)
+        for flag, (option, kind) in options.items()
     ]
 
     @functools.wraps(command)
     def wrapper(**given: Any) -> None:
-        flags = LoadFlags(**{name: given.pop(name) for name in _LOAD_OPTIONS})
-        command(flags=flags, **given)
+        built = build({flag: given.pop(flag) for flag in options})
+        command(**{name: built}, **given)
 
     wrapper.__signature__ = signature.replace(parameters=[*own, *added])  # type: ignore[attr-defined]
     wrapper.__annotations__ = {
-        **{k: v for k, v in command.__annotations__.items() if k != "flags"},
+        **{k: v for k, v in command.__annotations__.items() if k != name},
         **{p.name: p.annotation for p in added},
     }
     return wrapper  # type: ignore[return-value]
+
+
+def with_load_flags(command: Command) -> Command:
+    """Give a command the loading flags (``--device`` … ``--trust-remote-code``), declared
+    here once; they reach the command as one ``flags: LoadFlags`` argument."""
+    kinds = {f.name: type(f.default) for f in fields(LoadFlags)}
+    options = {flag: (option, kinds[flag]) for flag, option in _LOAD_OPTIONS.items()}
+    return _with_options(command, options, "flags", lambda values: LoadFlags(**values))
+
+
+#: The generation flags of ``generate`` and ``batch``, and the setting each one sets.
+GENERATION_FLAGS = {
+    "max_new_tokens": "--max-new-tokens",
+    "min_new_tokens": "--min-new-tokens",
+    "temperature": "--temperature",
+    "top_k": "--top-k",
+    "top_p": "--top-p",
+    "repetition_penalty": "--repetition-penalty",
+    "n": "-n",
+    "seed": "--seed",
+    "stop": "--stop",
+    "whole_words": "--whole-words",
+}
+_GENERATION_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "max_new_tokens": (
+        typer.Option(
+            None,
+            "--max-new-tokens",
+            "-t",
+            show_default=False,
+            help=f"Most new tokens \\[default: {GENERATION.max_new_tokens}].",
+        ),
+        int | None,
+    ),
+    "min_new_tokens": (
+        typer.Option(
+            None, "--min-new-tokens", show_default=False, help="No end-of-text before this many."
+        ),
+        int | None,
+    ),
+    "temperature": (
+        typer.Option(
+            None,
+            "--temperature",
+            show_default=False,
+            help=f"0 = greedy \\[default: {GENERATION.temperature}].",
+        ),
+        float | None,
+    ),
+    "top_k": (
+        typer.Option(
+            None, "--top-k", show_default=False, help=f"0 = off \\[default: {GENERATION.top_k}]."
+        ),
+        int | None,
+    ),
+    "top_p": (
+        typer.Option(
+            None, "--top-p", show_default=False, help=f"1 = off \\[default: {GENERATION.top_p}]."
+        ),
+        float | None,
+    ),
+    "repetition_penalty": (
+        typer.Option(
+            None,
+            "--repetition-penalty",
+            show_default=False,
+            help=f"1 = off \\[default: {GENERATION.repetition_penalty}].",
+        ),
+        float | None,
+    ),
+    "n": (
+        typer.Option(
+            None,
+            "-n",
+            "--num-samples",
+            show_default=False,
+            help=f"Results per prompt \\[default: {GENERATION.n}].",
+        ),
+        int | None,
+    ),
+    "seed": (
+        typer.Option(None, "--seed", show_default=False, help="Reproducible sampling."),
+        int | None,
+    ),
+    "greedy": (
+        typer.Option(False, "--greedy", help="Always pick the likeliest token."),
+        bool,
+    ),
+    "stop": (
+        typer.Option(
+            None,
+            "--stop",
+            show_default=False,
+            help="Stop string (repeatable) \\[default: newline].",
+        ),
+        list[str] | None,
+    ),
+    "no_stop": (
+        typer.Option(False, "--no-stop", help="No stop strings: run to max tokens."),
+        bool,
+    ),
+    "raw": (
+        typer.Option(False, "--raw", help="Keep the text as generated, not cleaned."),
+        bool,
+    ),
+    "whole_words": (
+        typer.Option(
+            None,
+            "--whole-words/--mid-word",
+            show_default=False,
+            help="A prompt ending in a letter ends in a whole word (the default), or "
+            "--mid-word: the continuation may complete that word.",
+        ),
+        bool | None,
+    ),
+}
+
+
+def _generation_given(values: dict[str, Any]) -> dict[str, Any]:
+    if values["stop"] and values["no_stop"]:
+        raise UsageError("--stop and --no-stop cannot be used together.")
+    return given(
+        max_new_tokens=values["max_new_tokens"],
+        min_new_tokens=values["min_new_tokens"],
+        temperature=values["temperature"],
+        top_k=values["top_k"],
+        top_p=values["top_p"],
+        repetition_penalty=values["repetition_penalty"],
+        n=values["n"],
+        seed=values["seed"],
+        do_sample=False if values["greedy"] else None,
+        stop=[] if values["no_stop"] else (values["stop"] or None),
+        clean=False if values["raw"] else None,
+        whole_words=values["whole_words"],
+    )
+
+
+def with_generation_flags(command: Command) -> Command:
+    """Give a command the generation flags (``--max-new-tokens`` … ``--mid-word``), declared
+    here once; they reach it as ``chosen``: the settings the user set, by their
+    ``GenerationSettings`` names (unset ones are absent)."""
+    return _with_options(command, _GENERATION_OPTIONS, "chosen", _generation_given)
 
 
 def given(**values: Any) -> dict[str, Any]:

@@ -18,8 +18,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from quotegen.config import OPENAI_DEFAULTS
 from quotegen.errors import InvalidRequestError, QuotegenError
 from quotegen.generation import TextEngine
+from quotegen.openaiformat import finish_reason, usage
 from quotegen.schemas import (
     ChatChoice,
     ChatCompletionRequest,
@@ -33,7 +35,7 @@ from quotegen.schemas import (
     TokenLogprobs,
 )
 from quotegen.server.deps import Auth, Ready, State, check_prompts
-from quotegen.server.openai import OPENAI_DEFAULTS, check_model, finish_reason, usage
+from quotegen.server.openai import check_model
 from quotegen.server.responses import ERRORS, event_stream, exception_body, sse
 from quotegen.server.tickets import Ticket, Tickets
 

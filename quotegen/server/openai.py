@@ -6,41 +6,26 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from quotegen.config import OPENAI_DEFAULTS
 from quotegen.errors import QuotegenError, UnknownModelError
+from quotegen.openaiformat import completion_choices, completion_logprobs, finish_reason, usage
 from quotegen.schemas import (
-    CompletionChoice,
     CompletionRequest,
     CompletionResponse,
     ErrorResponse,
-    GenerationResult,
     ModelCard,
     ModelList,
-    TokenLogprobs,
-    Usage,
 )
 from quotegen.server.deps import Auth, Ready, State, check_prompts
 from quotegen.server.responses import ERRORS, event_stream, exception_body, sse
 from quotegen.server.tickets import Ticket, Tickets
 
 router = APIRouter(prefix="/v1", dependencies=Auth)
-
-#: OpenAI's own defaults, for what neither the request nor the model's generation config sets
-#: (as vLLM does): 16 tokens, temperature 1, no nucleus, no top-k, no penalty, no stop.
-OPENAI_DEFAULTS = {
-    "max_new_tokens": 16,
-    "min_new_tokens": 0,
-    "do_sample": True,
-    "temperature": 1.0,
-    "top_p": 1.0,
-    "top_k": 0,
-    "repetition_penalty": 1.0,
-    "stop": [],
-}
 
 
 @router.post(
@@ -68,16 +53,9 @@ async def completions(
         return event_stream(_events(tickets, ticket, head, body.echo, include_usage))
     ticket = tickets.submit(prompts, settings)
     results = await tickets.result(ticket, request.is_disconnected)
-    choices = [
-        CompletionChoice(
-            text=r.text if body.echo else r.completion,
-            index=i,
-            logprobs=completion_logprobs(r, body.echo),
-            finish_reason=finish_reason(r),
-        )
-        for i, r in enumerate(results)
-    ]
-    response = CompletionResponse(**head, choices=choices, usage=usage(results))
+    response = CompletionResponse(
+        **head, choices=completion_choices(results, body.echo), usage=usage(results)
+    )
     return JSONResponse(response.model_dump())
 
 
@@ -97,39 +75,6 @@ def check_model(requested: str | None, tickets: Tickets) -> str:
             param="model",
         )
     return served
-
-
-def finish_reason(result: GenerationResult) -> Literal["stop", "length"]:
-    return "length" if result.finish_reason == "length" else "stop"
-
-
-def completion_logprobs(result: GenerationResult, echo: bool) -> TokenLogprobs | None:
-    """The choice's logprobs: the completion's tokens, after the prompt's with ``echo``
-    (offsets into the choice's text)."""
-    scored = result.logprobs
-    if scored is None:
-        return None
-    before = result.prompt_logprobs if echo else None
-    if before is None:
-        return scored
-    shift = len(result.text) - len(result.completion)
-    return TokenLogprobs(
-        tokens=before.tokens + scored.tokens,
-        token_logprobs=before.token_logprobs + scored.token_logprobs,
-        top_logprobs=before.top_logprobs + scored.top_logprobs,
-        text_offset=before.text_offset + [shift + o for o in scored.text_offset],
-    )
-
-
-def usage(results: list[GenerationResult]) -> Usage:
-    # Samples of one prompt share it: count each prompt's tokens once, as OpenAI does.
-    prompt_tokens = sum(r.prompt_tokens for r in results if r.sample == 0)
-    completion_tokens = sum(r.completion_tokens for r in results)
-    return Usage(
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
-        total_tokens=prompt_tokens + completion_tokens,
-    )
 
 
 async def _events(
