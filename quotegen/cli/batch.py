@@ -10,11 +10,16 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from quotegen.cli.options import (
+    CPUS_PER_REPLICA_OPTION,
     GENERATION_FLAGS,
+    GPUS_PER_REPLICA_OPTION,
     MODEL_OPTION,
     QUIET_OPTION,
+    RAY_OPTION,
+    REPLICAS_OPTION,
     LoadFlags,
     UsageError,
+    check_ray_flags,
     flag_errors,
     load_engine,
     resolve,
@@ -52,22 +57,10 @@ def batch(
         help="Input lines generated together (each chunk is one batch, so results never "
         "depend on how a run was split).",
     ),
-    ray_address: str | None = typer.Option(
-        None,
-        "--ray",
-        metavar="ADDRESS",
-        show_default=False,
-        help="Run on Ray Data: 'local' (start a local Ray), 'auto', or ray://host:10001.",
-    ),
-    replicas: int = typer.Option(
-        1, "--replicas", min=1, max=1024, help="With --ray: model replicas (an actor pool)."
-    ),
-    cpus_per_replica: float = typer.Option(
-        1.0, "--cpus-per-replica", min=0.0, help="With --ray: CPUs each replica reserves."
-    ),
-    gpus_per_replica: float = typer.Option(
-        0.0, "--gpus-per-replica", min=0.0, help="With --ray: GPUs each replica reserves."
-    ),
+    ray_address: str | None = RAY_OPTION,
+    replicas: int = REPLICAS_OPTION,
+    cpus_per_replica: float = CPUS_PER_REPLICA_OPTION,
+    gpus_per_replica: float = GPUS_PER_REPLICA_OPTION,
     quiet: bool = QUIET_OPTION,
     flags: LoadFlags = LoadFlags(),
     chosen: dict[str, Any] | None = None,
@@ -91,14 +84,9 @@ def batch(
     chosen = dict(chosen or {})
     with flag_errors(GENERATION_FLAGS):
         GenerationSettings(**chosen)
-    if ray_address is None and (replicas != 1 or cpus_per_replica != 1.0 or gpus_per_replica):
-        raise UsageError("--replicas, --cpus-per-replica and --gpus-per-replica need --ray.")
     if output.resolve() == input_file.resolve():
         raise UsageError("OUTPUT must not be the INPUT file.")
-    if ray_address is not None:  # a missing extra fails before any work
-        from quotegen.cluster import import_ray
-
-        import_ray()
+    check_ray_flags(ray_address, replicas, cpus_per_replica, gpus_per_replica)
 
     jobs = read_jobs(input_file)
     ref = resolve(model, flags, quiet=quiet)

@@ -74,6 +74,33 @@ TRUST_CODE_OPTION = typer.Option(
     False, "--trust-remote-code", help="Run custom model code from the repo. Trusted models only."
 )
 QUIET_OPTION = typer.Option(False, "--quiet", "-q", help="Nothing on stderr but errors.")
+# Ray (the `ray` extra): shared by `batch --ray` and `serve --ray`.
+RAY_OPTION = typer.Option(
+    None,
+    "--ray",
+    metavar="ADDRESS",
+    show_default=False,
+    help="Run on Ray: 'local' (start a local Ray), 'auto', or ray://host:10001. Needs "
+    "pip install 'quotegen[ray]'.",
+)
+REPLICAS_OPTION = typer.Option(1, "--replicas", min=1, max=1024, help="With --ray: model replicas.")
+CPUS_PER_REPLICA_OPTION = typer.Option(
+    1.0, "--cpus-per-replica", min=0.0, help="With --ray: CPUs each replica reserves."
+)
+GPUS_PER_REPLICA_OPTION = typer.Option(
+    0.0, "--gpus-per-replica", min=0.0, help="With --ray: GPUs each replica reserves."
+)
+
+
+def check_ray_flags(address: str | None, replicas: int, cpus: float, gpus: float) -> None:
+    """The replica flags only mean something with --ray; and --ray needs the extra."""
+    if address is None:
+        if replicas != 1 or cpus != 1.0 or gpus:
+            raise UsageError("--replicas, --cpus-per-replica and --gpus-per-replica need --ray.")
+        return
+    from quotegen.cluster import import_ray
+
+    import_ray()
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,14 @@ from typing import TYPE_CHECKING
 import typer
 
 from quotegen.cli.options import (
+    CPUS_PER_REPLICA_OPTION,
+    GPUS_PER_REPLICA_OPTION,
     MODEL_OPTION,
+    RAY_OPTION,
+    REPLICAS_OPTION,
     LoadFlags,
     UsageError,
+    check_ray_flags,
     flag_errors,
     load_engine,
     resolve,
@@ -19,6 +24,8 @@ from quotegen.console import print_note
 
 if TYPE_CHECKING:
     from quotegen.generation import Engine
+    from quotegen.model import ModelRef
+    from quotegen.settings import ServeConfig
 
 _FLAGS = {
     "max_batch_size": "--max-batch-size",
@@ -79,6 +86,17 @@ def serve(
     log_level: str = typer.Option(
         "info", "--log-level", help="critical, error, warning, info or debug."
     ),
+    ray_address: str | None = RAY_OPTION,
+    replicas: int = REPLICAS_OPTION,
+    max_replicas: int | None = typer.Option(
+        None,
+        "--max-replicas",
+        min=1,
+        show_default=False,
+        help="With --ray: autoscale from --replicas up to this many on ongoing requests.",
+    ),
+    cpus_per_replica: float = CPUS_PER_REPLICA_OPTION,
+    gpus_per_replica: float = GPUS_PER_REPLICA_OPTION,
     flags: LoadFlags = LoadFlags(),
 ) -> None:
     """Serve the seeds' HTTP API, an OpenAI-compatible API and a web page."""
@@ -99,12 +117,62 @@ def serve(
             max_prompt_bytes=max_prompt_bytes,
             drain_timeout_s=drain_timeout,
         )
+    check_ray_flags(ray_address, replicas, cpus_per_replica, gpus_per_replica)
+    if max_replicas is not None and ray_address is None:
+        raise UsageError("--max-replicas needs --ray.")
     # Fail fast on a bad name or device, before binding the port.
     ref = resolve(model, flags, quiet=False)
     if host not in _LOCAL_HOSTS and not api_key:
         print_note(f"Listening on {host} without --api-key: anyone who can reach it can use it.")
 
+    if ray_address is not None:
+        _serve_on_ray(ray_address, ref, flags, config, host, port, replicas, max_replicas,
+                      cpus_per_replica, gpus_per_replica)  # fmt: skip
+        return
+
     def loader() -> Engine:
         return load_engine(ref, flags, quiet=True)
 
     run_server(loader, config, host=host, port=port, log_level=log_level)
+
+
+def _serve_on_ray(
+    address: str,
+    ref: ModelRef,
+    flags: LoadFlags,
+    config: ServeConfig,
+    host: str,
+    port: int,
+    replicas: int,
+    max_replicas: int | None,
+    cpus: float,
+    gpus: float,
+) -> None:
+    """The app as a Ray Serve deployment (quotegen.server.rayserve), until SIGTERM."""
+    from dataclasses import asdict
+
+    from quotegen.server import rayserve
+
+    if max_replicas is not None and max_replicas < replicas:
+        raise UsageError("--max-replicas must be at least --replicas.")
+    fields = {**asdict(ref), "path": str(ref.path) if ref.path else None}
+    options = rayserve.deployment_options(replicas, max_replicas, cpus, gpus, config.max_batch_size)
+    scale = f"{replicas} to {max_replicas} replicas" if max_replicas else f"{replicas} replica"
+    scale += "s" if not max_replicas and replicas > 1 else ""
+
+    def ready() -> None:
+        print_note(
+            f"Serving {ref} on http://{host}:{port} with Ray Serve, {scale}. "
+            "Ctrl-C or SIGTERM stops it."
+        )
+
+    rayserve.run(
+        address,
+        fields,
+        {**asdict(flags), "device": "cuda" if gpus else flags.device},
+        config.model_dump(),
+        host=host,
+        port=port,
+        options=options,
+        on_ready=ready,
+    )
