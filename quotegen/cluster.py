@@ -55,11 +55,28 @@ def connect(address: str, *, num_cpus: int | None = None) -> bool:
     return False
 
 
-def disconnect(started: bool) -> None:
+def disconnect(started: bool, *, wait_s: float = 30.0) -> None:
+    """Leave the cluster. A local cluster this process started stops with it, once the actors
+    it ran are gone: its worker processes must not outlive it. A joined cluster stays up."""
     ray = import_ray()
-    if ray.is_initialized():
-        ray.shutdown()
-    del started  # a local cluster stops with the driver's shutdown; a joined one stays up
+    if not ray.is_initialized():
+        return
+    if started:
+        import time
+
+        from ray.util.state import list_actors
+
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            try:
+                if not list_actors(
+                    filters=[("state", "!=", "DEAD")], raise_on_missing_output=False
+                ):
+                    break
+            except Exception:  # the state API is best effort; shutting down is what matters
+                break
+            time.sleep(0.2)
+    ray.shutdown()
 
 
 class ChunkGenerator:
