@@ -2,6 +2,8 @@
 #   docker build -t quotegen .
 #   docker run -p 8000:8000 -v quotegen-cache:/data quotegen
 # CPU-only torch keeps the image lean; the model cache lives on a volume (/data).
+# `--build-arg EXTRAS=ray` adds Ray (for `serve --ray`, `batch --ray` and KubeRay; see
+# docs/scale-out.md).
 
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -11,7 +13,9 @@ ENV PATH=/opt/venv/bin:$PATH
 RUN pip install --index-url https://download.pytorch.org/whl/cpu "torch==2.13.0"
 COPY pyproject.toml README.md ./
 COPY quotegen ./quotegen
-RUN pip install .
+ARG EXTRAS=""
+# hadolint ignore=DL3013
+RUN if [ -n "$EXTRAS" ]; then pip install ".[$EXTRAS]"; else pip install .; fi
 
 FROM python:3.11-slim
 LABEL org.opencontainers.image.title="quotegen" \

@@ -144,3 +144,17 @@ def test_ray_extra_missing_is_named(tmp_path: Path) -> None:
     served = run_cli("serve", "--ray", "local", env=env)
     assert served.returncode == 1
     assert "pip install 'quotegen[ray]'" in served.stderr
+
+
+def test_serve_config_app_builder(tiny_model_dir: Path) -> None:
+    """What deploy/rayservice.yaml imports builds the same deployment (without starting Ray)."""
+    from quotegen.server.rayserve import app_builder
+
+    application = app_builder({"model": str(tiny_model_dir), "api_key": "k", "max_batch_size": "8"})
+    deployment = application._bound_deployment
+    assert deployment.name == "QuotegenReplica"
+    model, load, config = deployment.init_args
+    assert model["path"] == str(tiny_model_dir)
+    assert load["device"] == "cpu"
+    assert config["api_key"] == "k"
+    assert config["max_batch_size"] == 8

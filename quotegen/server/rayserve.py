@@ -73,6 +73,40 @@ def deployment_options(
     return options
 
 
+def application(
+    model: Mapping[str, Any],
+    load: Mapping[str, Any],
+    config: Mapping[str, Any],
+    options: Mapping[str, Any] | None = None,
+) -> Any:
+    """The Serve application: the replica deployment bound to a model, how to load it, and
+    the server's limits (``ServeConfig`` fields)."""
+    deployment = serve.deployment(QuotegenReplica, name="QuotegenReplica", **(options or {}))
+    return deployment.bind(dict(model), dict(load), dict(config))
+
+
+def app_builder(args: Mapping[str, str]) -> Any:
+    """For a Serve config file (``import_path: quotegen.server.rayserve:app_builder``, as in
+    deploy/rayservice.yaml): ``args`` ``model`` (else ``QUOTEGEN_MODEL``, else the default
+    model), ``api_key`` (else ``QUOTEGEN_API_KEY``), ``quantize`` and ``max_batch_size``;
+    replicas and autoscaling come from the config file's deployment options."""
+    import os
+    from dataclasses import asdict
+
+    from quotegen.config import ENV_API_KEY, ENV_MODEL
+    from quotegen.model import resolve_model
+    from quotegen.settings import ServeConfig
+
+    ref = resolve_model(args.get("model") or os.environ.get(ENV_MODEL))
+    fields = {**asdict(ref), "path": str(ref.path) if ref.path else None}
+    config = ServeConfig(
+        api_key=args.get("api_key") or os.environ.get(ENV_API_KEY) or None,
+        max_batch_size=int(args.get("max_batch_size", ServeConfig().max_batch_size)),
+    )
+    load = {"device": "cpu", "quantize": args.get("quantize", "none")}
+    return application(fields, load, config.model_dump())
+
+
 def run(
     address: str,
     model: Mapping[str, Any],
@@ -93,9 +127,8 @@ def run(
         signal.signal(sig, lambda *_: stop.set())
     try:
         serve.start(http_options={"host": host, "port": port})
-        deployment = serve.deployment(QuotegenReplica, name="QuotegenReplica", **options)
         serve.run(
-            deployment.bind(dict(model), dict(load), dict(config)),
+            application(model, load, config, options),
             name=APP_NAME,
             route_prefix="/",
             blocking=False,
