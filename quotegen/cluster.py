@@ -33,6 +33,10 @@ def import_ray() -> Any:
 def connect(address: str, *, num_cpus: int | None = None) -> bool:
     """Join the cluster at ``address`` (``auto``, ``ray://host:10001``) or start a local one
     (``local``). True when this process started it (and must stop it)."""
+    import os
+
+    # No usage report to Anyscale from a tool that may run offline (Ray's own switch).
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     ray = import_ray()
     if ray.is_initialized():
         return False
