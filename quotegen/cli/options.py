@@ -81,7 +81,7 @@ RAY_OPTION = typer.Option(
     metavar="ADDRESS",
     show_default=False,
     help="Run on Ray: 'local' (start a local Ray), 'auto', or ray://host:10001. Needs "
-    "pip install 'quotegen[ray]'.",
+    "pip install 'quotegen\\[ray]'.",
 )
 REPLICAS_OPTION = typer.Option(1, "--replicas", min=1, max=1024, help="With --ray: model replicas.")
 CPUS_PER_REPLICA_OPTION = typer.Option(
