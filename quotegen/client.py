@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import queue
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Iterator
@@ -23,6 +24,9 @@ from quotegen.errors import QuotegenError, UnauthorizedError
 
 #: Requests in flight at once: enough to keep the server's batches full.
 IN_FLIGHT = 4
+#: How long a call waits for a server that is loading its model or briefly full (503).
+WAIT_FOR_SERVER_S = 120.0
+RETRIED = {"not_ready", "overloaded"}
 #: Prompts per request at most (the native API's own limit).
 MAX_PROMPTS = 64
 #: A result as the server sent it: the ``GenerationResult`` schema, as JSON.
@@ -34,9 +38,17 @@ class ServerError(QuotegenError):
 
     error_type = "server_error"
 
-    def __init__(self, message: str, *, status: int = 0, param: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 0,
+        param: str | None = None,
+        code: str | None = None,
+    ) -> None:
         super().__init__(message, param=param)
         self.status = status
+        self.code = code
 
 
 class ServerUnreachableError(QuotegenError):
@@ -73,10 +85,18 @@ class Client:
             headers["Authorization"] = f"Bearer {self.api_key}"
         data = json.dumps(body).encode("utf-8")
         request = urllib.request.Request(self.url + path, data, headers, method="POST")
+        deadline = time.monotonic() + WAIT_FOR_SERVER_S
         try:
-            return urllib.request.urlopen(request, timeout=self.timeout)
-        except urllib.error.HTTPError as exc:
-            raise self._error(exc) from None
+            while True:
+                try:
+                    return urllib.request.urlopen(request, timeout=self.timeout)
+                except urllib.error.HTTPError as exc:
+                    error = self._error(exc)
+                    # A server still loading its model, or full for a moment, is waited for.
+                    waiting = isinstance(error, ServerError) and error.code in RETRIED
+                    if not waiting or time.monotonic() > deadline:
+                        raise error from None
+                    time.sleep(float(exc.headers.get("Retry-After") or 1))
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise ServerUnreachableError(
@@ -87,9 +107,9 @@ class Client:
     def _error(self, exc: urllib.error.HTTPError) -> QuotegenError:
         try:
             error = json.loads(exc.read())["error"]
-            message, param = str(error["message"]), error.get("param")
+            message, param, code = str(error["message"]), error.get("param"), error.get("code")
         except (ValueError, KeyError, TypeError, OSError):
-            message, param = f"HTTP {exc.code} {exc.reason}", None
+            message, param, code = f"HTTP {exc.code} {exc.reason}", None, None
         if exc.code == 401:
             return UnauthorizedError(
                 f"The server at {self.url} refused the API key: {message} "
@@ -99,6 +119,7 @@ class Client:
             f"The server at {self.url} answered {exc.code}: {message}",
             status=exc.code,
             param=param,
+            code=code,
         )
 
 

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -163,3 +164,39 @@ def test_bad_flags_are_usage_errors_as_locally(live: LiveServer, tiny_model_dir:
         local = run_cli("generate", "-m", str(tiny_model_dir), *flags, "x")
         assert remote.returncode == local.returncode == 2, remote.stderr
         assert remote.stderr.splitlines()[0] == local.stderr.splitlines()[0]
+
+
+def test_client_waits_for_a_server_still_loading(fake_engine) -> None:  # type: ignore[no-untyped-def]
+    """A server answering 503 while its model loads is waited for, not reported as an error."""
+    import threading
+
+    import uvicorn
+
+    from quotegen.client import Client
+    from quotegen.server.app import create_app
+    from tests.test_server_live import _free_port
+
+    release = threading.Event()
+
+    def loader():  # type: ignore[no-untyped-def]
+        release.wait(30)
+        return fake_engine
+
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(loader=loader), host="127.0.0.1", port=port, log_level="error")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.05)
+        threading.Timer(1.5, release.set).start()
+        started = time.monotonic()
+        results = Client(f"127.0.0.1:{port}").generate(["a b"], {"seed": 1, "max_new_tokens": 2})
+        assert time.monotonic() - started >= 1.0  # it did wait for the model
+        assert results[0]["completion"] == " w0 w1"
+    finally:
+        release.set()
+        server.should_exit = True
+        thread.join(10)
