@@ -56,7 +56,7 @@ def main() -> None:
     samples = "\n".join(f"- {extra['samples'][p][0]}" for p in prompts)
     total = sum(s["sayings"] for s in manifest["sources"] if not s["held_out"])
     stopped = (
-        "; stopped early by hand (Ctrl-C), so the learning rate had not finished decaying"
+        "; stopped early by hand, so the learning rate had not finished decaying"
         if train.get("interrupted")
         else ""
     )
