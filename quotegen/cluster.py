@@ -113,6 +113,11 @@ class ChunkGenerator:
         return {"rows": out}
 
 
+def _no_restarts() -> dict[str, Any]:
+    """A lost replica is not restarted: the job resumes from its output instead."""
+    return {"max_restarts": 0}
+
+
 def model_ref(fields: Mapping[str, Any]) -> Any:
     """A ``ModelRef`` sent to a replica as plain fields (each replica resolves it itself: a
     Hub model comes from that node's cache, a directory must be on a shared path)."""
@@ -161,8 +166,7 @@ def run_on_ray(
         compute=ray.data.ActorPoolStrategy(size=replicas),
         num_cpus=cpus_per_replica,
         num_gpus=gpus_per_replica,
-        # A lost replica is not restarted: the job resumes from its output instead.
-        max_restarts=0,
+        ray_remote_args_fn=_no_restarts,
     )
     for row in generated.iter_rows():
         yield json.loads(row["rows"])
