@@ -8,6 +8,7 @@ for. Every replica loads its model through ``quotegen.model.load_model``, the on
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
@@ -113,11 +114,6 @@ class ChunkGenerator:
         return {"rows": out}
 
 
-def _no_restarts() -> dict[str, Any]:
-    """A lost replica is not restarted: the job resumes from its output instead."""
-    return {"max_restarts": 0}
-
-
 def model_ref(fields: Mapping[str, Any]) -> Any:
     """A ``ModelRef`` sent to a replica as plain fields (each replica resolves it itself: a
     Hub model comes from that node's cache, a directory must be on a shared path)."""
@@ -153,20 +149,25 @@ def run_on_ray(
     context.enable_progress_bars = False
     items = [{"chunk": json.dumps([asdict(job) for job in chunk])} for chunk in pending]
     dataset = ray.data.from_items(items, override_num_blocks=max(1, len(items)))
-    generated = dataset.map_batches(
-        ChunkGenerator,
-        fn_constructor_kwargs={
-            "model": dict(model),
-            "load": dict(load),
-            "given": dict(given),
-            "created": created,
-            "threads": threads,
-        },
-        batch_size=1,
-        compute=ray.data.ActorPoolStrategy(size=replicas),
-        num_cpus=cpus_per_replica,
-        num_gpus=gpus_per_replica,
-        ray_remote_args_fn=_no_restarts,
-    )
+    with warnings.catch_warnings():
+        # Replicas are not restarted (a job resumes from its output instead): restartable
+        # actors make Ray log an error line about their constructor arguments (Ray issue
+        # 53727). Ray 2.60 deprecates passing actor options this way but offers no other.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        generated = dataset.map_batches(
+            ChunkGenerator,
+            fn_constructor_kwargs={
+                "model": dict(model),
+                "load": dict(load),
+                "given": dict(given),
+                "created": created,
+                "threads": threads,
+            },
+            batch_size=1,
+            compute=ray.data.ActorPoolStrategy(size=replicas),
+            num_cpus=cpus_per_replica,
+            num_gpus=gpus_per_replica,
+            max_restarts=0,
+        )
     for row in generated.iter_rows():
         yield json.loads(row["rows"])
