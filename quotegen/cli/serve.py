@@ -99,7 +99,7 @@ def serve(
     gpus_per_replica: float = GPUS_PER_REPLICA_OPTION,
     flags: LoadFlags = LoadFlags(),
 ) -> None:
-    """Serve the seeds' HTTP API, an OpenAI-compatible API and a web page."""
+    """Serve the seeds' HTTP API, OpenAI's completions and chat APIs, and a playground."""
     from quotegen.server.runner import LOG_LEVELS, run_server
     from quotegen.settings import ServeConfig
 
