@@ -369,10 +369,7 @@ def job_settings(engine: Any, job: Job, given: Mapping[str, Any]) -> GenerationS
     """A line's settings: its own, over the run's flags, over the model's defaults (and, for
     OpenAI requests, OpenAI's)."""
     fallback = OPENAI_DEFAULTS if job.openai else None
-    settings = {**given, **job.settings}
-    if job.openai and job.echo:
-        settings["clean"] = False
-    resolved: GenerationSettings = engine.settings(settings, fallback)
+    resolved: GenerationSettings = engine.settings({**given, **job.settings}, fallback)
     return resolved
 
 

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from quotegen.config import MAX_PROMPTS
 from quotegen.errors import QuotegenError, UnauthorizedError
 
 #: Requests in flight at once: enough to keep the server's batches full.
@@ -27,8 +28,6 @@ IN_FLIGHT = 4
 #: How long a call waits for a server that is loading its model or briefly full (503).
 WAIT_FOR_SERVER_S = 120.0
 RETRIED = {"not_ready", "overloaded"}
-#: Prompts per request at most (the native API's own limit).
-MAX_PROMPTS = 64
 #: A result as the server sent it: the ``GenerationResult`` schema, as JSON.
 Result = dict[str, Any]
 

@@ -31,6 +31,8 @@ DEFAULT_PROMPTS: tuple[str, ...] = (
 
 #: Seeds go up to the largest integer every JSON client reads exactly.
 MAX_SEED = 2**53 - 1
+#: Prompts in one request at most.
+MAX_PROMPTS = 64
 
 ENV_MODEL = "QUOTEGEN_MODEL"
 ENV_DEVICE = "QUOTEGEN_DEVICE"

@@ -8,7 +8,7 @@ imports only pydantic: the CLI's fast paths may use it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -19,9 +19,8 @@ from pydantic import (
     model_validator,
 )
 
-from quotegen.config import MAX_SEED
+from quotegen.config import MAX_PROMPTS, MAX_SEED
 from quotegen.settings import (
-    MAX_PROMPTS,
     DoSample,
     FinishReason,
     GenerationSettings,
@@ -275,20 +274,13 @@ class StreamRequest(Schema):
     settings: GenerationSettings = Field(default_factory=lambda: GenerationSettings())
 
 
-class CompletionRequest(Schema):
-    """OpenAI's legacy ``POST /v1/completions`` request (the fields this server honours)."""
+class OpenAIRequest(Schema):
+    """What OpenAI's completions and chat completions requests share: the served model, the
+    sampling settings this server honours (plus vLLM's extras), and streaming."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        strict=True,
-        json_schema_extra={
-            "examples": [{"prompt": "life is", "max_tokens": 24, "temperature": 0.8, "seed": 1}]
-        },
-    )
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     model: str | None = Field(None, description="Must name the served model (GET /v1/models).")
-    prompt: str | list[str] = Field(description="A prompt or a list of prompts.")
-    max_tokens: MaxNewTokens = 16
     min_tokens: MinNewTokens = 0
     temperature: Temperature = 1.0
     top_p: TopP = 1.0
@@ -299,13 +291,54 @@ class CompletionRequest(Schema):
     seed: Seed | None = None
     stream: bool = False
     stream_options: dict[str, bool] | None = None
-    echo: bool = Field(False, description="Return the prompt before the completion.")
-    logprobs: Logprobs | None = None
     presence_penalty: Annotated[float, Field(ge=0.0, le=0.0)] = 0.0
     frequency_penalty: Annotated[float, Field(ge=0.0, le=0.0)] = 0.0
-    best_of: Annotated[int, Field(ge=1, le=1)] | None = None
     user: str | None = None
     whole_words: WholeWords | None = None
+
+    #: The request fields that are generation settings, by their ``GenerationSettings`` names.
+    _SETTINGS: ClassVar[dict[str, str]] = {
+        "max_tokens": "max_new_tokens",
+        "min_tokens": "min_new_tokens",
+        "temperature": "temperature",
+        "top_p": "top_p",
+        "top_k": "top_k",
+        "repetition_penalty": "repetition_penalty",
+        "n": "n",
+        "seed": "seed",
+        "stop": "stop",
+        "whole_words": "whole_words",
+    }
+
+    @field_validator("stop")
+    @classmethod
+    def _one_stop_is_a_list(cls, value: str | list[str] | None) -> list[str] | None:
+        return [value] if isinstance(value, str) else value
+
+    def requested(self) -> dict[str, Any]:
+        """The generation settings this request sets, by their ``GenerationSettings`` names
+        (unset fields take the model's defaults, then OpenAI's: see the openai router).
+        OpenAI's text is returned as generated (no cleaning)."""
+        names = self._SETTINGS
+        values = self.model_dump(include=self.model_fields_set & set(names))
+        given = {names[k]: v for k, v in values.items() if v is not None}
+        return given | {"clean": False}
+
+
+class CompletionRequest(OpenAIRequest):
+    """OpenAI's legacy ``POST /v1/completions`` request (the fields this server honours)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"prompt": "life is", "max_tokens": 24, "temperature": 0.8, "seed": 1}]
+        },
+    )
+
+    prompt: str | list[str] = Field(description="A prompt or a list of prompts.")
+    max_tokens: MaxNewTokens = 16
+    echo: bool = Field(False, description="Return the prompt before the completion.")
+    logprobs: Logprobs | None = None
+    best_of: Annotated[int, Field(ge=1, le=1)] | None = None
 
     @field_validator("prompt")
     @classmethod
@@ -314,38 +347,16 @@ class CompletionRequest(Schema):
             raise ValueError(f"prompt lists must hold 1 to {MAX_PROMPTS} prompts")
         return value
 
-    @field_validator("stop")
-    @classmethod
-    def _one_stop_is_a_list(cls, value: str | list[str] | None) -> list[str] | None:
-        return [value] if isinstance(value, str) else value
-
     @property
     def prompts(self) -> list[str]:
         return [self.prompt] if isinstance(self.prompt, str) else list(self.prompt)
 
     def requested(self) -> dict[str, Any]:
-        """The generation settings this request sets, by their ``GenerationSettings`` names
-        (unset fields take the model's defaults, then OpenAI's: see the openai router)."""
-        names = {
-            "max_tokens": "max_new_tokens",
-            "min_tokens": "min_new_tokens",
-            "temperature": "temperature",
-            "top_p": "top_p",
-            "top_k": "top_k",
-            "repetition_penalty": "repetition_penalty",
-            "n": "n",
-            "seed": "seed",
-            "stop": "stop",
-            "whole_words": "whole_words",
-        }
-        values = self.model_dump(include=self.model_fields_set & set(names))
         scoring = {
             "logprobs": self.logprobs,
             "prompt_logprobs": self.echo and self.logprobs is not None,
         }
-        return (
-            {names[k]: v for k, v in values.items() if v is not None} | scoring | {"clean": False}
-        )
+        return super().requested() | scoring
 
 
 class CompletionChoice(Schema):
@@ -372,42 +383,20 @@ class ChatMessage(Schema):
         return self.content or ""
 
 
-class ChatCompletionRequest(Schema):
+class ChatCompletionRequest(OpenAIRequest):
     """OpenAI's ``POST /v1/chat/completions`` request (the fields this server honours)."""
 
     model_config = ConfigDict(
-        extra="forbid",
-        strict=True,
         json_schema_extra={
             "examples": [{"messages": [{"role": "user", "content": "life is"}], "seed": 1}]
         },
     )
 
-    model: str | None = Field(None, description="Must name the served model (GET /v1/models).")
     messages: list[ChatMessage] = Field(min_length=1, max_length=256)
     max_tokens: MaxNewTokens | None = None
     max_completion_tokens: MaxNewTokens | None = None
-    min_tokens: MinNewTokens = 0
-    temperature: Temperature = 1.0
-    top_p: TopP = 1.0
-    top_k: TopK = 0
-    repetition_penalty: RepetitionPenalty = 1.0
-    n: Samples = 1
-    stop: StopString | StopStrings | None = None
-    seed: Seed | None = None
-    stream: bool = False
-    stream_options: dict[str, bool] | None = None
     logprobs: bool = False
     top_logprobs: Logprobs | None = None
-    presence_penalty: Annotated[float, Field(ge=0.0, le=0.0)] = 0.0
-    frequency_penalty: Annotated[float, Field(ge=0.0, le=0.0)] = 0.0
-    user: str | None = None
-    whole_words: WholeWords | None = None
-
-    @field_validator("stop")
-    @classmethod
-    def _one_stop_is_a_list(cls, value: str | list[str] | None) -> list[str] | None:
-        return [value] if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _check_logprobs(self) -> ChatCompletionRequest:
@@ -416,26 +405,12 @@ class ChatCompletionRequest(Schema):
         return self
 
     def requested(self) -> dict[str, Any]:
-        """The generation settings this request sets, by their ``GenerationSettings`` names."""
-        names = {
-            "min_tokens": "min_new_tokens",
-            "temperature": "temperature",
-            "top_p": "top_p",
-            "top_k": "top_k",
-            "repetition_penalty": "repetition_penalty",
-            "n": "n",
-            "seed": "seed",
-            "stop": "stop",
-            "whole_words": "whole_words",
-        }
-        values = self.model_dump(include=self.model_fields_set & set(names))
-        given = {names[k]: v for k, v in values.items() if v is not None}
-        limit = self.max_completion_tokens or self.max_tokens
-        if limit is not None:
-            given["max_new_tokens"] = limit
+        given = super().requested()
+        if self.max_completion_tokens is not None:  # the newer name wins
+            given["max_new_tokens"] = self.max_completion_tokens
         if self.logprobs:
             given["logprobs"] = self.top_logprobs or 0
-        return given | {"clean": False}
+        return given
 
 
 class ChatTopLogprob(Schema):

@@ -99,3 +99,30 @@ def run_cli(
 @pytest.fixture
 def fake_engine() -> FakeEngine:
     return FakeEngine()
+
+
+def run_on_terminal(*args: str, timeout: float = 60) -> tuple[int, str]:
+    """Run ``python -m quotegen`` with stdout on a pseudo-terminal (as a user's shell would);
+    its exit code and everything it printed there."""
+    import pty
+
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "quotegen", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=secondary,
+        stderr=subprocess.PIPE,
+    )
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            data = os.read(primary, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=timeout)
+    os.close(primary)
+    return proc.returncode, b"".join(chunks).decode().replace("\r\n", "\n")

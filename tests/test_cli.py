@@ -16,7 +16,7 @@ from quotegen import __version__
 from quotegen.cli import app
 from quotegen.schemas import GenerationResult
 from quotegen.text import one_line
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_on_terminal
 
 runner = CliRunner()
 
@@ -379,28 +379,10 @@ def test_one_line(text: str, line: str) -> None:
 
 def test_terminal_output_streams_and_ends_as_the_batch_path(tiny_model_dir: Path) -> None:
     """On a terminal a single prompt is streamed; the line printed equals the piped result."""
-    import pty
-
-    args = [sys.executable, "-m", "quotegen", "generate", "-m", str(tiny_model_dir), "--seed", "8"]
-    primary, secondary = pty.openpty()
-    proc = subprocess.Popen(
-        [*args, "life is"], stdin=subprocess.DEVNULL, stdout=secondary, stderr=subprocess.PIPE
-    )
-    os.close(secondary)
-    chunks = []
-    while True:
-        try:
-            data = os.read(primary, 4096)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    proc.wait(timeout=60)
-    os.close(primary)
-    on_terminal = b"".join(chunks).decode().replace("\r\n", "\n")
-    piped = run_cli(*args[3:], "life is").stdout
-    assert proc.returncode == 0
+    args = ["generate", "-m", str(tiny_model_dir), "--seed", "8", "life is"]
+    code, on_terminal = run_on_terminal(*args)
+    piped = run_cli(*args).stdout
+    assert code == 0
     assert on_terminal == piped
 
 

@@ -4,7 +4,6 @@ processes. Its output must be exactly a local run's, and it must not import torc
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_on_terminal
 from tests.test_server_live import LiveServer, serving
 
 PROMPTS = "life is\nlove\n\nthe secret of success\nnever\n"
@@ -57,28 +56,10 @@ def test_plain_lines_and_environment_variable(live: LiveServer, tiny_model_dir: 
 
 
 def test_terminal_streaming_ends_as_the_piped_line(live: LiveServer) -> None:
-    import pty
-
-    args = [sys.executable, "-m", "quotegen", "generate", "--server", live.url, "--seed", "8"]
-    primary, secondary = pty.openpty()
-    proc = subprocess.Popen(
-        [*args, "life is"], stdin=subprocess.DEVNULL, stdout=secondary, stderr=subprocess.PIPE
-    )
-    os.close(secondary)
-    chunks = []
-    while True:
-        try:
-            data = os.read(primary, 4096)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    proc.wait(timeout=60)
-    os.close(primary)
-    on_terminal = b"".join(chunks).decode().replace("\r\n", "\n")
-    piped = run_cli(*args[3:], "life is").stdout
-    assert proc.returncode == 0
+    args = ["generate", "--server", live.url, "--seed", "8", "life is"]
+    code, on_terminal = run_on_terminal(*args)
+    piped = run_cli(*args).stdout
+    assert code == 0
     assert on_terminal == piped
     assert on_terminal.startswith("Life is")
 
