@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
-from quotegen.config import DEFAULT_BATCH_SIZE
+from quotegen.config import DEFAULT_BATCH_SIZE, PROMPT_READER
 from quotegen.errors import OverloadedError, QuotegenError, as_user_error
 from quotegen.generation import Row, TextEngine
 from quotegen.schemas import GenerationResult
@@ -250,7 +250,7 @@ def generate_ordered(
             scheduler.close()
 
     # A daemon thread: on Ctrl-C the process must not wait for a blocked stdin read.
-    threading.Thread(target=feed, name="quotegen-prompts", daemon=True).start()
+    threading.Thread(target=feed, name=PROMPT_READER, daemon=True).start()
     emitted = 0
 
     def ready() -> Iterator[GenerationResult]:

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from quotegen.config import MAX_PROMPTS
+from quotegen.config import MAX_PROMPTS, PROMPT_READER
 from quotegen.errors import QuotegenError, UnauthorizedError
 
 #: Requests in flight at once: enough to keep the server's batches full.
@@ -172,7 +172,7 @@ def send_ordered(
         finally:
             lines.put(None)
 
-    threading.Thread(target=read, daemon=True, name="quotegen-prompts").start()
+    threading.Thread(target=read, daemon=True, name=PROMPT_READER).start()
     size = max(1, min(batch_size, MAX_PROMPTS))
     pending: queue.Queue[Future[list[Result]] | None] = queue.Queue(IN_FLIGHT)
     with ThreadPoolExecutor(IN_FLIGHT, thread_name_prefix="quotegen-request") as pool:

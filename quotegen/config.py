@@ -33,6 +33,9 @@ DEFAULT_PROMPTS: tuple[str, ...] = (
 MAX_SEED = 2**53 - 1
 #: Prompts in one request at most.
 MAX_PROMPTS = 64
+#: Name of the daemon thread that reads prompts from stdin (local and client mode); the CLI
+#: skips interpreter shutdown while one is alive (see ``quotegen.cli._exit``).
+PROMPT_READER = "quotegen-prompts"
 
 ENV_MODEL = "QUOTEGEN_MODEL"
 ENV_DEVICE = "QUOTEGEN_DEVICE"

@@ -7,9 +7,11 @@ commands that need them, so ``quotegen --help`` and ``--version`` stay instant.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
+import threading
 from typing import Any, NoReturn
 
 import typer
@@ -29,7 +31,7 @@ from quotegen.cli.options import (
 from quotegen.cli.serve import serve
 from quotegen.cli.train import evaluate, train
 from quotegen.cli.upload import upload
-from quotegen.config import debug_enabled
+from quotegen.config import PROMPT_READER, debug_enabled
 from quotegen.console import print_error, stderr_console
 from quotegen.errors import QuotegenError
 
@@ -116,12 +118,25 @@ def _usage_message(exc: Any) -> str:
     return f"{exc.format_message()} (see '{command} --help')"
 
 
+def _exit(code: int) -> NoReturn:
+    """Leave with ``code``. While a prompt reader may still be blocked on stdin (Ctrl-C, or an
+    error mid-stream), skip interpreter shutdown: if stdin closes during finalization, the woken
+    daemon thread is torn down inside torch's C++ runtime and the process aborts
+    ("terminate called without an active exception") instead of exiting with ``code``."""
+    if not any(t.name == PROMPT_READER and t.is_alive() for t in threading.enumerate()):
+        sys.exit(code)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
+
+
 def _quiet_broken_pipe() -> NoReturn:
     # The reader went away (e.g. `| head -1`): stop quietly, and keep Python from complaining
     # about the unflushable stdout at exit.
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
-    sys.exit(0)
+    _exit(0)
 
 
 def _defer_rich_markdown() -> None:
@@ -161,20 +176,20 @@ def main() -> None:
         result = app(standalone_mode=False, prog_name="quotegen")
     except UsageError as exc:
         print_error(_usage_message(exc))
-        sys.exit(2)
+        _exit(2)
     except (KeyboardInterrupt, typer.Abort):
         stderr_console().print("Interrupted.")
-        sys.exit(130)
+        _exit(130)
     except (BrokenPipeError, PipeClosed):
         _quiet_broken_pipe()
     except QuotegenError as exc:
         if debug_enabled():
             raise
         print_error(exc.message)
-        sys.exit(exc.exit_code)
+        _exit(exc.exit_code)
     except ClickException as exc:
         print_error(exc.format_message())  # type: ignore[attr-defined]
-        sys.exit(exc.exit_code)  # type: ignore[attr-defined]
+        _exit(exc.exit_code)  # type: ignore[attr-defined]
     except Exception as exc:
         if debug_enabled():
             raise
@@ -182,9 +197,9 @@ def main() -> None:
             f"Unexpected {type(exc).__name__}: {exc}. Set QUOTEGEN_DEBUG=1 for the traceback "
             "and please report it."
         )
-        sys.exit(1)
+        _exit(1)
     try:
         sys.stdout.flush()
     except BrokenPipeError:
         _quiet_broken_pipe()
-    sys.exit(result if isinstance(result, int) else 0)
+    _exit(result if isinstance(result, int) else 0)
