@@ -9,13 +9,14 @@ every word, and bits per byte hide nothing. The characters that only spell words
 in the model's ``generation_config.json`` as ``suppress_tokens``: the model reads them but
 never writes them, so everything it writes is a dictionary word.
 
-It is a ``tokenizers`` Unigram model (scores = log frequencies, so a known word is always one
-piece), saved as a standard ``tokenizer.json`` that any transformers install loads.
+It is a ``tokenizers`` BPE model with no merges that takes a whole pre-token from its vocabulary
+when it can (``ignore_merges``, as Llama 3's does): every known word is exactly one piece, any
+other is spelled. Saved as a standard ``tokenizer.json`` that any transformers install loads;
+it loads in a fraction of the time a Unigram model of the same vocabulary takes.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -83,18 +84,18 @@ def build_tokenizer(
         and len(piece.lstrip(SPACE)) > 1
         and is_word(piece.lstrip(SPACE), dictionary)
     }
-    singles = dict(chars)
-    for char in list(chars):
-        singles.setdefault(SPACE + char, 1) if char.isalpha() else None
-    total = sum(kept.values()) + sum(singles.values())
-    vocab: list[tuple[str, float]] = [(EOS, 0.0), (UNK, 0.0)]
-    vocab += [(f"<0x{b:02X}>", -30.0) for b in range(256)]
-    seen = {EOS, UNK}
-    for piece, count in sorted(singles.items()) + sorted(kept.items(), key=lambda kv: -kv[1]):
-        if piece not in seen:
-            seen.add(piece)
-            vocab.append((piece, math.log(count / total)))
-    model = models.Unigram(vocab, unk_id=1, byte_fallback=True)
+    # Ids: end-of-text, unknown, the 256 bytes, the characters (and "▁" + a letter: the
+    # one-letter words), then the words, most frequent first.
+    pieces = [EOS, UNK, *(f"<0x{b:02X}>" for b in range(256))]
+    pieces += sorted(set(chars) | {SPACE + char for char in chars if char.isalpha()})
+    pieces += [piece for piece, _ in sorted(kept.items(), key=lambda kv: (-kv[1], kv[0]))]
+    vocab = {piece: index for index, piece in enumerate(dict.fromkeys(pieces))}
+    # A word-level model: a pre-token in the vocabulary is one piece (ignore_merges), any
+    # other is split into its characters (no merges), and a character outside the vocabulary
+    # into its UTF-8 bytes.
+    model = models.BPE(
+        vocab=vocab, merges=[], unk_token=UNK, byte_fallback=True, ignore_merges=True
+    )
     tokenizer = Tokenizer(model)
     tokenizer.pre_tokenizer = pre
     # Llama's decoder: markers back to spaces, bytes back to characters, the first space off.
