@@ -13,7 +13,7 @@
 #    bench/quality.py's measurements.
 #
 # The model lands in quotegen/models/quotegen-mini (package data). Set DEVICE=cuda to train on a
-# GPU, PRETRAIN_EPOCHS and EPOCHS to change the number of epochs of each phase (2 and 3).
+# GPU, PRETRAIN_EPOCHS and EPOCHS to change the number of epochs of each phase (1 and 3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python="${PYTHON:-.venv/bin/python}"
@@ -41,7 +41,7 @@ model="$work/model"
 rm -rf "$pretrained" "$model"
 "$python" -m quotegen train "$work/pre-train.txt" --from-scratch --out "$pretrained" \
   --tokenizer words --min-count 2 --n-layer 4 --n-head 4 --n-embd 256 --context 96 \
-  --dropout 0.1 --epochs "${PRETRAIN_EPOCHS:-2}" --batch-size 32 --learning-rate 1e-3 \
+  --dropout 0.1 --epochs "${PRETRAIN_EPOCHS:-1}" --batch-size 32 --learning-rate 1e-3 \
   --max-length 96 --val-split 0.02 --seed 0 --save-dtype float32 --device "${DEVICE:-auto}" \
   --json > "$work/pretrain-report.json"
 # The same validation split as bench/quality.py's (--val-split 0.05 --seed 0): pre-train.txt
