@@ -14,7 +14,10 @@ model's own default settings and a fixed seed, then reports:
   the prompt's last word ("fear" -> "Fearh can ...");
 - verbatim copies: outputs that are a training quote;
 - bits per byte on held-out quotes: the corpus's validation split and modern quotes from
-  sources the model never saw (see quotegen/corpus.py), with the unknown-token rate.
+  sources the model never saw (see quotegen/corpus.py), with the unknown-token rate;
+- load time against the previous kind of bundled model, side by side: a 4-layer, 256-wide
+  GPT-2 with a 4,096-piece byte-level BPE trained on the same corpus, float32 weights, built
+  on the spot (``load_model``, warm imports, alternating, median of 7).
 
 The corpus comes from ``python -m quotegen.corpus`` (``--corpus DIR``, built there if absent).
 JSON in bench/results/quality.json, with the samples.
@@ -27,6 +30,7 @@ import json
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -53,6 +57,7 @@ TARGETS = {
     "glued_prompt_rate": "<= 0",
     "verbatim_copy_rate": "<= 0.02",
     "bits_per_byte": "<= 1.8",
+    "load_time_ratio": "<= 1.0",
 }
 WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*")
 SENTENCE_END = re.compile(r"[.!?][\"')\]]*$")
@@ -71,6 +76,29 @@ def corpus_files(folder: Path) -> tuple[list[str], list[str]]:
     train = (folder / "corpus.txt").read_text("utf-8").splitlines()
     modern = (folder / "held-out-modern.txt").read_text("utf-8").splitlines()
     return train, modern
+
+
+def previous_kind(quotes: list[str], folder: Path) -> Path:
+    """The previous bundled model's kind, random weights (loading does not depend on them)."""
+    from quotegen.training import new_gpt2, train_tokenizer
+
+    tokenizer = train_tokenizer(quotes, 4096, 128)
+    model = new_gpt2(tokenizer, n_positions=128, n_embd=256, n_layer=4, n_head=4, seed=0)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def load_seconds(models: dict[str, str], runs: int = 7) -> dict[str, float]:
+    """Median ``load_model`` time of each model, loaded alternately after one warm-up each."""
+    times: dict[str, list[float]] = {name: [] for name in models}
+    for run in range(runs + 1):
+        for name, ref in models.items():
+            started = time.perf_counter()
+            load_model(parse_model_ref(ref), device="cpu")
+            if run:
+                times[name].append(time.perf_counter() - started)
+    return {name: common.median(values) for name, values in times.items()}
 
 
 def main() -> None:
@@ -104,6 +132,9 @@ def main() -> None:
     bpb_modern, unk_modern = bits_per_byte(loaded.model, loaded.tokenizer, modern)
     held_out = validation + modern
     bpb, unknown = bits_per_byte(loaded.model, loaded.tokenizer, held_out)
+    with tempfile.TemporaryDirectory() as scratch:
+        baseline = previous_kind(train_all, Path(scratch))
+        load = load_seconds({"model": args.model, "previous": str(baseline)})
 
     measures = {
         "non_word_rate": len(non_words) / max(1, len(words)),
@@ -113,6 +144,7 @@ def main() -> None:
         "glued_prompt_rate": len(glued) / max(1, len(word_ending)),
         "verbatim_copy_rate": len(copies) / len(texts),
         "bits_per_byte": bpb,
+        "load_time_ratio": load["model"] / load["previous"],
     }
     rows = [
         {
@@ -133,6 +165,8 @@ def main() -> None:
         "bits_per_byte_modern": round(bpb_modern, 4),
         "unknown_token_rate": round(unknown, 5),
         "unknown_token_rate_modern": round(unk_modern, 5),
+        "load_seconds": round(load["model"], 4),
+        "load_seconds_previous_kind": round(load["previous"], 4),
         "held_out": {"validation": len(validation), "modern": len(modern)},
         "non_word_examples": sorted(set(non_words))[:40],
         "samples": {p: [r.text for r in results if r.prompt == p] for p in PROMPTS},

@@ -62,13 +62,16 @@ def main() -> None:
     train = json.loads((work / "train-report.json").read_text())
     quality = json.loads(quality_path.read_text())
     old_card = (model / "README.md").read_text()
-    settings = re.search(r"```json\n(.*?)\n```", old_card, re.S)
+    # The fine-tuning settings: the last block of train's own card (or of this card, re-run).
+    settings = list(re.finditer(r"```json\n(.*?)\n```", old_card, re.S))[-1:]
+    pretrained_card = (work / "pretrained" / "README.md").read_text()
+    pre_settings = re.search(r"```json\n(.*?)\n```", pretrained_card, re.S)
     rows = {r["measure"]: r for r in quality["rows"]}
     extra = quality
     sources = "\n".join(
         f"| {s['name']} | `{s['package'].split(':', 1)[1].split('==')[0]}` "
-        f"({s['package'].split(':')[0]}) | {s['version']} | {s['licence']} | {s['sayings']:,} |"
-        f"{' ' + s['role'] if s['role'] != 'train' else ''}"
+        f"({s['package'].split(':')[0]}) | {s['version']} | {s['licence']} | {s['sayings']:,}"
+        f"{' (' + s['role'] + ')' if s['role'] != 'train' else ''} |"
         for s in manifest["sources"]
     )
     metrics = "\n".join(
@@ -145,6 +148,10 @@ tokenizer spells rare words instead of hiding them).
 |---|---|---|---|
 {epoch_table(pretrain)}
 
+```json
+{pre_settings.group(1) if pre_settings else "{}"}
+```
+
 2. Fine-tuning on the sayings alone: best epoch {train["best_epoch"]} of the
    {len(train["epochs"])} trained, {train["seconds"] / 60:.0f} minutes{stopped}.
 
@@ -153,7 +160,7 @@ tokenizer spells rare words instead of hiding them).
 {epoch_table(train)}
 
 ```json
-{settings.group(1) if settings else "{}"}
+{settings[0].group(1) if settings else "{}"}
 ```
 
 ## Ten unselected samples
