@@ -37,6 +37,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
 
+from quotegen.config import TRAIN
 from quotegen.corpus import split_quotes
 from quotegen.evaluation import bits_per_byte
 from quotegen.generation import Engine
@@ -107,12 +108,14 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=8, help="per prompt")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--corpus", type=Path, default=common.CACHE / "corpus")
-    parser.add_argument("--val-split", type=float, default=0.05, help="as the model was trained")
+    parser.add_argument(
+        "--val-split", type=float, default=TRAIN.val_split, help="as the model was trained"
+    )
     args = parser.parse_args()
 
     dictionary = read_dictionary()
     train_all, modern = corpus_files(args.corpus)
-    _, validation = split_quotes(train_all, args.val_split, seed=0)
+    _, validation = split_quotes(train_all, args.val_split, seed=TRAIN.seed)
     loaded = load_model(parse_model_ref(args.model), device="cpu")
     engine = Engine(loaded)
     settings = engine.settings({"seed": args.seed, "n": args.samples})
