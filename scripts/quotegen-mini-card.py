@@ -19,7 +19,8 @@ from pathlib import Path
 CLEANING = """\
 - Entries split from each source's own format (fortune files' `%` lines, tfortunes' tag lines,
   the Devil's Dictionary's headwords as `Word: definition.`, Dhammapada verses without their
-  numbers, Bible verses joined while a verse ends in a comma).
+  numbers, Bible verses (read as OSIS, so no word loses its space) joined while a verse ends
+  in a comma).
 - Attribution lines (`-- Name`) and trailing ` -- Name` attributions removed; whitespace
   collapsed; typographic quotes and dashes made ASCII.
 - Dropped: entries over 200 characters or under 3 words, non-ASCII text, pictures and tables
@@ -27,8 +28,10 @@ CLEANING = """\
 - Exact duplicates removed across sources (case and punctuation ignored), in the order the
   sources are listed; then near-duplicates: sayings sharing their first 30 letters.
 - Pre-training text: WordNet's example sentences (the quoted parts of its glosses), first
-  letter capitalized and a full stop added, cleaned and de-duplicated the same way, mixed with
-  the sayings' training split (never the validation split or the held-out quotes).
+  letter capitalized and a full stop added, and the World English Bible's verses (every book
+  but Proverbs and Ecclesiastes, which are sayings above), cleaned and de-duplicated the same
+  way, mixed with the sayings' training split (never the validation split or the held-out
+  quotes).
 - Never used: offensive sets (`fortunes-off`, `-o` files), quotes from copyrighted scripts,
   novels or songs (startrek, pratchett, songs-poems, zippy), limericks."""
 
@@ -80,6 +83,7 @@ def main() -> None:
     )
     prompts = list(extra["samples"])[:10]
     samples = "\n".join(f"- {extra['samples'][p][0]}" for p in prompts)
+    pre_near = manifest.get("near_duplicates_removed_pre_train", 0)
     total = sum(s["sayings"] for s in manifest["sources"] if s["role"] == "train")
     stopped = (
         "; stopped early by hand, so the learning rate had not finished decaying"
@@ -98,7 +102,8 @@ license: gpl-3.0
 
 The small offline quote model that ships inside
 [quotegen](https://pypi.org/project/quotegen/): a 4-layer GPT-2 pre-trained from scratch on
-{total:,} short English sayings and WordNet's example sentences, then fine-tuned on the
+{total:,} short English sayings, WordNet's example sentences and the World English Bible's
+verses, then fine-tuned on the
 sayings, with a whole-word vocabulary (every piece it writes is a dictionary word; rarer words
 in a prompt are read letter by letter). Built by
 `scripts/build-quotegen-mini.sh` from a fresh machine.
@@ -111,7 +116,8 @@ in a prompt are read letter by letter). Built by
 
 Held out whole (never trained on): the modern quotes of the sources marked "held-out". Of the
 rest, 5 % (seed 0) is the validation split. {manifest["near_duplicates_removed"]:,}
-near-duplicates were removed. The weights are trained on one GPL-2.0-or-later collection
+near-duplicate sayings were removed (and {pre_near:,} pre-training sentences). The
+weights are trained on one GPL-2.0-or-later collection
 (fortune-anarchism), hence GPL-3.0; every other training source is BSD or public domain, and
 WordNet's examples are used under the WordNet 3.0 licence, whose notice follows.
 
@@ -140,9 +146,10 @@ tokenizer spells rare words instead of hiding them).
 
 {train["train_quotes"]:,} training and {train["val_quotes"]:,} validation sayings.
 
-1. Pre-training, from random weights: {pretrain["train_quotes"]:,} lines (the sayings' training
-   split and WordNet's example sentences, shuffled; {pretrain["val_quotes"]:,} of them for
-   validation), {pretrain["seconds"] / 60:.0f} minutes on the build machine (2 CPU cores).
+1. Pre-training, from random weights: {pretrain["train_quotes"]:,} lines (the sayings'
+   training split, WordNet's example sentences and the Bible's verses, shuffled;
+   {pretrain["val_quotes"]:,} of them for validation), {pretrain["seconds"] / 60:.0f} minutes
+   on the build machine (2 CPU cores).
 
 | epoch | train loss | val perplexity (token level) | seconds |
 |---|---|---|---|

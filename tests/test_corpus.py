@@ -12,10 +12,10 @@ from quotegen.corpus import (
     Source,
     build_corpus,
     clean_saying,
+    parse_bible,
     parse_devil,
     parse_dhammapada,
     parse_fortunes,
-    parse_proverbs,
     parse_tfortunes,
     parse_wordnet_examples,
     split_quotes,
@@ -94,9 +94,20 @@ def test_other_source_formats() -> None:
         "Proverbs 10:2: Treasures of wickedness profit nothing,\n\n"
         "Proverbs 10:3: but righteousness delivers from death.\n(engWEB2015eb)\n"
     )
-    assert parse_proverbs(proverbs) == [
+    assert parse_bible(proverbs) == [
         "A wise son makes a glad father; but a foolish son grieves his mother.",
         "Treasures of wickedness profit nothing, but righteousness delivers from death.",
+    ]
+    # Any book, a psalm's heading before its reference, the module's name at the end.
+    books = (
+        "II Kings 2:3: Do you know it?\nSong of Solomon 1:1: The Song of songs.\n"
+        "ALEPH Psalms 119:1: Blessed are those.\nRevelation of John 22:21: Amen.\n(engWEB2015eb)\n"
+    )
+    assert parse_bible(books) == [
+        "Do you know it?",
+        "The Song of songs.",
+        "Blessed are those.",
+        "Amen.",
     ]
     wordnet = (
         "  1 This software and database is being provided to you\n"

@@ -39,6 +39,7 @@ _FLAGS = {
     "dropout": "--dropout",
     "tokenizer": "--tokenizer",
     "min_count": "--min-count",
+    "max_words": "--max-words",
     "save_dtype": "--save-dtype",
 }
 
@@ -79,6 +80,12 @@ def train(
     min_count: int = typer.Option(
         TRAIN.min_count, "--min-count", help="--tokenizer words: fewest sightings of a word."
     ),
+    max_words: int | None = typer.Option(
+        TRAIN.max_words,
+        "--max-words",
+        show_default=False,
+        help="--tokenizer words: keep only the N most frequent words \\[default: all].",
+    ),
     save_dtype: str = typer.Option(
         TRAIN.save_dtype, "--save-dtype", help="float32, float16 or bfloat16 weights on disk."
     ),
@@ -116,6 +123,7 @@ def train(
             dropout=dropout,
             tokenizer=tokenizer,
             min_count=min_count,
+            max_words=max_words,
             save_dtype=save_dtype,
             allow_pickle=allow_pickle,
             trust_remote_code=trust_remote_code,
