@@ -295,6 +295,12 @@ def _near_key(saying: str) -> str:
     return "".join(c for c in saying.lower() if c.isalpha())[:30]
 
 
+def osis_to_plain(text: str) -> str:
+    """``diatheke -f osis`` output as plain text. Its own ``-f plain`` drops the space between
+    two words' markup ("<w>God</w><w>created</w>" -> "Godcreated")."""
+    return html.unescape(re.sub(r"<[^>]*>", "", text.replace("</w><w", "</w> <w")))
+
+
 def _read(source: Source, path: str, wheels: Path) -> str:
     kind, _, name = source.package.partition(":")
     if path.startswith("diatheke:"):
@@ -308,10 +314,7 @@ def _read(source: Source, path: str, wheels: Path) -> str:
             )
         except (OSError, subprocess.CalledProcessError) as exc:
             raise InputError(f"{source.name}: diatheke failed ({exc}).") from exc
-        # OSIS, made plain here: ``-f plain`` drops the space between adjacent words' markup
-        # ("God</w><w>created" -> "Godcreated").
-        plain = re.sub(r"<[^>]*>", "", done.stdout.replace("</w><w", "</w> <w"))
-        return html.unescape(plain)
+        return osis_to_plain(done.stdout)
     if kind == "pypi":
         wheel_name = name.replace("-", "_").replace("==", "-")
         found = sorted(wheels.glob(f"{wheel_name}-*.whl"))

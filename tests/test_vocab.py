@@ -64,6 +64,17 @@ def test_every_kept_word_is_one_piece_however_rare() -> None:
     assert tokenizer.convert_ids_to_tokens(ids) == [f"{SPACE}the", SPACE, *"dogs"]
 
 
+def test_max_words_keeps_the_most_frequent_words() -> None:
+    texts = ["the dog is here"] * 5 + ["the shed is there"] * 2
+    words = {"the", "shed", "is", "here", "there", "dog"}
+    tokenizer, _ = build_tokenizer(texts, words, max_words=4)
+    kept = {p for p in tokenizer.get_vocab() if p.startswith(SPACE) and len(p) > 2}
+    assert kept == {f"{SPACE}the", f"{SPACE}is", f"{SPACE}dog", f"{SPACE}here"}
+    ids = tokenizer("the shed", add_special_tokens=False)["input_ids"]
+    assert tokenizer.convert_ids_to_tokens(ids) == [f"{SPACE}the", SPACE, *"shed"]
+    assert tokenizer.decode(ids) == "the shed"
+
+
 def test_texts_start_after_end_of_text(built) -> None:  # type: ignore[no-untyped-def]
     tokenizer, _ = built
     ids = tokenizer("life is")["input_ids"]
