@@ -101,6 +101,7 @@ class TrainDefaults:
     tokenizer: str = "bpe"
     min_count: int = 2
     max_words: int | None = None
+    spelling_pieces: int = 0
     save_dtype: str = "float32"
 
 

@@ -238,6 +238,12 @@ class TrainConfig(BaseModel):
         le=1_000_000,
         description="Words: at most this many word pieces, the most frequent (default: all).",
     )
+    spelling_pieces: int = Field(
+        TRAIN.spelling_pieces,
+        ge=0,
+        le=100_000,
+        description="Words: sub-word pieces that spell the other words (never written).",
+    )
     save_dtype: Literal["float32", "float16", "bfloat16"] = Field(
         TRAIN.save_dtype,  # type: ignore[arg-type]
         description="Precision of the saved weights (they load as float32 on a CPU).",

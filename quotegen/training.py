@@ -135,6 +135,7 @@ def train(
                 read_dictionary(),
                 min_count=config.min_count,
                 max_words=config.max_words,
+                spelling_pieces=config.spelling_pieces,
                 context=config.context,
             )
         else:

@@ -17,6 +17,7 @@ it loads in a fraction of the time a Unigram model of the same vocabulary takes.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -68,12 +69,15 @@ def build_tokenizer(
     *,
     min_count: int = 2,
     max_words: int | None = None,
+    spelling_pieces: int = 0,
     context: int = 128,
 ) -> tuple[Any, list[int]]:
     """A whole-word tokenizer for ``texts`` (wrapped for transformers) and the ids of the
     pieces that only spell words (the model's ``suppress_tokens``): the words seen at least
     ``min_count`` times, at most the ``max_words`` most frequent of them (a smaller vocabulary
-    loads faster and trains faster; the others are spelled)."""
+    loads faster and trains faster; the others are spelled). With ``spelling_pieces`` the
+    other words are spelled with up to that many sub-word pieces (BPE merges learned on them)
+    as well as characters: fewer, better-predicted tokens a rare word, still never written."""
     from tokenizers import Tokenizer, decoders, models, processors
     from transformers import PreTrainedTokenizerFast
 
@@ -97,12 +101,16 @@ def build_tokenizer(
     pieces += sorted(set(chars) | {SPACE + char for char in chars if char.isalpha()})
     ranked = [piece for piece, _ in sorted(kept.items(), key=lambda kv: (-kv[1], kv[0]))]
     pieces += ranked[:max_words]
+    word_pieces = set(ranked[:max_words]) | {SPACE + word for word in ONE_LETTER_WORDS}
+    spelled = Counter({w: n for w, n in words.items() if w not in word_pieces})
+    merges = _spelling_merges(spelled, spelling_pieces, word_pieces)
+    pieces += [left + right for left, right in merges]
     vocab = {piece: index for index, piece in enumerate(dict.fromkeys(pieces))}
     # A word-level model: a pre-token in the vocabulary is one piece (ignore_merges), any
-    # other is split into its characters (no merges), and a character outside the vocabulary
-    # into its UTF-8 bytes.
+    # other is split into its characters and merged into spelling pieces, and a character
+    # outside the vocabulary into its UTF-8 bytes.
     model = models.BPE(
-        vocab=vocab, merges=[], unk_token=UNK, byte_fallback=True, ignore_merges=True
+        vocab=vocab, merges=merges, unk_token=UNK, byte_fallback=True, ignore_merges=True
     )
     tokenizer = Tokenizer(model)
     tokenizer.pre_tokenizer = pre
@@ -131,16 +139,49 @@ def build_tokenizer(
     return wrapped, spelling_ids(wrapped)
 
 
+def _spelling_merges(
+    spelled: Counter[str], count: int, words: set[str]
+) -> list[tuple[str, str]]:
+    """Up to ``count`` BPE merges learned on the words that are spelled (with their counts),
+    none of whose results is a word piece: so every merge result only spells, and a kept
+    word ("▁walk") is never mistaken for a spelling piece of a longer one."""
+    if count <= 0 or not spelled:
+        return []
+    from tokenizers import Tokenizer, models, trainers
+
+    alphabet = sorted({char for word in spelled for char in word})
+    learner = Tokenizer(models.BPE())
+    trainer = trainers.BpeTrainer(
+        vocab_size=len(alphabet) + count,
+        min_frequency=2,
+        show_progress=False,
+        initial_alphabet=alphabet,
+        limit_alphabet=len(alphabet),
+    )
+    learner.train_from_iterator(
+        (word for word, n in sorted(spelled.items()) for _ in range(n)), trainer=trainer
+    )
+    learned = json.loads(learner.to_str())["model"]["merges"]
+    pairs = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in learned]
+    return [(left, right) for left, right in pairs if left + right not in words]
+
+
 def spelling_ids(tokenizer: Any) -> list[int]:
     """Ids of a whole-word tokenizer's pieces that spell rather than are words: bytes, the
-    unknown token, and single letters, but for the one-letter words after a space ("▁a",
-    "▁I"). They go in the model's ``suppress_tokens``."""
+    unknown token, single letters (but for the one-letter words after a space: "▁a", "▁I"),
+    and the results of its merges (the sub-word spelling pieces). They go in the model's
+    ``suppress_tokens``."""
+    state = json.loads(tokenizer.backend_tokenizer.to_str())["model"]
+    merged = {
+        "".join(m.split(" ", 1)) if isinstance(m, str) else "".join(m)
+        for m in state.get("merges") or []
+    }
     banned = []
     for piece, index in sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1]):
         bare = piece.lstrip(SPACE)
         is_byte = re.fullmatch(r"<0x[0-9A-F]{2}>", piece) is not None
         is_letter = len(bare) == 1 and bare.isalpha()
         is_letter = is_letter and not (piece.startswith(SPACE) and bare in ONE_LETTER_WORDS)
-        if piece == UNK or is_byte or is_letter:
+        if piece == UNK or is_byte or is_letter or piece in merged:
             banned.append(index)
     return banned

@@ -7,13 +7,13 @@
 #    (quotegen/corpus.py lists every source with its licence);
 # 2. builds the corpus (cleaned, de-duplicated exactly and nearly) into $WORK;
 # 3. pre-trains a small GPT-2 from scratch, with the whole-word tokenizer (quotegen/vocab.py,
-#    the 9,600 most frequent words), on the sayings' training split mixed with WordNet's example
+#    the 9,000 most frequent words; the others spelled with 1,000 sub-word pieces it never writes), on the sayings' training split mixed with WordNet's example
 #    sentences and the World English Bible (plain English), then fine-tunes it on the sayings;
 # 4. writes the model card (sources, cleaning, metrics, settings, samples) from
 #    bench/quality.py's measurements.
 #
 # The model lands in quotegen/models/quotegen-mini (package data). Set DEVICE=cuda to train on a
-# GPU, PRETRAIN_EPOCHS and EPOCHS to change the number of epochs of each phase (6 and 4).
+# GPU, PRETRAIN_EPOCHS and EPOCHS to change the number of epochs of each phase (7 and 3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python="${PYTHON:-.venv/bin/python}"
@@ -40,14 +40,14 @@ pretrained="$work/pretrained"
 model="$work/model"
 rm -rf "$pretrained" "$model"
 "$python" -m quotegen train "$work/pre-train.txt" --from-scratch --out "$pretrained" \
-  --tokenizer words --min-count 2 --max-words 9600 --n-layer 4 --n-head 4 --n-embd 256 --context 96 \
-  --dropout 0.1 --epochs "${PRETRAIN_EPOCHS:-6}" --batch-size 32 --learning-rate 1e-3 \
+  --tokenizer words --min-count 2 --max-words 9000 --spelling-pieces 1000 --n-layer 4 --n-head 4 --n-embd 256 --context 96 \
+  --dropout 0.1 --epochs "${PRETRAIN_EPOCHS:-7}" --batch-size 32 --learning-rate 1e-3 \
   --max-length 96 --val-split 0.02 --seed 0 --save-dtype float32 --device "${DEVICE:-auto}" \
   --json > "$work/pretrain-report.json"
 # The same validation split as bench/quality.py's (--val-split 0.05 --seed 0): pre-train.txt
 # holds only the other 95 % of the sayings.
 "$python" -m quotegen train "$work/corpus.txt" --base "$pretrained" --out "$model" \
-  --epochs "${EPOCHS:-4}" --batch-size 32 --learning-rate 5e-4 --max-length 96 \
+  --epochs "${EPOCHS:-3}" --batch-size 32 --learning-rate 5e-4 --max-length 96 \
   --val-split 0.05 --seed 0 --save-dtype float32 --device "${DEVICE:-auto}" --json \
   > "$work/train-report.json"
 

@@ -40,6 +40,7 @@ _FLAGS = {
     "tokenizer": "--tokenizer",
     "min_count": "--min-count",
     "max_words": "--max-words",
+    "spelling_pieces": "--spelling-pieces",
     "save_dtype": "--save-dtype",
 }
 
@@ -86,6 +87,12 @@ def train(
         show_default=False,
         help="--tokenizer words: keep only the N most frequent words \\[default: all].",
     ),
+    spelling_pieces: int = typer.Option(
+        TRAIN.spelling_pieces,
+        "--spelling-pieces",
+        help="--tokenizer words: spell the other words with up to N sub-word pieces (BPE "
+        "merges learned on them) besides characters; the model never writes them.",
+    ),
     save_dtype: str = typer.Option(
         TRAIN.save_dtype, "--save-dtype", help="float32, float16 or bfloat16 weights on disk."
     ),
@@ -124,6 +131,7 @@ def train(
             tokenizer=tokenizer,
             min_count=min_count,
             max_words=max_words,
+            spelling_pieces=spelling_pieces,
             save_dtype=save_dtype,
             allow_pickle=allow_pickle,
             trust_remote_code=trust_remote_code,
