@@ -41,13 +41,16 @@ def build_tiny_gpt2(
     seed: int = 0,
     corpus: list[str] | None = None,
     tokenizer_kind: str = "bpe",
+    dictionary: set[str] | None = None,
+    spelling_pieces: int = 0,
     generation: dict[str, object] | None = None,
     chat_template: str | None = None,
 ) -> Path:
     """Save a random-weight GPT-2 and its freshly trained tokenizer to ``out``.
 
     ``quote_special_tokens`` mimics seed 2's quote model, which adds ``<BOS>``, ``<EOS>`` and
-    ``<PAD>`` on top of GPT-2's vocabulary.
+    ``<PAD>`` on top of GPT-2's vocabulary. A "words" tokenizer keeps every word of the
+    corpus (or of ``dictionary``) and spells the others, with ``spelling_pieces`` if given.
     """
     from transformers import GenerationConfig
 
@@ -57,9 +60,12 @@ def build_tiny_gpt2(
     if tokenizer_kind == "words":  # whole words (quotegen.vocab), a leading-space marker
         from quotegen.vocab import build_tokenizer
 
-        words = {w.strip(".,;!?\"'") for t in texts for w in t.split()}
+        words = dictionary or {w.strip(".,;!?\"'") for t in texts for w in t.split()}
         tokenizer, spelling = build_tokenizer(
-            texts, words | {w.lower() for w in words}, min_count=1
+            texts,
+            words | {w.lower() for w in words},
+            min_count=1,
+            spelling_pieces=spelling_pieces,
         )
         if generation is not None and generation.get("suppress_tokens") == "spelling":
             generation = {**generation, "suppress_tokens": spelling}

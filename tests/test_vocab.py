@@ -81,15 +81,23 @@ def test_texts_start_after_end_of_text(built) -> None:  # type: ignore[no-untype
     assert ids[0] == tokenizer.eos_token_id
 
 
-def test_model_writes_only_known_words(tmp_path: Path) -> None:
+@pytest.mark.parametrize("spelling_pieces", [0, 40])
+def test_model_writes_only_known_words(tmp_path: Path, spelling_pieces: int) -> None:
+    # With spelling pieces, the long words are not in the dictionary: spelled, never written.
+    known = {w.strip(".,;!?\"'") for t in CORPUS for w in t.split()}
+    if spelling_pieces:
+        known = {w for w in known if len(w) < 6}
     path = build_tiny_gpt2(
         tmp_path / "w",
         tokenizer_kind="words",
+        dictionary=known,
+        spelling_pieces=spelling_pieces,
         generation={"do_sample": True, "suppress_tokens": "spelling"},
     )
     engine = Engine(load_model(parse_model_ref(str(path)), device="cpu"))
     settings = GenerationSettings(seed=1, n=16, max_new_tokens=12, stop=[], top_k=0, top_p=1.0)
-    vocabulary = {w.lower() for t in CORPUS for w in re.findall(r"[A-Za-z']+", t)} | {"a", "i"}
+    vocabulary = {w.lower() for w in known} | {"a", "i"}
+    assert len(vocabulary) > 20
     for result in engine.generate(["life is", "love"], settings):
         for word in re.findall(r"[A-Za-z']+", result.completion):
             assert word.lower() in vocabulary, (word, result.completion)
@@ -104,3 +112,47 @@ def test_suppressed_tokens_are_never_generated(tmp_path: Path) -> None:
     engine.run(rows)
     assert all(not 2 <= t < 300 for row in rows for t in row.token_ids)
     assert any(row.token_ids for row in rows)
+
+
+SPELLING_TEXTS = (
+    ["the walker is walking here"] * 3
+    + ["quixotic zephyrs and quixotically zany zebras", "walkable zones and walkways"] * 4
+)
+SPELLING_WORDS = {"the", "walker", "is", "walking", "walk", "here", "and", "zones"}
+
+
+def test_spelling_pieces_spell_rare_words_in_fewer_pieces(tmp_path: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from quotegen.vocab import spelling_ids
+
+    plain, _ = build_tokenizer(SPELLING_TEXTS, SPELLING_WORDS, min_count=2)
+    tokenizer, suppressed = build_tokenizer(
+        SPELLING_TEXTS, SPELLING_WORDS, min_count=2, spelling_pieces=30
+    )
+    text = "the walker is quixotically walking past zany zebras"
+
+    def pieces(t):  # type: ignore[no-untyped-def]
+        return t.convert_ids_to_tokens(t(text, add_special_tokens=False)["input_ids"])
+
+    assert len(pieces(tokenizer)) < len(pieces(plain))
+    assert tokenizer.decode(tokenizer(text, add_special_tokens=False)["input_ids"]) == text
+    spelled = set(tokenizer.convert_ids_to_tokens(suppressed))
+    # Known words stay one piece that the model may write; every other piece only spells.
+    assert pieces(tokenizer)[:3] == [f"{SPACE}the", f"{SPACE}walker", f"{SPACE}is"]
+    # ("walk" is a dictionary word but never seen alone: not kept, so "▁walk" may spell.)
+    kept = SPELLING_WORDS - {"walk"}
+    words = {f"{SPACE}{w}" for w in kept} | {f"{SPACE}a", f"{SPACE}I"}
+    assert not spelled & words
+    assert any(len(p.lstrip(SPACE)) > 1 for p in spelled)  # sub-word pieces, not only letters
+    for piece in pieces(tokenizer)[3:]:
+        assert piece in words | spelled | {SPACE}, piece
+    # Saved and loaded again, the same pieces are found to spell (set_generation_defaults).
+    tokenizer.save_pretrained(tmp_path)
+    assert spelling_ids(AutoTokenizer.from_pretrained(tmp_path)) == suppressed
+
+
+def test_spelling_pieces_are_reproducible() -> None:
+    first, _ = build_tokenizer(SPELLING_TEXTS, SPELLING_WORDS, spelling_pieces=30)
+    again, _ = build_tokenizer(list(SPELLING_TEXTS), SPELLING_WORDS, spelling_pieces=30)
+    assert first.backend_tokenizer.to_str() == again.backend_tokenizer.to_str()
