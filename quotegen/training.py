@@ -304,6 +304,21 @@ def save_model(
         path.chmod(0o644)
 
 
+#: The training settings that only shape a model trained from scratch.
+FROM_SCRATCH_ONLY = {
+    "vocab_size",
+    "n_layer",
+    "n_head",
+    "n_embd",
+    "context",
+    "dropout",
+    "tokenizer",
+    "min_count",
+    "max_words",
+    "spelling_pieces",
+}
+
+
 def model_card(config: TrainConfig, report: TrainReport, base_name: str, data_name: str) -> str:
     """A Hugging Face model card: YAML metadata, then what was trained on what, and how well."""
     best = report.best_val_perplexity
@@ -330,8 +345,10 @@ def model_card(config: TrainConfig, report: TrainReport, base_name: str, data_na
     }
     if config.base:
         metadata["base_model"] = config.base
+    # Fine-tuning keeps the base's tokenizer and shape: its card lists only what applied.
+    unused = set() if config.from_scratch else FROM_SCRATCH_ONLY
     settings = config.model_dump(
-        mode="json", exclude={"out", "allow_pickle", "trust_remote_code", "device"}
+        mode="json", exclude={"out", "allow_pickle", "trust_remote_code", "device", *unused}
     )
     epochs = "\n".join(
         f"| {e.epoch} | {e.train_loss:.3f} | {e.val_perplexity:.2f} | {e.seconds:.0f} |"

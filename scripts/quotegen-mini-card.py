@@ -103,10 +103,9 @@ license: gpl-3.0
 The small offline quote model that ships inside
 [quotegen](https://pypi.org/project/quotegen/): a 4-layer GPT-2 pre-trained from scratch on
 {total:,} short English sayings, WordNet's example sentences and the World English Bible's
-verses, then fine-tuned on the
-sayings, with a whole-word vocabulary (every piece it writes is a dictionary word; rarer words
-in a prompt are read letter by letter). Built by
-`scripts/build-quotegen-mini.sh` from a fresh machine.
+verses, then fine-tuned on the sayings, with a whole-word vocabulary: every piece it writes
+is a dictionary word; rarer words (in a prompt, say) are read in sub-word pieces and letters
+that it never writes. Built by `scripts/build-quotegen-mini.sh` from a fresh machine.
 
 ## Data
 

@@ -72,6 +72,7 @@ def test_train_from_scratch_gives_a_loadable_better_model(tmp_path: Path) -> Non
     card = (tmp_path / "m" / "README.md").read_text()
     assert card.startswith('---\nlibrary_name: "transformers"')
     assert f"**{best:.2f}**" in card
+    assert '"n_layer": ' in card
     generation = json.loads((tmp_path / "m" / "generation_config.json").read_text())
     assert generation["do_sample"] is True
     assert generation["max_new_tokens"] == 40
@@ -117,7 +118,11 @@ def test_fine_tune_a_base_model(tmp_path: Path, tiny_model_dir: Path) -> None:
     report = train(config, QUOTES)
     assert report.best_val_perplexity is not None
     assert report.best_val_perplexity < report.initial_val_perplexity
-    assert "base_model: " in (tmp_path / "ft" / "README.md").read_text()
+    card = (tmp_path / "ft" / "README.md").read_text()
+    assert "base_model: " in card
+    # The card's settings are those fine-tuning used, not train's from-scratch defaults.
+    assert '"learning_rate": 0.005' in card
+    assert '"tokenizer"' not in card and '"n_layer"' not in card
     load_model(parse_model_ref(str(tmp_path / "ft")), device="cpu")
 
 
