@@ -139,9 +139,7 @@ def build_tokenizer(
     return wrapped, spelling_ids(wrapped)
 
 
-def _spelling_merges(
-    spelled: Counter[str], count: int, words: set[str]
-) -> list[tuple[str, str]]:
+def _spelling_merges(spelled: Counter[str], count: int, words: set[str]) -> list[tuple[str, str]]:
     """Up to ``count`` BPE merges learned on the words that are spelled (with their counts),
     none of whose results is a word piece: so every merge result only spells, and a kept
     word ("▁walk") is never mistaken for a spelling piece of a longer one."""

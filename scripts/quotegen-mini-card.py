@@ -16,6 +16,8 @@ import re
 import sys
 from pathlib import Path
 
+from quotegen.training import FROM_SCRATCH_ONLY
+
 CLEANING = """\
 - Entries split from each source's own format (fortune files' `%` lines, tfortunes' tag lines,
   the Devil's Dictionary's headwords as `Word: definition.`, Dhammapada verses without their
@@ -66,7 +68,10 @@ def main() -> None:
     quality = json.loads(quality_path.read_text())
     old_card = (model / "README.md").read_text()
     # The fine-tuning settings: the last block of train's own card (or of this card, re-run).
-    settings = list(re.finditer(r"```json\n(.*?)\n```", old_card, re.S))[-1:]
+    # (less the from-scratch settings, which fine-tuning does not use).
+    blocks = re.findall(r"```json\n(.*?)\n```", old_card, re.S)
+    tuned = json.loads(blocks[-1]) if blocks else {}
+    tuned = {key: value for key, value in tuned.items() if key not in FROM_SCRATCH_ONLY}
     pretrained_card = (work / "pretrained" / "README.md").read_text()
     pre_settings = re.search(r"```json\n(.*?)\n```", pretrained_card, re.S)
     rows = {r["measure"]: r for r in quality["rows"]}
@@ -166,7 +171,7 @@ tokenizer spells rare words instead of hiding them).
 {epoch_table(train)}
 
 ```json
-{settings[0].group(1) if settings else "{}"}
+{json.dumps(tuned, indent=2)}
 ```
 
 ## Ten unselected samples

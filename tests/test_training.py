@@ -122,7 +122,8 @@ def test_fine_tune_a_base_model(tmp_path: Path, tiny_model_dir: Path) -> None:
     assert "base_model: " in card
     # The card's settings are those fine-tuning used, not train's from-scratch defaults.
     assert '"learning_rate": 0.005' in card
-    assert '"tokenizer"' not in card and '"n_layer"' not in card
+    assert '"tokenizer"' not in card
+    assert '"n_layer"' not in card
     load_model(parse_model_ref(str(tmp_path / "ft")), device="cpu")
 
 

@@ -114,10 +114,10 @@ def test_suppressed_tokens_are_never_generated(tmp_path: Path) -> None:
     assert any(row.token_ids for row in rows)
 
 
-SPELLING_TEXTS = (
-    ["the walker is walking here"] * 3
-    + ["quixotic zephyrs and quixotically zany zebras", "walkable zones and walkways"] * 4
-)
+SPELLING_TEXTS = ["the walker is walking here"] * 3 + [
+    "quixotic zephyrs and quixotically zany zebras",
+    "walkable zones and walkways",
+] * 4
 SPELLING_WORDS = {"the", "walker", "is", "walking", "walk", "here", "and", "zones"}
 
 
