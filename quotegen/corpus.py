@@ -271,9 +271,20 @@ DEBIAN_PACKAGES = sorted(
 PYPI_WHEELS = sorted({s.package.split(":", 1)[1] for s in SOURCES if s.package.startswith("pypi:")})
 
 
+def _overstruck(match: re.Match[str]) -> str:
+    first, second = match.group(1), match.group(2)
+    return first if first.isalnum() and not second.isalnum() else second
+
+
 def clean_saying(text: str) -> str | None:
     """One saying on one line in plain ASCII punctuation, or None for what is not a short
     English saying (too long, too short, pictures, tables, code)."""
+    # Old fortune files underline, embolden and accent with backspaces: "_\bN", "I\bI",
+    # "Ren'\be". Keep the letter.
+    while "\b" in text:
+        text, count = re.subn(r"([^\b])\x08([^\b])", _overstruck, text)
+        if not count:
+            text = text.replace("\b", "")
     saying = collapse_whitespace(text.translate(_CURLY))
     # "... -- John Keats": an attribution on the saying's own line.
     head, dash, tail = saying.rpartition(" -- ")

@@ -166,9 +166,10 @@ def _spelling_merges(spelled: Counter[str], count: int, words: set[str]) -> list
 
 def spelling_ids(tokenizer: Any) -> list[int]:
     """Ids of a whole-word tokenizer's pieces that spell rather than are words: bytes, the
-    unknown token, single letters (but for the one-letter words after a space: "▁a", "▁I"),
-    and the results of its merges (the sub-word spelling pieces). They go in the model's
-    ``suppress_tokens``."""
+    unknown token, single letters (but for the one-letter words after a space: "▁a", "▁I")
+    and digits (numbers it has seen often are pieces of their own; others, glued to words or
+    run on for a line, are junk), and the results of its merges (the sub-word spelling
+    pieces). They go in the model's ``suppress_tokens``."""
     state = json.loads(tokenizer.backend_tokenizer.to_str())["model"]
     merged = {
         "".join(m.split(" ", 1)) if isinstance(m, str) else "".join(m)
@@ -178,7 +179,7 @@ def spelling_ids(tokenizer: Any) -> list[int]:
     for piece, index in sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1]):
         bare = piece.lstrip(SPACE)
         is_byte = re.fullmatch(r"<0x[0-9A-F]{2}>", piece) is not None
-        is_letter = len(bare) == 1 and bare.isalpha()
+        is_letter = len(bare) == 1 and bare.isalnum()
         is_letter = is_letter and not (piece.startswith(SPACE) and bare in ONE_LETTER_WORDS)
         if piece == UNK or is_byte or is_letter or piece in merged:
             banned.append(index)

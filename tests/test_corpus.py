@@ -69,6 +69,16 @@ def test_parse_fortunes_then_clean() -> None:
         ("(1) First of a numbered list here", None),
         ("Two words", None),
         ("Caf\u00e9 society is not ASCII at all", None),
+        # Overstrikes of old fortune files: underlined, bold, accented.
+        (
+            "If _\bN persons write it, I\bI win, says Ren'\be.",
+            "If N persons write it, I win, says Rene.",
+        ),
+        (
+            "Plus ,\bca change, plus c'est la m^\beme chose.",
+            "Plus ca change, plus c'est la meme chose.",
+        ),
+        ("A stray \b backspace is dropped here", "A stray backspace is dropped here"),
     ],
 )
 def test_clean_saying(raw: str, cleaned: str | None) -> None:

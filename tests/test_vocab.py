@@ -52,6 +52,16 @@ def test_known_words_are_one_piece_rare_ones_spelled(built) -> None:  # type: ig
     assert f"{SPACE}Life" not in spelled
 
 
+def test_frequent_numbers_are_pieces_digits_only_spell() -> None:
+    texts = ["the year 1999 came", "the year 1999 went", "in 42 BC or 7 AD"]
+    tokenizer, suppressed = build_tokenizer(texts, {"the", "year", "came", "went", "in", "or"})
+    spelled = set(tokenizer.convert_ids_to_tokens(suppressed))
+    assert {"1", "9", "4", "2", "7"} <= spelled  # a number never written digit by digit
+    assert f"{SPACE}1999" not in spelled
+    ids = tokenizer("the year 1999", add_special_tokens=False)["input_ids"]
+    assert tokenizer.convert_ids_to_tokens(ids)[-1] == f"{SPACE}1999"
+
+
 def test_every_kept_word_is_one_piece_however_rare() -> None:
     # The Unigram model this replaced glued unknown words from known pieces ("▁dog" + "s"), and
     # on a big corpus spelled rare words whose letters are frequent (five frequent pieces
