@@ -160,6 +160,7 @@ def train(
             optimize=False,
         )
         model, tokenizer = loaded.model, loaded.tokenizer
+        suppress = loaded.suppress_token_ids  # a whole-word base's spelling pieces stay unwritten
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         base_name = loaded.name
@@ -319,6 +320,18 @@ FROM_SCRATCH_ONLY = {
 }
 
 
+def used_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """The training settings that applied, for a model card: fine-tuning keeps its base's
+    tokenizer and shape, a word tokenizer has no ``vocab_size``, a BPE one no word settings."""
+    if not settings.get("from_scratch"):
+        unused = FROM_SCRATCH_ONLY
+    elif settings.get("tokenizer") == "words":
+        unused = {"vocab_size"}
+    else:
+        unused = {"min_count", "max_words", "spelling_pieces"}
+    return {key: value for key, value in settings.items() if key not in unused}
+
+
 def model_card(config: TrainConfig, report: TrainReport, base_name: str, data_name: str) -> str:
     """A Hugging Face model card: YAML metadata, then what was trained on what, and how well."""
     best = report.best_val_perplexity
@@ -345,10 +358,10 @@ def model_card(config: TrainConfig, report: TrainReport, base_name: str, data_na
     }
     if config.base:
         metadata["base_model"] = config.base
-    # Fine-tuning keeps the base's tokenizer and shape: its card lists only what applied.
-    unused = set() if config.from_scratch else FROM_SCRATCH_ONLY
-    settings = config.model_dump(
-        mode="json", exclude={"out", "allow_pickle", "trust_remote_code", "device", *unused}
+    settings = used_settings(
+        config.model_dump(
+            mode="json", exclude={"out", "allow_pickle", "trust_remote_code", "device"}
+        )
     )
     epochs = "\n".join(
         f"| {e.epoch} | {e.train_loss:.3f} | {e.val_perplexity:.2f} | {e.seconds:.0f} |"

@@ -16,7 +16,7 @@ import re
 import sys
 from pathlib import Path
 
-from quotegen.training import FROM_SCRATCH_ONLY
+from quotegen.training import used_settings
 
 CLEANING = """\
 - Entries split from each source's own format (fortune files' `%` lines, tfortunes' tag lines,
@@ -67,13 +67,13 @@ def main() -> None:
     train = json.loads((work / "train-report.json").read_text())
     quality = json.loads(quality_path.read_text())
     old_card = (model / "README.md").read_text()
-    # The fine-tuning settings: the last block of train's own card (or of this card, re-run).
-    # (less the from-scratch settings, which fine-tuning does not use).
+    # The fine-tuning settings: the last block of train's own card (or of this card, re-run),
+    # only those that applied.
     blocks = re.findall(r"```json\n(.*?)\n```", old_card, re.S)
-    tuned = json.loads(blocks[-1]) if blocks else {}
-    tuned = {key: value for key, value in tuned.items() if key not in FROM_SCRATCH_ONLY}
+    tuned = used_settings(json.loads(blocks[-1]) if blocks else {})
     pretrained_card = (work / "pretrained" / "README.md").read_text()
-    pre_settings = re.search(r"```json\n(.*?)\n```", pretrained_card, re.S)
+    pre_block = re.search(r"```json\n(.*?)\n```", pretrained_card, re.S)
+    pre_settings = used_settings(json.loads(pre_block.group(1)) if pre_block else {})
     rows = {r["measure"]: r for r in quality["rows"]}
     extra = quality
     sources = "\n".join(
@@ -160,7 +160,7 @@ tokenizer spells rare words instead of hiding them).
 {epoch_table(pretrain)}
 
 ```json
-{pre_settings.group(1) if pre_settings else "{}"}
+{json.dumps(pre_settings, indent=2)}
 ```
 
 2. Fine-tuning on the sayings alone: best epoch {train["best_epoch"]} of the

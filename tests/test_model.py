@@ -189,3 +189,24 @@ def test_auto_device_and_dtype_on_cpu() -> None:
     assert choose_dtype("bfloat16", device) == torch.bfloat16
     with pytest.raises(DeviceError, match="Unknown dtype"):
         choose_dtype("float8", device)
+
+
+@pytest.mark.parametrize("broken", [False, True])
+def test_generation_config_passed_lean_and_suppressed_ids_kept_aside(
+    tmp_path: Path, tiny_model_dir: Path, broken: bool
+) -> None:
+    import json
+
+    model_dir = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, model_dir)
+    declared = {"eos_token_id": 0, "max_new_tokens": 17, "suppress_tokens": [5, 6, 7]}
+    if broken:  # not a generation config transformers accepts: it is left to transformers
+        declared["num_beams"] = "many"
+    (model_dir / "generation_config.json").write_text(json.dumps(declared))
+    loaded = load_model(parse_model_ref(str(model_dir)), device="cpu")
+    assert loaded.suppress_token_ids == [5, 6, 7]
+    assert loaded.eos_token_ids == [0]
+    if not broken:
+        assert loaded.model.generation_config.max_new_tokens == 17
+        # quotegen applies them itself; transformers need not carry (and re-serialise) them.
+        assert not loaded.model.generation_config.suppress_tokens

@@ -16,7 +16,7 @@ from quotegen.evaluation import perplexity
 from quotegen.model import load_model, parse_model_ref
 from quotegen.training import TrainConfig, train
 from tests.conftest import run_cli
-from tests.modelfactory import CORPUS
+from tests.modelfactory import CORPUS, build_tiny_gpt2
 
 QUOTES = [f"{q} ({i})" if i else q for i in range(6) for q in CORPUS]
 TINY_SHAPE = [
@@ -73,6 +73,8 @@ def test_train_from_scratch_gives_a_loadable_better_model(tmp_path: Path) -> Non
     assert card.startswith('---\nlibrary_name: "transformers"')
     assert f"**{best:.2f}**" in card
     assert '"n_layer": ' in card
+    assert '"vocab_size": ' in card  # a BPE tokenizer's settings, not the word tokenizer's
+    assert '"max_words"' not in card
     generation = json.loads((tmp_path / "m" / "generation_config.json").read_text())
     assert generation["do_sample"] is True
     assert generation["max_new_tokens"] == 40
@@ -247,3 +249,20 @@ def _interactive_sigint() -> None:
     """Give the child the SIGINT a terminal would: a runner started in the background
     (nohup, `&`) passes SIGINT on ignored, and Ctrl-C could not be tested at all."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def test_fine_tuning_a_whole_word_model_keeps_its_spelling_pieces_unwritten(
+    tmp_path: Path,
+) -> None:
+    base = build_tiny_gpt2(
+        tmp_path / "words",
+        tokenizer_kind="words",
+        generation={"do_sample": True, "suppress_tokens": "spelling"},
+    )
+    spelling = json.loads((base / "generation_config.json").read_text())["suppress_tokens"]
+    assert spelling
+    config = TrainConfig(out=tmp_path / "ft", base=str(base), epochs=1, val_split=0.1)
+    train(config, QUOTES)
+    saved = json.loads((tmp_path / "ft" / "generation_config.json").read_text())
+    assert saved["suppress_tokens"] == spelling
+    assert load_model(parse_model_ref(str(tmp_path / "ft")), device="cpu").suppress_token_ids
