@@ -409,6 +409,12 @@ def load_model(
             f"Could not load the tokenizer of '{ref}' from '{path}' ({_short(exc)}). The "
             "tokenizer files are missing or corrupted; re-save or re-download the model."
         ) from exc
+    if not getattr(tokenizer, "vocab_size", 1):
+        # transformers builds an empty tokenizer when a folder has no tokenizer files.
+        raise InvalidModelError(
+            f"Model '{ref}' in '{path}' has no tokenizer (its vocabulary is empty): the "
+            "directory is incomplete. Re-save it, or re-download it with quotegen download."
+        )
     has_safetensors = "safetensors" in weight_files(path)
     generation = _read_json(path / "generation_config.json")
     try:

@@ -8,11 +8,16 @@ leaves a loadable model behind.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import random
+import shutil
+import signal
+import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -270,13 +275,51 @@ def save_model(
     suppress: Sequence[int] = (),
 ) -> None:
     """Write weights (safetensors), tokenizer, quote generation defaults and a model card."""
+    out = config.out
+    out.mkdir(parents=True, exist_ok=True)
+    # Written whole into a staging folder, then moved in file by file, with Ctrl-C held
+    # until the checkpoint is complete: an interrupt never leaves a half-written model.
+    staging = out.parent / f".{out.name}.saving"
+    with _interrupts_held():
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        _write_model(model, tokenizer, config, report, base_name, data_name, suppress, staging)
+        for path in staging.iterdir():
+            os.replace(path, out / path.name)
+        staging.rmdir()
+
+
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Hold SIGINT for the duration; one that arrived is raised (KeyboardInterrupt) after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread can handle signals
+        return
+    arrived: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: arrived.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if arrived:
+        raise KeyboardInterrupt
+
+
+def _write_model(
+    model: Any,
+    tokenizer: Any,
+    config: TrainConfig,
+    report: TrainReport,
+    base_name: str,
+    data_name: str,
+    suppress: Sequence[int],
+    out: Path,
+) -> None:
     import torch
     from transformers import GenerationConfig
 
     from quotegen.config import GENERATION
 
-    out = config.out
-    out.mkdir(parents=True, exist_ok=True)
     model.generation_config = GenerationConfig(
         do_sample=GENERATION.do_sample,
         temperature=GENERATION.temperature,

@@ -147,6 +147,14 @@ def test_broken_tokenizer_is_reported(tmp_path: Path, tiny_model_dir: Path) -> N
         load_model(parse_model_ref(str(model)), device="cpu")
 
 
+def test_directory_without_tokenizer_files(tmp_path: Path, tiny_model_dir: Path) -> None:
+    model = _copy(tiny_model_dir, tmp_path / "m")
+    for path in model.glob("tokenizer*"):
+        path.unlink()
+    with pytest.raises(InvalidModelError, match="has no tokenizer"):
+        load_model(parse_model_ref(str(model)), device="cpu")
+
+
 def test_pickle_weights_need_opt_in(tmp_path: Path, tiny_model_dir: Path) -> None:
     import torch
     from safetensors.torch import load_file

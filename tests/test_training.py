@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import subprocess
 import sys
@@ -14,7 +15,8 @@ import pytest
 
 from quotegen.evaluation import perplexity
 from quotegen.model import load_model, parse_model_ref
-from quotegen.training import TrainConfig, train
+from quotegen.schemas import EpochReport, TrainReport
+from quotegen.training import TrainConfig, save_model, train
 from tests.conftest import run_cli
 from tests.modelfactory import CORPUS, build_tiny_gpt2
 
@@ -243,6 +245,35 @@ def test_ctrl_c_leaves_the_best_checkpoint(tmp_path: Path, corpus_file: Path) ->
     assert report["interrupted"] is True
     assert report["best_epoch"] >= 1
     load_model(parse_model_ref(str(out)), device="cpu")
+
+
+def test_ctrl_c_during_a_save_completes_the_checkpoint_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = build_tiny_gpt2(tmp_path / "base")
+    loaded = load_model(parse_model_ref(str(base)), device="cpu", optimize=False)
+    tokenizer = loaded.tokenizer
+    save_tokenizer = tokenizer.save_pretrained
+
+    def interrupted_save(*args: object, **kwargs: object) -> object:
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C between the weights and the tokenizer
+        return save_tokenizer(*args, **kwargs)
+
+    monkeypatch.setattr(tokenizer, "save_pretrained", interrupted_save)
+    out = tmp_path / "checkpoint"
+    report = TrainReport(
+        out=out,
+        train_quotes=1,
+        val_quotes=1,
+        initial_val_perplexity=9.0,
+        epochs=[EpochReport(epoch=1, train_loss=2.0, val_perplexity=8.0, seconds=1.0)],
+        best_epoch=1,
+        seconds=1.0,
+    )
+    with pytest.raises(KeyboardInterrupt):
+        save_model(loaded.model, tokenizer, TrainConfig(out=out, base=str(base)), report, "b", "q")
+    assert load_model(parse_model_ref(str(out)), device="cpu").tokenizer is not None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["base", "checkpoint"]
 
 
 def _interactive_sigint() -> None:
