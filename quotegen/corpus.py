@@ -117,6 +117,28 @@ def parse_wordnet_examples(text: str) -> list[str]:
     return sentences
 
 
+# A Jargon File entry's head line: "   :cruft: /kruhft/, n.".
+_JARGON_ENTRY = re.compile(r"^ {3}:[^\n]+?:(?: |$)[^\n]*$", flags=re.M)
+# The end of a sentence: a stop (and any closing quote or bracket), then a capital.
+_SENTENCE_BREAK = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"')\]]))\s+(?=[\"'(]?[A-Z])")
+
+
+def parse_jargon(text: str) -> list[str]:
+    """The sentences of the Jargon File's entries (``jargon.txt``): each paragraph of an
+    entry's body, its ``{cross-references}`` as plain words, a leading ``[etymology]`` and
+    sense numbers dropped, split into sentences."""
+    entries = _JARGON_ENTRY.split(text.translate(_CURLY))[1:]  # [0]: the front matter, index
+    sentences = []
+    for entry in entries:
+        for paragraph in re.split(r"\n\s*\n", entry):
+            paragraph = collapse_whitespace(re.sub(r"[{}]", "", paragraph))
+            paragraph = re.sub(r"^\[[^\]]*\]\s*", "", paragraph)
+            # A sense's number ("1. ", "2. ") is not part of a sentence.
+            paragraph = re.sub(r"(?:^|(?<=[.!?] ))\d+\. (?=\S)", "", paragraph)
+            sentences += [s for s in _SENTENCE_BREAK.split(paragraph) if s]
+    return sentences
+
+
 # A verse's reference: "Genesis 1:1: ", "II Kings 2:3: ", "Song of Solomon 1:1: ",
 # "Esther (Greek) 1:1: ", "Revelation of John 1:1: "; a psalm's heading may come before it.
 _VERSE = re.compile(
@@ -262,6 +284,14 @@ SOURCES: tuple[Source, ...] = (
         parse_bible,
         role="pre-train",
     ),
+    Source(
+        "jargon-file",
+        "debian:jargon-text",
+        "Public domain (The Jargon File 4.4.7, Eric S. Raymond)",
+        ("/usr/share/doc/jargon-text/jargon.txt.gz",),
+        parse_jargon,
+        role="pre-train",
+    ),
 )
 
 #: Debian packages and PyPI wheels the sources need (the build script installs them).
@@ -338,7 +368,8 @@ def _read(source: Source, path: str, wheels: Path) -> str:
     if not file.is_file():
         raise InputError(f"{source.name}: {path} is missing. Install: apt-get install {name}")
     data = file.read_bytes()
-    return (gzip.decompress(data) if file.suffix == ".dz" else data).decode("utf-8", "replace")
+    compressed = file.suffix in (".dz", ".gz")
+    return (gzip.decompress(data) if compressed else data).decode("utf-8", "replace")
 
 
 @dataclass

@@ -9,8 +9,8 @@
 # 3. pre-trains a small GPT-2 from scratch, with the whole-word tokenizer (quotegen/vocab.py:
 #    the 9,000 most frequent words; the others spelled with 1,000 sub-word pieces and letters,
 #    which it reads but never writes), on the sayings' training split mixed with WordNet's
-#    example sentences and the World English Bible (plain English), then fine-tunes it on the
-#    sayings;
+#    example sentences, the World English Bible and the Jargon File (plain English), then
+#    fine-tunes it on the sayings;
 # 4. writes the model card (sources, cleaning, metrics, settings, samples) from
 #    bench/quality.py's measurements.
 #

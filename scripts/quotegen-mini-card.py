@@ -30,10 +30,11 @@ CLEANING = """\
 - Exact duplicates removed across sources (case and punctuation ignored), in the order the
   sources are listed; then near-duplicates: sayings sharing their first 30 letters.
 - Pre-training text: WordNet's example sentences (the quoted parts of its glosses), first
-  letter capitalized and a full stop added, and the World English Bible's verses (every book
-  but Proverbs and Ecclesiastes, which are sayings above), cleaned and de-duplicated the same
-  way, mixed with the sayings' training split (never the validation split or the held-out
-  quotes).
+  letter capitalized and a full stop added, the World English Bible's verses (every book but
+  Proverbs and Ecclesiastes, which are sayings above), and the sentences of the Jargon File's
+  entries (cross-reference braces, leading etymologies and sense numbers dropped), cleaned and
+  de-duplicated the same way (after the held-out quotes, so none of those is in it), mixed
+  with the sayings' training split (never the validation split or the held-out quotes).
 - Never used: offensive sets (`fortunes-off`, `-o` files), quotes from copyrighted scripts,
   novels or songs (startrek, pratchett, songs-poems, zippy), limericks."""
 
@@ -107,10 +108,11 @@ license: gpl-3.0
 
 The small offline quote model that ships inside
 [quotegen](https://pypi.org/project/quotegen/): a 4-layer GPT-2 pre-trained from scratch on
-{total:,} short English sayings, WordNet's example sentences and the World English Bible's
-verses, then fine-tuned on the sayings, with a whole-word vocabulary: every piece it writes
-is a dictionary word; rarer words (in a prompt, say) are read in sub-word pieces and letters
-that it never writes. Built by `scripts/build-quotegen-mini.sh` from a fresh machine.
+{total:,} short English sayings, WordNet's example sentences, the World English Bible's
+verses and the Jargon File's sentences, then fine-tuned on the sayings, with a whole-word
+vocabulary: every piece it writes is a dictionary word; rarer words (in a prompt, say) are
+read in sub-word pieces and letters that it never writes. Built by
+`scripts/build-quotegen-mini.sh` from a fresh machine.
 
 ## Data
 
@@ -151,7 +153,8 @@ tokenizer spells rare words instead of hiding them).
 {train["train_quotes"]:,} training and {train["val_quotes"]:,} validation sayings.
 
 1. Pre-training, from random weights: {pretrain["train_quotes"]:,} lines (the sayings'
-   training split, WordNet's example sentences and the Bible's verses, shuffled;
+   training split, WordNet's example sentences, the Bible's verses and the Jargon File's
+   sentences, shuffled;
    {pretrain["val_quotes"]:,} of them for validation), {pretrain["seconds"] / 60:.0f} minutes
    on the build machine (2 CPU cores).
 

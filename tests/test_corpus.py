@@ -17,6 +17,7 @@ from quotegen.corpus import (
     parse_devil,
     parse_dhammapada,
     parse_fortunes,
+    parse_jargon,
     parse_tfortunes,
     parse_wordnet_examples,
     split_quotes,
@@ -83,6 +84,23 @@ def test_parse_fortunes_then_clean() -> None:
 )
 def test_clean_saying(raw: str, cleaned: str | None) -> None:
     assert clean_saying(raw) == cleaned
+
+
+def test_jargon_file_entries_become_sentences() -> None:
+    jargon = (
+        "   The Jargon File\n\n   cruft\n\n"  # front matter and the index: not entries
+        "   :cruft: /kruhft/\n\n   [very common] 1. An unpleasant substance. 2. The dust"
+        " that\n   gathers in {bit bucket}s.\n\n   \u201cIt\u2019s crufty,\u201d he said."
+        " See {kluge}.\n\n   :1TBS: //, n.\n\n   The One True Brace Style; see {indent"
+        " style}.\n"
+    )
+    assert parse_jargon(jargon) == [
+        "An unpleasant substance.",
+        "The dust that gathers in bit buckets.",
+        '"It\'s crufty," he said.',
+        "See kluge.",
+        "The One True Brace Style; see indent style.",
+    ]
 
 
 def test_other_source_formats() -> None:
