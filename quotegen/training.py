@@ -342,10 +342,39 @@ def _write_model(
     tokenizer.padding_side = "left"
     tokenizer.save_pretrained(out)
     tokenizer.padding_side = "right"
+    quick_tokenizer_files(out)
     (out / "README.md").write_text(model_card(config, report, base_name, data_name))
     for path in out.iterdir():
         # safetensors files are written private (0600); a model is meant to be shared.
         path.chmod(0o644)
+
+
+def quick_tokenizer_files(folder: Path) -> None:
+    """Rewrite a saved tokenizer's files so that they load quickly, with the same tokenizer.
+
+    ``tokenizer_config.json`` gets the ``added_tokens_decoder`` that transformers 4 wrote (and
+    Hub models carry): without it transformers 5 parses all of ``tokenizer.json`` in Python
+    on every load, only to find the added tokens (2.5 ms of quotegen-mini's 40 ms).
+    ``tokenizer.json`` is written compact, and the saving machine's ``is_local`` /
+    ``local_files_only`` are dropped.
+    """
+    tokenizer_file = folder / "tokenizer.json"
+    config_file = folder / "tokenizer_config.json"
+    if not (tokenizer_file.is_file() and config_file.is_file()):
+        return
+    spec = json.loads(tokenizer_file.read_text(encoding="utf-8"))
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    config.setdefault(
+        "added_tokens_decoder",
+        {
+            str(token["id"]): {key: value for key, value in token.items() if key != "id"}
+            for token in spec.get("added_tokens", [])
+        },
+    )
+    for key in ("is_local", "local_files_only"):
+        config.pop(key, None)
+    config_file.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", "utf-8")
+    tokenizer_file.write_text(json.dumps(spec, ensure_ascii=False, separators=(",", ":")), "utf-8")
 
 
 #: The training settings that only shape a model trained from scratch.

@@ -80,6 +80,32 @@ def test_train_from_scratch_gives_a_loadable_better_model(tmp_path: Path) -> Non
     generation = json.loads((tmp_path / "m" / "generation_config.json").read_text())
     assert generation["do_sample"] is True
     assert generation["max_new_tokens"] == 40
+    assert "added_tokens_decoder" in json.loads(
+        (tmp_path / "m" / "tokenizer_config.json").read_text()
+    )
+
+
+def test_saved_tokenizer_files_load_quickly_and_unchanged(tmp_path: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from quotegen.training import quick_tokenizer_files
+
+    out = build_tiny_gpt2(tmp_path / "m", tokenizer_kind="words")
+    before = AutoTokenizer.from_pretrained(out)
+    quick_tokenizer_files(out)
+    config = json.loads((out / "tokenizer_config.json").read_text())
+    added = json.loads((out / "tokenizer.json").read_text())["added_tokens"]
+    assert config["added_tokens_decoder"] == {
+        str(token.pop("id")): token for token in added
+    }  # so transformers skips parsing tokenizer.json in Python for them
+    assert "is_local" not in config
+    assert "\n" not in (out / "tokenizer.json").read_text()
+    after = AutoTokenizer.from_pretrained(out)
+    text = "Life is a zqxj thing, isn't it? <|endoftext|> 42"
+    assert after(text).input_ids == before(text).input_ids
+    assert after.added_tokens_decoder == before.added_tokens_decoder
+    assert after.all_special_tokens == before.all_special_tokens
+    assert after.decode(after(text).input_ids) == before.decode(before(text).input_ids)
 
 
 def test_batches_hold_every_example_once_and_pad_little() -> None:
