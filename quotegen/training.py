@@ -275,15 +275,20 @@ def save_model(
     suppress: Sequence[int] = (),
 ) -> None:
     """Write weights (safetensors), tokenizer, quote generation defaults and a model card."""
-    out = config.out
+    with _staged(config.out) as out:
+        _write_model(model, tokenizer, config, report, base_name, data_name, suppress, out)
+
+
+@contextlib.contextmanager
+def _staged(out: Path) -> Iterator[Path]:
+    """A staging folder whose files are moved into ``out`` at the end, with Ctrl-C held until
+    then: an interrupt never leaves a half-written model."""
     out.mkdir(parents=True, exist_ok=True)
-    # Written whole into a staging folder, then moved in file by file, with Ctrl-C held
-    # until the checkpoint is complete: an interrupt never leaves a half-written model.
     staging = out.parent / f".{out.name}.saving"
     with _interrupts_held():
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
-        _write_model(model, tokenizer, config, report, base_name, data_name, suppress, staging)
+        yield staging
         for path in staging.iterdir():
             os.replace(path, out / path.name)
         staging.rmdir()
