@@ -12,9 +12,11 @@ settings and time, and ten unselected samples (the first sample of the first ten
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 from quotegen.training import used_settings
 
@@ -54,10 +56,27 @@ software, database and any associated documentation shall at all times remain wi
 University and LICENSEE agrees to preserve same."""
 
 
-def epoch_table(report: dict) -> str:
+def epoch_table(report: dict[str, Any]) -> str:
     return "\n".join(
         f"| {e['epoch']} | {e['train_loss']:.3f} | {e['val_perplexity']:.2f} | {e['seconds']:.0f} |"
         for e in report["epochs"]
+    )
+
+
+def weights_summary(model: Path) -> str:
+    """The model's shape and weights, read from its files (for the card's first line)."""
+    config = json.loads((model / "config.json").read_text())
+    weights = model / "model.safetensors"
+    with weights.open("rb") as f:
+        header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+    tensors = [t for name, t in header.items() if name != "__metadata__"]
+    params = sum(math.prod(t["shape"]) for t in tensors)
+    dtype = {"F16": "float16", "BF16": "bfloat16", "F32": "float32"}.get(
+        tensors[0]["dtype"], tensors[0]["dtype"]
+    )
+    return (
+        f"{config['n_layer']}-layer, {config['n_embd']}-wide GPT-2 of {params / 1e6:.1f}M "
+        f"parameters, {dtype} weights ({weights.stat().st_size / 1e6:.0f} MB)"
     )
 
 
@@ -107,11 +126,11 @@ license: gpl-3.0
 # quotegen-mini
 
 The small offline quote model that ships inside
-[quotegen](https://pypi.org/project/quotegen/): a 4-layer GPT-2 pre-trained from scratch on
-{total:,} short English sayings, WordNet's example sentences, the World English Bible's
-verses and the Jargon File's sentences, then fine-tuned on the sayings, with a whole-word
-vocabulary: every piece it writes is a dictionary word; rarer words (in a prompt, say) are
-read in sub-word pieces and letters that it never writes. Built by
+[quotegen](https://pypi.org/project/quotegen/): a {weights_summary(model)},
+pre-trained from scratch on {total:,} short English sayings, WordNet's example sentences, the
+World English Bible's verses and the Jargon File's sentences, then fine-tuned on the sayings,
+with a whole-word vocabulary: every piece it writes is a dictionary word; rarer words (in a
+prompt, say) are read in sub-word pieces and letters that it never writes. Built by
 `scripts/build-quotegen-mini.sh` from a fresh machine.
 
 ## Data
