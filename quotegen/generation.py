@@ -26,7 +26,14 @@ from typing import TYPE_CHECKING, Any
 
 from quotegen.config import MAX_SEED
 from quotegen.errors import InvalidRequestError, PromptTooLongError
-from quotegen.kvcache import can_merge, left_padded, merge_caches, trim_padding
+from quotegen.kvcache import (
+    cache_argument,
+    can_merge,
+    left_padded,
+    merge_caches,
+    returned_cache,
+    trim_padding,
+)
 from quotegen.sampling import choose_tokens
 from quotegen.schemas import GenerationResult, ModelInfo, TokenLogprobs
 from quotegen.settings import FinishReason, GenerationSettings, resolve_settings
@@ -413,6 +420,7 @@ class Engine(TextEngine):
         ids: Any = None
         pos: Any = None
         presence: Any = None
+        cache_kwarg = cache_argument(model)
         with torch.inference_mode():
             while True:
                 if admit is not None and (not active or can_merge(past)):
@@ -425,11 +433,11 @@ class Engine(TextEngine):
                         input_ids=ids,
                         attention_mask=mask,
                         position_ids=pos,
-                        past_key_values=past,
+                        **{cache_kwarg: past},
                         use_cache=True,
                         **extras,
                     )
-                    past = out.past_key_values
+                    past = returned_cache(out)
                     logits.append(out.logits[:, -1, :].float())
                 if incoming:
                     new_logits, new_past, new_mask, new_pos = self._prefill(incoming, extras)
@@ -512,7 +520,7 @@ class Engine(TextEngine):
             if row.first_token != "any":
                 banned = self._banned_first(row.first_token, logits.shape[-1])
                 logits[j].masked_fill_(banned, float("-inf"))
-        return logits, out.past_key_values, mask, positions[:, -1:]
+        return logits, returned_cache(out), mask, positions[:, -1:]
 
     def _score_prompts(self, rows: Sequence[Row], logits: torch.Tensor) -> None:
         """Each prompt token's log-probability given the tokens before it (rows that ask)."""

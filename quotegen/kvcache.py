@@ -12,6 +12,21 @@ if TYPE_CHECKING:
     import torch
 
 
+def cache_argument(model: Any) -> str:
+    """The forward argument that takes the KV cache: ``cache`` since transformers 5.24
+    (``past_key_values`` is deprecated there and warns on every call), ``past_key_values``
+    before."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def returned_cache(out: Any) -> Any:
+    """The KV cache a forward pass returned, under either name (see ``cache_argument``)."""
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values
+
+
 def left_padded(
     sequences: Sequence[Sequence[int]], pad: int, device: Any
 ) -> tuple[torch.Tensor, torch.Tensor]:
