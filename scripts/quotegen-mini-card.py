@@ -66,13 +66,14 @@ def epoch_table(report: dict[str, Any]) -> str:
 def weights_summary(model: Path) -> str:
     """The model's shape and weights, read from its files (for the card's first line)."""
     config = json.loads((model / "config.json").read_text())
+    from safetensors import safe_open
+
     weights = model / "model.safetensors"
-    with weights.open("rb") as f:
-        header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
-    tensors = [t for name, t in header.items() if name != "__metadata__"]
-    params = sum(math.prod(t["shape"]) for t in tensors)
+    with safe_open(weights, framework="pt") as f:  # reads the header only
+        slices = [f.get_slice(name) for name in f.keys()]  # noqa: SIM118 (safe_open is not iterable)
+    params = sum(math.prod(s.get_shape()) for s in slices)
     dtype = {"F16": "float16", "BF16": "bfloat16", "F32": "float32"}.get(
-        tensors[0]["dtype"], tensors[0]["dtype"]
+        slices[0].get_dtype(), slices[0].get_dtype()
     )
     return (
         f"{config['n_layer']}-layer, {config['n_embd']}-wide GPT-2 of {params / 1e6:.1f}M "
