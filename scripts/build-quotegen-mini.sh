@@ -15,7 +15,9 @@
 #    bench/quality.py's measurements.
 #
 # The model lands in quotegen/models/quotegen-mini (package data). Set DEVICE=cuda to train on a
-# GPU, PRETRAIN_EPOCHS and EPOCHS to change the number of epochs of each phase (7 and 3).
+# GPU, PRETRAIN_EPOCHS and EPOCHS to change the number of epochs of each phase (7 and 3),
+# MAX_WORDS the number of whole words in the vocabulary (9000) and SAVE_DTYPE the weights' dtype
+# on disk (float32; float16 keeps a larger vocabulary under the 25 MB budget).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python="${PYTHON:-.venv/bin/python}"
@@ -42,7 +44,7 @@ pretrained="$work/pretrained"
 model="$work/model"
 rm -rf "$pretrained" "$model"
 "$python" -m quotegen train "$work/pre-train.txt" --from-scratch --out "$pretrained" \
-  --tokenizer words --min-count 2 --max-words 9000 --spelling-pieces 1000 --n-layer 4 --n-head 4 --n-embd 256 --context 96 \
+  --tokenizer words --min-count 2 --max-words "${MAX_WORDS:-9000}" --spelling-pieces 1000 --n-layer 4 --n-head 4 --n-embd 256 --context 96 \
   --dropout 0.1 --epochs "${PRETRAIN_EPOCHS:-7}" --batch-size 32 --learning-rate 1e-3 \
   --max-length 96 --val-split 0.02 --seed 0 --save-dtype float32 --device "${DEVICE:-auto}" \
   --json > "$work/pretrain-report.json"
@@ -50,7 +52,7 @@ rm -rf "$pretrained" "$model"
 # holds only the other 95 % of the sayings.
 "$python" -m quotegen train "$work/corpus.txt" --base "$pretrained" --out "$model" \
   --epochs "${EPOCHS:-3}" --batch-size 32 --learning-rate 5e-4 --max-length 96 \
-  --val-split 0.05 --seed 0 --save-dtype float32 --device "${DEVICE:-auto}" --json \
+  --val-split 0.05 --seed 0 --save-dtype "${SAVE_DTYPE:-float32}" --device "${DEVICE:-auto}" --json \
   > "$work/train-report.json"
 
 # The generation defaults it ships with (chosen with bench/quality.py).
