@@ -103,6 +103,7 @@ class TrainDefaults:
     max_words: int | None = None
     spelling_pieces: int = 0
     save_dtype: str = "float32"
+    mixed_precision: str = "no"
 
 
 # Plain classes as namespaces, not dataclasses: creating a dataclass costs about a

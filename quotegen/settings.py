@@ -248,6 +248,10 @@ class TrainConfig(BaseModel):
         TRAIN.save_dtype,  # type: ignore[arg-type]
         description="Precision of the saved weights (they load as float32 on a CPU).",
     )
+    mixed_precision: Literal["no", "bf16"] = Field(
+        TRAIN.mixed_precision,  # type: ignore[arg-type]
+        description="Matrix products in bfloat16 (autocast), weights and optimiser in float32.",
+    )
     allow_pickle: bool = False
     trust_remote_code: bool = False
 

@@ -199,6 +199,10 @@ def train(
         return 0.5 * (1 + math.cos(math.pi * min(1.0, done)))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    # Only the training steps: validation (and so the best epoch) is measured in float32.
+    autocast = torch.autocast(
+        device.type, dtype=torch.bfloat16, enabled=config.mixed_precision == "bf16"
+    )
     best = math.inf
     step = 0
     try:
@@ -207,11 +211,12 @@ def train(
             model.train()
             losses: list[float] = []
             for ids, mask, labels in _batches(train_examples, config.batch_size, pad_id, rng):
-                out = model(
-                    input_ids=ids.to(device),
-                    attention_mask=mask.to(device),
-                    labels=labels.to(device),
-                )
+                with autocast:
+                    out = model(
+                        input_ids=ids.to(device),
+                        attention_mask=mask.to(device),
+                        labels=labels.to(device),
+                    )
                 optimizer.zero_grad(set_to_none=True)
                 out.loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)

@@ -42,6 +42,7 @@ _FLAGS = {
     "max_words": "--max-words",
     "spelling_pieces": "--spelling-pieces",
     "save_dtype": "--save-dtype",
+    "mixed_precision": "--mixed-precision",
 }
 
 
@@ -96,6 +97,12 @@ def train(
     save_dtype: str = typer.Option(
         TRAIN.save_dtype, "--save-dtype", help="float32, float16 or bfloat16 weights on disk."
     ),
+    mixed_precision: str = typer.Option(
+        TRAIN.mixed_precision,
+        "--mixed-precision",
+        help="no, or bf16: matrix products in bfloat16 (torch autocast), weights kept in "
+        "float32; faster where the processor has bfloat16 units (AMX, or a recent GPU).",
+    ),
     device: str = DEVICE_OPTION,
     allow_pickle: bool = ALLOW_PICKLE_OPTION,
     trust_remote_code: bool = TRUST_CODE_OPTION,
@@ -133,6 +140,7 @@ def train(
             max_words=max_words,
             spelling_pieces=spelling_pieces,
             save_dtype=save_dtype,
+            mixed_precision=mixed_precision,
             allow_pickle=allow_pickle,
             trust_remote_code=trust_remote_code,
         )
