@@ -147,7 +147,8 @@ def test_train_with_bf16_mixed_precision_learns_and_keeps_float32_weights(
     # Autocast really ran: the same seed and data learn slightly different weights.
     assert mixed.best_val_perplexity != plain.best_val_perplexity
     with safe_open(str(tmp_path / "bf16" / "model.safetensors"), "pt") as weights:
-        assert {weights.get_slice(k).get_dtype() for k in weights.keys()} == {"F32"}
+        names = list(weights.keys())  # a safe_open handle is not iterable
+        assert {weights.get_slice(name).get_dtype() for name in names} == {"F32"}
     assert '"mixed_precision": "bf16"' in (tmp_path / "bf16" / "README.md").read_text()
 
 
