@@ -17,7 +17,9 @@ model's own default settings and a fixed seed, then reports:
   sources the model never saw (see quotegen/corpus.py), with the unknown-token rate;
 - load time against the previous kind of bundled model, side by side: a 4-layer, 256-wide
   GPT-2 with a 4,096-piece byte-level BPE trained on the same corpus, float32 weights, built
-  on the spot (``load_model``, warm imports, alternating, median of 7).
+  on the spot (``load_model``, warm imports, alternating, median of 7); and, reported beside
+  it, a whole cold ``quotegen generate`` of one token with each (interpreter, imports, load:
+  what a user waits for; alternating, median of 5).
 
 The corpus comes from ``python -m quotegen.corpus`` (``--corpus DIR``, built there if absent).
 JSON in bench/results/quality.json, with the samples.
@@ -102,6 +104,20 @@ def load_seconds(models: dict[str, str], runs: int = 7) -> dict[str, float]:
     return {name: common.median(values) for name, values in times.items()}
 
 
+def cold_start_seconds(models: dict[str, str], runs: int = 5) -> dict[str, float]:
+    """Median wall time of a cold ``quotegen generate`` of one token with each model, run
+    alternately after one warm-up each (one token: the previous kind's random weights never
+    stop on their own)."""
+    times: dict[str, list[float]] = {name: [] for name in models}
+    for run in range(runs + 1):
+        for name, ref in models.items():
+            command = [common.PYTHON, "-m", "quotegen", "generate", "-q", "--model", ref]
+            seconds = common.run_timed([*command, "-t", "1", "--seed", "1", "life is"])
+            if run:
+                times[name].append(seconds)
+    return {name: common.median(values) for name, values in times.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="quotegen-mini")
@@ -138,6 +154,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         baseline = previous_kind(train_all, Path(scratch))
         load = load_seconds({"model": args.model, "previous": str(baseline)})
+        cold = cold_start_seconds({"model": args.model, "previous": str(baseline)})
 
     measures = {
         "non_word_rate": len(non_words) / max(1, len(words)),
@@ -170,6 +187,9 @@ def main() -> None:
         "unknown_token_rate_modern": round(unk_modern, 5),
         "load_seconds": round(load["model"], 4),
         "load_seconds_previous_kind": round(load["previous"], 4),
+        "cold_start_seconds": round(cold["model"], 3),
+        "cold_start_seconds_previous_kind": round(cold["previous"], 3),
+        "cold_start_ratio": round(cold["model"] / cold["previous"], 3),
         "held_out": {"validation": len(validation), "modern": len(modern)},
         "non_word_examples": sorted(set(non_words))[:40],
         "samples": {p: [r.text for r in results if r.prompt == p] for p in PROMPTS},
