@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from quotegen import __version__
+from quotegen.errors import DeviceError
 from quotegen.evaluation import perplexity, quote_examples, right_padded
 from quotegen.model import context_length, load_model, quiet_transformers
 from quotegen.schemas import EpochReport, TrainReport
@@ -129,6 +130,15 @@ def train(
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
     device = choose_device(config.device)
+    # Only the training steps: validation (and so the best epoch) is measured in float32.
+    try:
+        autocast = torch.autocast(
+            device.type, dtype=torch.bfloat16, enabled=config.mixed_precision == "bf16"
+        )
+    except RuntimeError as exc:  # e.g. a GPU without bfloat16
+        raise DeviceError(
+            f"--mixed-precision bf16 is not available on {device}: {exc} Use --mixed-precision no."
+        ) from exc
 
     suppress: list[int] = []
     if config.from_scratch:
@@ -199,10 +209,6 @@ def train(
         return 0.5 * (1 + math.cos(math.pi * min(1.0, done)))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    # Only the training steps: validation (and so the best epoch) is measured in float32.
-    autocast = torch.autocast(
-        device.type, dtype=torch.bfloat16, enabled=config.mixed_precision == "bf16"
-    )
     best = math.inf
     step = 0
     try:

@@ -152,6 +152,22 @@ def test_train_with_bf16_mixed_precision_learns_and_keeps_float32_weights(
     assert '"mixed_precision": "bf16"' in (tmp_path / "bf16" / "README.md").read_text()
 
 
+def test_train_bf16_where_the_device_lacks_it_is_a_device_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    from quotegen.errors import DeviceError
+
+    def unsupported(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("Current CUDA Device does not support bfloat16.")
+
+    monkeypatch.setattr(torch, "autocast", unsupported)  # as on a GPU without bfloat16
+    with pytest.raises(DeviceError, match="--mixed-precision bf16 is not available on cpu"):
+        train(_tiny(tmp_path / "m", epochs=1, mixed_precision="bf16"), QUOTES)
+    assert not (tmp_path / "m").exists()
+
+
 def test_fine_tune_a_base_model(tmp_path: Path, tiny_model_dir: Path) -> None:
     config = TrainConfig(
         out=tmp_path / "ft",
