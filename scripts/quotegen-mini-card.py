@@ -2,8 +2,8 @@
 
     python scripts/quotegen-mini-card.py WORK_DIR QUALITY_JSON MODEL_DIR
 
-WORK_DIR holds the corpus manifest and the two training reports, pre-training and fine-tuning
-(scripts/build-quotegen-mini.sh);
+WORK_DIR holds the corpus manifest, the two training reports, pre-training and fine-tuning,
+and the weight interpolation's weight and evaluations (scripts/build-quotegen-mini.sh);
 QUALITY_JSON is bench/quality.py's output for the model. The card lists every source with its
 package, version, licence and count, the cleaning steps, the held-out metrics, the training
 settings and time, and ten unselected samples (the first sample of the first ten prompts).
@@ -34,9 +34,13 @@ CLEANING = """\
 - Pre-training text: WordNet's example sentences (the quoted parts of its glosses), first
   letter capitalized and a full stop added, the World English Bible's verses (every book but
   Proverbs and Ecclesiastes, which are sayings above), and the sentences of the Jargon File's
-  entries (cross-reference braces, leading etymologies and sense numbers dropped), cleaned and
-  de-duplicated the same way (after the held-out quotes, so none of those is in it), mixed
-  with the sayings' training split (never the validation split or the held-out quotes).
+  entries (cross-reference braces, leading etymologies and sense numbers dropped), and the
+  sentences of the State of the Union addresses (1790-2021; titles such as "Mr." and initials
+  are not sentence ends), cleaned and de-duplicated the same way (after the held-out quotes,
+  so none of those is in it), mixed with the sayings' training split (never the validation
+  split or the held-out quotes).
+- The vocabulary's words are the most frequent in all of that but the addresses, so that
+  their political words do not displace the sayings' words.
 - Never used: offensive sets (`fortunes-off`, `-o` files), quotes from copyrighted scripts,
   novels or songs (startrek, pratchett, songs-poems, zippy), limericks."""
 
@@ -86,6 +90,9 @@ def main() -> None:
     manifest = json.loads((work / "manifest.json").read_text())
     pretrain = json.loads((work / "pretrain-report.json").read_text())
     train = json.loads((work / "train-report.json").read_text())
+    weight = json.loads((work / "interpolation.json").read_text())["weight"]
+    tuned_ppl = json.loads((work / "eval-fine-tuned.json").read_text())["perplexity"]
+    mixed_ppl = json.loads((work / "eval-interpolated.json").read_text())["perplexity"]
     quality = json.loads(quality_path.read_text())
     old_card = (model / "README.md").read_text()
     # The fine-tuning settings: the last block of train's own card (or of this card, re-run),
@@ -129,8 +136,8 @@ license: gpl-3.0
 The small offline quote model that ships inside
 [quotegen](https://pypi.org/project/quotegen/): a {weights_summary(model)},
 pre-trained from scratch on {total:,} short English sayings, WordNet's example sentences, the
-World English Bible's verses and the Jargon File's sentences, then fine-tuned on the sayings,
-with a whole-word vocabulary: every piece it writes is a dictionary word; rarer words (in a
+World English Bible's verses, the Jargon File's sentences and the State of the Union
+addresses, then fine-tuned on the sayings, with a whole-word vocabulary: every piece it writes is a dictionary word; rarer words (in a
 prompt, say) are read in sub-word pieces and letters that it never writes. Built by
 `scripts/build-quotegen-mini.sh` from a fresh machine.
 
@@ -173,8 +180,8 @@ tokenizer spells rare words instead of hiding them).
 {train["train_quotes"]:,} training and {train["val_quotes"]:,} validation sayings.
 
 1. Pre-training, from random weights: {pretrain["train_quotes"]:,} lines (the sayings'
-   training split, WordNet's example sentences, the Bible's verses and the Jargon File's
-   sentences, shuffled;
+   training split, WordNet's example sentences, the Bible's verses, the Jargon File's
+   sentences and the addresses' sentences, shuffled;
    {pretrain["val_quotes"]:,} of them for validation), {pretrain["seconds"] / 60:.0f} minutes
    on the build machine (2 CPU cores).
 
@@ -196,6 +203,12 @@ tokenizer spells rare words instead of hiding them).
 ```json
 {json.dumps(tuned, indent=2)}
 ```
+
+3. Weight interpolation (WiSE-FT, Wortsman et al. 2022): the weights are
+   {1 - weight:.1f} x the pre-trained model's + {weight:.1f} x the fine-tuned model's, a
+   weight fixed beforehand (the best of a grid on an earlier build). Validation perplexity
+   {mixed_ppl:.2f}, against {tuned_ppl:.2f} for the fine-tuned model alone (`quotegen eval`
+   on the validation split).
 
 ## Ten unselected samples
 

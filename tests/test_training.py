@@ -361,3 +361,76 @@ def test_fine_tuning_a_whole_word_model_keeps_its_spelling_pieces_unwritten(
     saved = json.loads((tmp_path / "ft" / "generation_config.json").read_text())
     assert saved["suppress_tokens"] == spelling
     assert load_model(parse_model_ref(str(tmp_path / "ft")), device="cpu").suppress_token_ids
+
+
+def test_words_vocabulary_counted_on_another_text(tmp_path: Path) -> None:
+    """--vocab-from: the words are chosen on that text; the training text is still trained
+    on, its other words spelled (and never written)."""
+    counted = tmp_path / "counted.txt"
+    counted.write_text("The zebra runs.\nThe zebra sleeps.\nA zebra runs.\n")
+    train(_tiny(tmp_path / "m", tokenizer="words", vocab_from=counted, epochs=1), QUOTES)
+    loaded = load_model(parse_model_ref(str(tmp_path / "m")), device="cpu")
+    vocab = loaded.tokenizer.get_vocab()
+    assert {"\u2581zebra", "\u2581runs"} <= set(vocab)
+    trained_words = {w.strip(".,;!?\"'()") for q in QUOTES for w in q.split()} - {"zebra", "runs"}
+    assert not any(f"\u2581{w}" in vocab for w in trained_words if len(w) > 1 and w != "The")
+    card = (tmp_path / "m" / "README.md").read_text()
+    assert f'"vocab_from": "{counted}"' in card
+
+
+def test_vocab_from_needs_a_words_tokenizer_trained_from_scratch(
+    corpus_file: Path, tmp_path: Path
+) -> None:
+    for extra in (["--from-scratch"], ["--base", "gpt2", "--tokenizer", "words"]):
+        proc = run_cli(
+            "train",
+            str(corpus_file),
+            "--out",
+            str(tmp_path / "x"),
+            "--vocab-from",
+            str(corpus_file),
+            *extra,
+        )
+        assert proc.returncode == 2, proc.stderr
+        assert "--vocab-from needs --from-scratch --tokenizer words" in proc.stderr
+    proc = run_cli(
+        "train",
+        str(corpus_file),
+        "--out",
+        str(tmp_path / "x"),
+        "--from-scratch",
+        "--tokenizer",
+        "words",
+        "--vocab-from",
+        str(tmp_path / "missing.txt"),
+    )
+    assert proc.returncode == 1
+    assert "missing.txt' does not exist" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_interpolate_weights_mixes_a_fine_tuned_model_with_its_base(tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    from quotegen.errors import InputError
+    from quotegen.training import interpolate_weights
+
+    base = build_tiny_gpt2(tmp_path / "base", seed=0)
+    tuned = build_tiny_gpt2(tmp_path / "tuned", seed=1)
+    before = load_file(tuned / "model.safetensors")
+    start = load_file(base / "model.safetensors")
+    interpolate_weights(base, tuned, 0.7)
+    after = load_file(tuned / "model.safetensors")
+    assert after.keys() == before.keys()
+    for name, tensor in after.items():
+        expected = 0.3 * start[name] + 0.7 * before[name]
+        assert tensor.dtype == before[name].dtype
+        assert (tensor - expected).abs().max() < 1e-5, name
+    assert not (tmp_path / ".tuned.saving").exists()
+    generated = load_model(parse_model_ref(str(tuned)), device="cpu")
+    assert generated.model.transformer.wte.weight.shape == before["transformer.wte.weight"].shape
+    other = build_tiny_gpt2(tmp_path / "wider", n_embd=64)
+    with pytest.raises(InputError, match="do not have the same weights"):
+        interpolate_weights(other, tuned, 0.5)
+    with pytest.raises(InputError, match=r"between 0 and 1, not 1\.5"):
+        interpolate_weights(base, tuned, 1.5)

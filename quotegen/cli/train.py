@@ -41,6 +41,7 @@ _FLAGS = {
     "min_count": "--min-count",
     "max_words": "--max-words",
     "spelling_pieces": "--spelling-pieces",
+    "vocab_from": "--vocab-from",
     "save_dtype": "--save-dtype",
     "mixed_precision": "--mixed-precision",
 }
@@ -94,6 +95,13 @@ def train(
         help="--tokenizer words: spell the other words with up to N sub-word pieces (BPE "
         "merges learned on them) besides characters; the model never writes them.",
     ),
+    vocab_from: Path | None = typer.Option(
+        None,
+        "--vocab-from",
+        show_default=False,
+        help="--tokenizer words: choose the words by their counts in this file (one text a "
+        "line) \\[default: DATA's training split].",
+    ),
     save_dtype: str = typer.Option(
         TRAIN.save_dtype, "--save-dtype", help="float32, float16 or bfloat16 weights on disk."
     ),
@@ -139,6 +147,7 @@ def train(
             min_count=min_count,
             max_words=max_words,
             spelling_pieces=spelling_pieces,
+            vocab_from=vocab_from,
             save_dtype=save_dtype,
             mixed_precision=mixed_precision,
             allow_pickle=allow_pickle,
