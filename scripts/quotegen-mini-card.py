@@ -33,12 +33,12 @@ CLEANING = """\
   sources are listed; then near-duplicates: sayings sharing their first 30 letters.
 - Pre-training text: WordNet's example sentences (the quoted parts of its glosses), first
   letter capitalized and a full stop added, the World English Bible's verses (every book but
-  Proverbs and Ecclesiastes, which are sayings above), and the sentences of the Jargon File's
-  entries (cross-reference braces, leading etymologies and sense numbers dropped), and the
-  sentences of the State of the Union addresses (1790-2021; titles such as "Mr." and initials
-  are not sentence ends), cleaned and de-duplicated the same way (after the held-out quotes,
-  so none of those is in it), mixed with the sayings' training split (never the validation
-  split or the held-out quotes).
+  Proverbs and Ecclesiastes, which are sayings above), the sentences of the Jargon File's
+  entries (cross-reference braces, leading etymologies and sense numbers dropped) and of the
+  State of the Union addresses (1790-2021; titles such as "Mr." and initials are not sentence
+  ends), cleaned and de-duplicated the same way (after the held-out quotes, so none of those
+  is in it), mixed with the sayings' training split (never the validation split or the
+  held-out quotes).
 - The vocabulary's words are the most frequent in all of that but the addresses, so that
   their political words do not displace the sayings' words.
 - Never used: offensive sets (`fortunes-off`, `-o` files), quotes from copyrighted scripts,
@@ -104,8 +104,13 @@ def main() -> None:
     pre_settings = used_settings(json.loads(pre_block.group(1)) if pre_block else {})
     rows = {r["measure"]: r for r in quality["rows"]}
     extra = quality
+
+    def bare(package: str) -> str:  # "pypi:name==1.0", "npm:@scope/name@1.0" -> the name
+        name = package.split(":", 1)[1].split("==")[0]
+        return name.rpartition("@")[0] if name.rfind("@") > 0 else name
+
     sources = "\n".join(
-        f"| {s['name']} | `{s['package'].split(':', 1)[1].split('==')[0]}` "
+        f"| {s['name']} | `{bare(s['package'])}` "
         f"({s['package'].split(':')[0]}) | {s['version']} | {s['licence']} | {s['sayings']:,}"
         f"{' (' + s['role'] + ')' if s['role'] != 'train' else ''} |"
         for s in manifest["sources"]
@@ -137,8 +142,9 @@ The small offline quote model that ships inside
 [quotegen](https://pypi.org/project/quotegen/): a {weights_summary(model)},
 pre-trained from scratch on {total:,} short English sayings, WordNet's example sentences, the
 World English Bible's verses, the Jargon File's sentences and the State of the Union
-addresses, then fine-tuned on the sayings, with a whole-word vocabulary: every piece it writes is a dictionary word; rarer words (in a
-prompt, say) are read in sub-word pieces and letters that it never writes. Built by
+addresses, then fine-tuned on the sayings, with a whole-word vocabulary: every piece it
+writes is a dictionary word; rarer words (in a prompt, say) are read in sub-word pieces and
+letters that it never writes. Built by
 `scripts/build-quotegen-mini.sh` from a fresh machine.
 
 ## Data
