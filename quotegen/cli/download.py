@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
+if TYPE_CHECKING:
+    from quotegen.model import ModelRef
+
 from quotegen.cli.options import UsageError, write
-from quotegen.config import DEFAULT_HUB_MODEL, DEFAULT_HUB_REVISION
-from quotegen.console import print_note, stderr_is_terminal
+from quotegen.config import DEFAULT_MODEL_NAME
+from quotegen.console import print_note, status, stderr_is_terminal
 
 
 def download(
     model: str | None = typer.Argument(
         None,
         show_default=False,
-        help=f"Hub repo id\\[@revision] \\[default: {DEFAULT_HUB_MODEL}@{DEFAULT_HUB_REVISION}].",
+        help="Hub repo id\\[@revision]\\[:FILE.gguf|:QUANT], a pinned base, a .gguf file or an "
+        f"adapter folder \\[default: the default model, {DEFAULT_MODEL_NAME}].",
     ),
     revision: str | None = typer.Option(
         None, "--revision", show_default=False, help="Branch, tag, commit or ref (e.g. refs/pr/1)."
@@ -47,20 +52,23 @@ def download(
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress; only the path."),
 ) -> None:
-    """Download a model from the Hugging Face Hub into the HF cache; print its path."""
+    """Download a model into the caches and make it ready to load offline; print its path."""
     from quotegen.hub import fetch_model
-    from quotegen.model import ModelRef, load_model, parse_model_ref
+    from quotegen.model import ModelRef, load_model, resolve_model
 
     if cache_dir is not None and local_dir is not None:
         raise UsageError("--cache-dir and --local-dir cannot be used together.")
-    if model is None:
-        ref = ModelRef(
-            name=DEFAULT_HUB_MODEL, repo_id=DEFAULT_HUB_MODEL, revision=DEFAULT_HUB_REVISION
-        )
-    else:
-        ref = parse_model_ref(model)
-        if ref.repo_id is None:
-            raise UsageError(f"'{model}' is a local path; download takes a Hub repo id.")
+    ref = resolve_model(model)
+    if ref.repo_id is None or ref.gguf is not None:
+        # The default model, a pinned base, a GGUF file or an adapter: fetched, converted
+        # and merged into quotegen's cache by the one loading path.
+        if revision is not None or include or exclude or local_dir is not None or cache_dir:
+            raise UsageError(
+                f"'{ref}' is prepared into quotegen's cache: --revision, --include, "
+                "--exclude, --cache-dir and --local-dir apply to Hub repos."
+            )
+        prepare(ref, quiet=quiet)
+        return
     if revision is not None:
         if ref.revision is not None and ref.revision != revision and model is not None:
             raise UsageError(f"'{model}' already names revision '{ref.revision}'.")
@@ -91,6 +99,20 @@ def download(
                 f"OK: {type(loaded.model).__name__}, {size / 1e6:.1f} MB, "
                 f"context {loaded.context_length} tokens"
             )
+    write(f"{path}\n")
+
+
+def prepare(ref: ModelRef, *, quiet: bool) -> None:
+    """Fetch, convert and merge what ``ref`` needs, then print the folder it loads from."""
+    from quotegen.model import locate_model
+
+    if ref.bundled:
+        write(f"{ref.path}\n")
+        return
+    with status(f"Preparing {ref}", show=not quiet):
+        path = locate_model(ref, notify=None if quiet else print_note)
+    if not quiet:
+        print_note(f"Ready: {ref} loads from {path}")
     write(f"{path}\n")
 
 

@@ -44,6 +44,13 @@ _FLAGS = {
     "vocab_from": "--vocab-from",
     "save_dtype": "--save-dtype",
     "mixed_precision": "--mixed-precision",
+    "lora_r": "--lora-r",
+    "lora_alpha": "--lora-alpha",
+    "lora_dropout": "--lora-dropout",
+    "lora_targets": "--lora-targets",
+    "frame_token": "--frame-token",
+    "max_steps": "--max-steps",
+    "checkpoint_every": "--checkpoint-every",
 }
 
 
@@ -111,13 +118,40 @@ def train(
         help="no, or bf16: matrix products in bfloat16 (torch autocast), weights kept in "
         "float32; faster where the processor has bfloat16 units (AMX, or a recent GPU).",
     ),
+    lora: bool = typer.Option(
+        False, "--lora", help="Train a LoRA adapter (peft) on --base; OUT is an adapter folder."
+    ),
+    lora_r: int = typer.Option(TRAIN.lora_r, "--lora-r", help="LoRA rank."),
+    lora_alpha: int = typer.Option(TRAIN.lora_alpha, "--lora-alpha", help="LoRA alpha."),
+    lora_dropout: float = typer.Option(TRAIN.lora_dropout, "--lora-dropout"),
+    lora_targets: str = typer.Option(
+        TRAIN.lora_targets,
+        "--lora-targets",
+        help="Modules to adapt: auto, all-linear, or names (q_proj,k_proj,v_proj,o_proj).",
+    ),
+    frame_token: str | None = typer.Option(
+        None,
+        "--frame-token",
+        show_default=False,
+        help="Token before and after every quote, where generation stops (e.g. "
+        "'<|endoftext|>'); drops the base's chat template.",
+    ),
+    max_steps: int | None = typer.Option(
+        None, "--max-steps", show_default=False, help="Stop after N steps \\[default: all]."
+    ),
+    checkpoint_every: int = typer.Option(
+        TRAIN.checkpoint_every,
+        "--checkpoint-every",
+        help="Steps between resumable checkpoints (0: none); the same command resumes.",
+    ),
     device: str = DEVICE_OPTION,
     allow_pickle: bool = ALLOW_PICKLE_OPTION,
     trust_remote_code: bool = TRUST_CODE_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print the training report as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Fine-tune a model on a quotes file, or train a small one from scratch."""
+    """Fine-tune a model on a quotes file (whole, or a LoRA adapter), or train a small one
+    from scratch."""
     from quotegen.inputs import read_quotes
     from quotegen.settings import TrainConfig
     from quotegen.training import train as run_training
@@ -150,6 +184,14 @@ def train(
             vocab_from=vocab_from,
             save_dtype=save_dtype,
             mixed_precision=mixed_precision,
+            lora=lora,
+            lora_r=lora_r,
+            lora_alpha=lora_alpha,
+            lora_dropout=lora_dropout,
+            lora_targets=lora_targets,
+            frame_token=frame_token,
+            max_steps=max_steps,
+            checkpoint_every=checkpoint_every,
             allow_pickle=allow_pickle,
             trust_remote_code=trust_remote_code,
         )
@@ -164,7 +206,13 @@ def train(
                 return
             bar.update(done, total, " ".join(f"{k} {v:.3g}" for k, v in values.items()))
 
-        report = run_training(config, quotes, progress=update, data_name=data.name)
+        report = run_training(
+            config,
+            quotes,
+            progress=update,
+            data_name=data.name,
+            notify=None if quiet else bar.note,
+        )
     write(report.model_dump_json() + "\n" if as_json else f"{report.out}\n")
     best = report.best_val_perplexity
     if not quiet and best is not None:

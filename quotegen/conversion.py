@@ -1,0 +1,315 @@
+"""GGUF files and LoRA adapters turned into ordinary safetensors model folders, once.
+
+A ``.gguf`` file is dequantized to float32 by transformers' GGUF reader (the ``gguf`` package)
+and saved with ``save_pretrained``; a peft adapter is merged into its base
+(``merge_and_unload``) and saved the same way. Either result lands in quotegen's cache, keyed
+by content (the GGUF file's sha256; the adapter's files and the base folder), and is written
+whole into a staging folder that is renamed into place: an interrupted conversion leaves
+nothing that a later load would use. Every later load is that of a plain safetensors folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from quotegen.console import quiet_transformers
+from quotegen.errors import InvalidModelError, ModelNotCachedError
+
+#: Bumped when the folders written here change shape, so old conversions are redone.
+FORMAT = 1
+#: The causal-LM architectures transformers reads from GGUF (``gguf`` metadata names).
+_GGUF_LOADABLE = ("llama", "mistral", "qwen2", "qwen3", "gpt2", "phi3", "gemma", "gemma2", "gemma3")
+
+Notify = Callable[[str], None]
+
+
+def cache_root() -> Path:
+    """Where converted models live: ``QUOTEGEN_CACHE``, else ``$HF_HOME/quotegen`` (read now)."""
+    explicit = os.environ.get("QUOTEGEN_CACHE", "").strip()
+    if explicit:
+        return Path(explicit).expanduser()
+    hf_home = os.environ.get("HF_HOME", "").strip()
+    base = (
+        Path(hf_home).expanduser()
+        if hf_home
+        else Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "huggingface"
+    )
+    return base / "quotegen"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def staged_folder(final: Path) -> Iterator[Path]:
+    """A fresh staging folder beside ``final``, renamed to ``final`` when the block succeeds
+    (and removed when it fails). A folder another process completed first is kept."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = final.parent / f".{final.name}.{os.getpid()}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        yield staging
+        try:
+            os.rename(staging, final)
+        except OSError:
+            if not (final / "config.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+# -- GGUF ---------------------------------------------------------------------------------------
+
+
+def _stat_key(path: Path) -> str:
+    stat = path.stat()
+    return f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+
+
+def gguf_digest(path: Path) -> str:
+    """The file's sha256, remembered by path, size and modification time, so a large file is
+    hashed once rather than on every load."""
+    index_path = cache_root() / "gguf" / "hashes.json"
+    try:
+        index = json.loads(index_path.read_text("utf-8"))
+    except (OSError, ValueError):
+        index = {}
+    key = _stat_key(path)
+    if isinstance(index, dict) and isinstance(index.get(key), str):
+        return str(index[key])
+    digest = file_sha256(path)
+    index = index if isinstance(index, dict) else {}
+    index[key] = digest
+    index_path.parent.mkdir(parents=True, exist_ok=True)
+    staging = index_path.with_suffix(f".{os.getpid()}.tmp")
+    staging.write_text(json.dumps(index, indent=1))
+    os.replace(staging, index_path)
+    return digest
+
+
+def inspect_gguf(path: Path) -> tuple[str, list[str]]:
+    """The architecture a GGUF file declares and the quantization types of its tensors, or a
+    one-line error naming the file when it is not a readable GGUF file."""
+    try:
+        from gguf import GGUFReader
+    except ImportError as exc:
+        raise InvalidModelError(
+            f"Reading '{path.name}' needs the gguf package: pip install gguf"
+        ) from exc
+    try:
+        reader = GGUFReader(path)
+        field = reader.fields["general.architecture"]
+        architecture = bytes(field.parts[field.data[0]]).decode("utf-8")
+        kinds = sorted({tensor.tensor_type.name for tensor in reader.tensors})
+    except KeyError as exc:
+        raise InvalidModelError(
+            f"'{path}' is not a usable GGUF model: it declares no general.architecture."
+        ) from exc
+    except Exception as exc:  # numpy's memmap and gguf's parser raise many kinds
+        raise InvalidModelError(
+            f"'{path}' is not a readable GGUF file ({_short(exc)}): it is truncated or "
+            "corrupt. Download it again."
+        ) from exc
+    return architecture, kinds
+
+
+def check_gguf(path: Path) -> None:
+    """Refuse, before any work, what transformers cannot turn into a model."""
+    from gguf import GGMLQuantizationType
+    from gguf.quants import _type_traits  # the types gguf can dequantize
+
+    architecture, kinds = inspect_gguf(path)
+    if architecture not in _GGUF_LOADABLE:
+        raise InvalidModelError(
+            f"'{path.name}' holds a '{architecture}' model, which quotegen cannot load from "
+            f"GGUF (it reads {', '.join(_GGUF_LOADABLE)}). Use the model's safetensors release "
+            "instead."
+        )
+    plain = {"F32", "F16", "BF16"}
+    known = {kind.name for kind in _type_traits} | plain
+    unsupported = [
+        kind for kind in kinds if kind not in known or kind not in GGMLQuantizationType.__members__
+    ]
+    if unsupported:
+        raise InvalidModelError(
+            f"'{path.name}' uses the quantization {', '.join(unsupported)}, which the gguf "
+            "package cannot dequantize. Use another quantization of the model (Q8_0, Q4_K_M, "
+            "F16, ...)."
+        )
+
+
+def converted_gguf(path: Path, notify: Notify | None = None, *, prepare: bool = True) -> Path:
+    """The safetensors folder of a GGUF file, converted on first use (``prepare`` False: an
+    error instead of the work)."""
+    if not path.is_file():
+        raise InvalidModelError(f"GGUF file '{path}' does not exist.")
+    digest = gguf_digest(path)
+    out = cache_root() / "gguf" / f"{digest[:40]}-v{FORMAT}"
+    if (out / "config.json").is_file():
+        return out
+    if not prepare:
+        raise ModelNotCachedError(f"'{path.name}' is not converted yet. Run: quotegen download")
+    check_gguf(path)
+    if notify is not None:
+        size = path.stat().st_size / 1e6
+        notify(f"Converting {path.name} ({size:.0f} MB) to safetensors, once")
+    quiet_transformers()
+    try:
+        with staged_folder(out) as staging:
+            _convert_gguf(path, staging)
+    except InvalidModelError:
+        raise
+    except Exception as exc:
+        raise InvalidModelError(
+            f"Could not convert '{path}' ({_short(exc)}): the file is truncated, corrupt, or "
+            "of a layout transformers does not read. Download it again, or use another "
+            "quantization of the model."
+        ) from exc
+    return out
+
+
+def _convert_gguf(path: Path, out: Path) -> None:
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    folder, name = path.parent, path.name
+    # transformers shows a bar of its own per tensor; quotegen's callers say what happens.
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    config = AutoConfig.from_pretrained(folder, gguf_file=name)
+    if config.model_type == "gpt2" and getattr(config, "n_ctx", None):
+        # transformers maps GGUF's context_length to n_ctx only; the position table is n_ctx.
+        config.n_positions = config.n_ctx
+    source = AutoModelForCausalLM.from_pretrained(
+        folder, gguf_file=name, config=config, dtype=torch.float32
+    )
+    # A plain model of the same config: nothing of the GGUF quantizer is saved with it.
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    config.dtype = torch.float32
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    missing, unexpected = model.load_state_dict(source.state_dict(), strict=False)
+    missing = [key for key in missing if "lm_head" not in key]
+    if missing or unexpected:
+        raise InvalidModelError(
+            f"'{name}' does not map onto a {type(model).__name__}: "
+            f"{len(missing)} tensors missing, {len(unexpected)} unexpected."
+        )
+    if getattr(config, "tie_word_embeddings", False):
+        model.tie_weights()
+    model.generation_config = source.generation_config
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    _write_provenance(out, {"gguf": name, "sha256": gguf_digest(path)})
+
+
+# -- LoRA adapters ------------------------------------------------------------------------------
+
+
+def is_adapter(path: Path) -> bool:
+    """A peft adapter folder (``adapter_config.json``, no ``config.json`` of a whole model)."""
+    return (path / "adapter_config.json").is_file() and not (path / "config.json").is_file()
+
+
+def adapter_base(path: Path) -> str:
+    """The base model an adapter names (``base_model_name_or_path``)."""
+    try:
+        config = json.loads((path / "adapter_config.json").read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InvalidModelError(
+            f"'{path}/adapter_config.json' is not valid JSON ({_short(exc)})."
+        ) from exc
+    base = config.get("base_model_name_or_path") if isinstance(config, dict) else None
+    if not isinstance(base, str) or not base.strip():
+        raise InvalidModelError(
+            f"The adapter in '{path}' does not name its base (base_model_name_or_path in "
+            "adapter_config.json). Add it, or load the base with --model and merge by hand."
+        )
+    if config.get("peft_type") not in (None, "LORA"):
+        raise InvalidModelError(
+            f"The adapter in '{path}' is a {config.get('peft_type')} adapter; quotegen loads "
+            "LoRA adapters."
+        )
+    return base.strip()
+
+
+def _adapter_key(adapter: Path, base: Path) -> str:
+    digest = hashlib.sha256(f"v{FORMAT}|{base.resolve()}".encode())
+    for weights in sorted(base.glob("*.safetensors")):
+        stat = weights.stat()
+        digest.update(f"|{weights.name}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    for item in sorted(adapter.iterdir()):
+        if item.is_file() and not item.name.startswith("."):
+            digest.update(item.name.encode())
+            digest.update(file_sha256(item).encode())
+    return digest.hexdigest()[:40]
+
+
+def merged_adapter(
+    adapter: Path, base: Path, notify: Notify | None = None, *, prepare: bool = True
+) -> Path:
+    """The safetensors folder of ``base`` with the LoRA adapter merged in, made on first use.
+
+    The adapter folder's own tokenizer and ``generation_config.json``, where it has them,
+    replace the base's: an adapter trained with its own framing stops where it learned to.
+    """
+    out = cache_root() / "merged" / _adapter_key(adapter, base)
+    if (out / "config.json").is_file():
+        return out
+    if not prepare:
+        raise ModelNotCachedError(
+            f"The adapter '{adapter.name}' is not merged yet. Run: quotegen download"
+        )
+    if notify is not None:
+        notify(f"Merging the adapter {adapter.name} into its base, once")
+    quiet_transformers()
+    try:
+        with staged_folder(out) as staging:
+            _merge(adapter, base, staging)
+    except InvalidModelError:
+        raise
+    except Exception as exc:
+        raise InvalidModelError(
+            f"Could not apply the adapter in '{adapter}' to its base '{base}' "
+            f"({_short(exc)}). Check that adapter_config.json names the base it was trained on."
+        ) from exc
+    return out
+
+
+def _merge(adapter: Path, base: Path, out: Path) -> None:
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    merged = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+    has_tokenizer = (adapter / "tokenizer_config.json").is_file()
+    tokenizer = AutoTokenizer.from_pretrained(adapter if has_tokenizer else base)
+    merged.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    for name in ("generation_config.json", "README.md"):
+        if (adapter / name).is_file():
+            shutil.copyfile(adapter / name, out / name)
+    _write_provenance(out, {"adapter": str(adapter.resolve()), "base": str(base.resolve())})
+
+
+def _write_provenance(out: Path, data: dict[str, Any]) -> None:
+    (out / "quotegen-source.json").write_text(json.dumps({"format": FORMAT, **data}, indent=2))
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 160 else text[:157] + "..."

