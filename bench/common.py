@@ -235,11 +235,17 @@ def commit() -> str:
 
 
 def meets(value: float, goal: str) -> bool:
-    """``<= x``, ``>= x``, or ``~= x tolerance``."""
+    """``<= x``, ``>= x``, ``< x``, ``> x``, or ``~= x tolerance``."""
     op, bound, *tolerance = goal.split()
     if op == "~=":
         return abs(value - float(bound)) <= float(tolerance[0])
-    return value <= float(bound) if op == "<=" else value >= float(bound)
+    compare = {
+        "<=": value <= float(bound),
+        ">=": value >= float(bound),
+        "<": value < float(bound),
+        ">": value > float(bound),
+    }
+    return compare[op]
 
 
 def report(name: str, rows: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> Path:

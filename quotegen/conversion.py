@@ -246,27 +246,40 @@ def adapter_base(path: Path) -> str:
     return base.strip()
 
 
-def _adapter_key(adapter: Path, base: Path) -> str:
-    digest = hashlib.sha256(f"v{FORMAT}|{base.resolve()}".encode())
+def base_identity(base: Path) -> str:
+    """What a merge depends on of a base folder: where it is and its weights' sizes and times."""
+    parts = [str(base.resolve())]
     for weights in sorted(base.glob("*.safetensors")):
         stat = weights.stat()
-        digest.update(f"|{weights.name}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+        parts.append(f"{weights.name}|{stat.st_size}|{stat.st_mtime_ns}")
+    return "|".join(parts)
+
+
+def merged_folder(adapter: Path, identity: str) -> Path:
+    """Where the merge of ``adapter`` into the base ``identity`` names is cached."""
+    digest = hashlib.sha256(f"v{FORMAT}|{identity}".encode())
     for item in sorted(adapter.iterdir()):
         if item.is_file() and not item.name.startswith("."):
             digest.update(item.name.encode())
             digest.update(file_sha256(item).encode())
-    return digest.hexdigest()[:40]
+    return cache_root() / "merged" / digest.hexdigest()[:40]
 
 
 def merged_adapter(
-    adapter: Path, base: Path, notify: Notify | None = None, *, prepare: bool = True
+    adapter: Path,
+    base: Path,
+    notify: Notify | None = None,
+    *,
+    prepare: bool = True,
+    identity: str | None = None,
 ) -> Path:
-    """The safetensors folder of ``base`` with the LoRA adapter merged in, made on first use.
+    """The safetensors folder of ``base`` with the LoRA adapter merged in, made on first use
+    and cached under the adapter's files and ``identity`` (default: the base folder's).
 
     The adapter folder's own tokenizer and ``generation_config.json``, where it has them,
     replace the base's: an adapter trained with its own framing stops where it learned to.
     """
-    out = cache_root() / "merged" / _adapter_key(adapter, base)
+    out = merged_folder(adapter, identity or base_identity(base))
     if (out / "config.json").is_file():
         return out
     if not prepare:
@@ -275,7 +288,6 @@ def merged_adapter(
         )
     if notify is not None:
         notify(f"Merging the adapter {adapter.name} into its base, once")
-    quiet_transformers()
     try:
         with staged_folder(out) as staging:
             _merge(adapter, base, staging)

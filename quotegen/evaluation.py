@@ -85,13 +85,20 @@ def _exp_mean(total: float, count: int) -> float:
 
 
 def bits_per_byte(
-    model: Any, tokenizer: Any, quotes: Sequence[str], *, batch_size: int = 32
+    model: Any,
+    tokenizer: Any,
+    quotes: Sequence[str],
+    *,
+    batch_size: int = 32,
+    frame_token: str | None = None,
 ) -> tuple[float, float]:
     """Bits per UTF-8 byte of ``quotes`` (each quote's bytes plus one for its end), and the
     share of tokens that are the unknown token (they hide the bits of what they replace).
 
     Unlike perplexity this compares across tokenizers: every token is predicted, the first
-    one after a start token (end-of-text when the tokenizer adds none).
+    one after a start token (end-of-text when the tokenizer adds none). ``frame_token``
+    puts that token before and after each quote instead of the tokenizer's own, so a base
+    and its fine-tuned adapter are scored with the same conditioning.
     """
     import torch
 
@@ -100,10 +107,15 @@ def bits_per_byte(
     eos = tokenizer.eos_token_id
     limit = context_length(model.config)
     examples = []
-    for example in quote_examples(tokenizer, quotes, limit):
-        if example[0] not in (eos, tokenizer.bos_token_id):
-            example = [eos, *example][:limit]
-        examples.append(example)
+    frame = None if frame_token is None else tokenizer.convert_tokens_to_ids(frame_token)
+    if frame is not None:
+        encoded = tokenizer(list(quotes), add_special_tokens=False)["input_ids"]
+        examples = [[frame, *ids, frame][:limit] for ids in encoded]
+    else:
+        for example in quote_examples(tokenizer, quotes, limit):
+            if example[0] not in (eos, tokenizer.bos_token_id):
+                example = [eos, *example][:limit]
+            examples.append(example)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (eos or 0)
     device = next(model.parameters()).device
     nats, tokens, unknown = 0.0, 0, 0
@@ -116,7 +128,7 @@ def bits_per_byte(
             valid = mask[:, 1:].bool()
             nats -= float(picked[..., 0][valid].sum())
             tokens += int(valid.sum())
-            if tokenizer.unk_token_id is not None and tokenizer.unk_token_id != eos:
+            if tokenizer.unk_token_id not in (None, eos, frame):
                 unknown += int((ids[:, 1:][valid] == tokenizer.unk_token_id).sum())
     size = sum(len(q.encode("utf-8")) + 1 for q in quotes)
     return nats / math.log(2) / size, unknown / max(1, tokens)

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from quotegen.config import BUNDLED_MODEL_NAME
+from quotegen.config import BUNDLED_MODEL_NAME, DEFAULT_MODEL_NAME
 from quotegen.errors import (
     DownloadError,
     HubUnreachableError,
@@ -361,30 +361,46 @@ def _is_causal_lm(snapshot: Path) -> bool:
     return any(str(a).endswith(("ForCausalLM", "LMHeadModel")) for a in architectures)
 
 
+def _folder_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
 def list_local_models(cache_dir: Path | None = None) -> list[LocalModelEntry]:
-    """The bundled model and every cached revision that looks like a loadable causal LM."""
+    """The default model and the pinned bases (prepared or not), the bundled model, and every
+    cached revision that looks like a loadable causal LM."""
     from huggingface_hub import scan_cache_dir
     from huggingface_hub.errors import CacheNotFound
 
-    from quotegen.model import bundled_model_dir, default_model_ref
+    from quotegen.model import default_model_ref, is_prepared, parse_model_ref
+    from quotegen.pinned import PINNED, pinned_path
 
     try:
         default: ModelRef | None = default_model_ref()
     except QuotegenError:
         default = None
     found: list[LocalModelEntry] = []
-    bundled = bundled_model_dir()
-    if (bundled / "config.json").is_file():
-        size = sum(p.stat().st_size for p in bundled.rglob("*") if p.is_file())
-        is_default = bool(default is not None and default.bundled)
+    shipped = [parse_model_ref(name) for name in (DEFAULT_MODEL_NAME, BUNDLED_MODEL_NAME)]
+    for ref in [*shipped, *(parse_model_ref(name) for name in PINNED)]:
+        ready = is_prepared(ref)
+        if ref.pinned is not None:
+            source = pinned_path(PINNED[ref.pinned])
+        else:
+            assert ref.path is not None
+            if not ref.path.is_dir():
+                continue
+            source = ref.path
+        if ready is None and not source.exists() and ref.pinned is None:
+            continue
+        path = ready or source
         found.append(
             LocalModelEntry(
-                name=BUNDLED_MODEL_NAME,
+                name=ref.name,
                 revision=None,
                 commit=None,
-                size_bytes=size,
-                path=bundled,
-                default=is_default,
+                size_bytes=_folder_size(path) if path.is_dir() else 0,
+                path=path,
+                default=default is not None and default.name == ref.name,
+                prepared=ready is not None,
             )
         )
     try:
@@ -400,11 +416,6 @@ def list_local_models(cache_dir: Path | None = None) -> list[LocalModelEntry]:
                 continue
             names: list[str | None] = [*sorted(rev.refs)] or [None]
             for name in names:
-                is_default = bool(
-                    default is not None
-                    and default.repo_id == repo.repo_id
-                    and (default.revision or "main") == (name or rev.commit_hash)
-                )
                 found.append(
                     LocalModelEntry(
                         name=repo.repo_id,
@@ -412,7 +423,6 @@ def list_local_models(cache_dir: Path | None = None) -> list[LocalModelEntry]:
                         commit=rev.commit_hash,
                         size_bytes=rev.size_on_disk,
                         path=snapshot,
-                        default=is_default,
                     )
                 )
     return found

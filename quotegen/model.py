@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 from quotegen.config import BUNDLED_MODEL_NAME, DEFAULT_MODEL_NAME
 from quotegen.console import quiet_transformers
-from quotegen.conversion import Notify, adapter_base, converted_gguf, is_adapter, merged_adapter
+from quotegen.conversion import (
+    Notify,
+    adapter_base,
+    converted_gguf,
+    is_adapter,
+    merged_adapter,
+    merged_folder,
+)
 from quotegen.errors import (
     DeviceError,
     DownloadError,
@@ -197,10 +204,17 @@ def locate_model(
     if located.is_file():
         return converted_gguf(located, notify, prepare=prepare)
     if is_adapter(located):
-        base = locate_model(
-            _adapter_base_ref(located), allow_pickle=allow_pickle, notify=notify, prepare=prepare
-        )
-        return merged_adapter(located, base, notify, prepare=prepare)
+        base_ref = _adapter_base_ref(located)
+        # A pinned base is known by its content: its merges are found without it, so a
+        # prepared image may drop the base's own files.
+        identity = None
+        if base_ref.pinned is not None:
+            identity = f"pinned:{PINNED[base_ref.pinned].member_sha256}"
+            merged = merged_folder(located, identity)
+            if (merged / "config.json").is_file():
+                return merged
+        base = locate_model(base_ref, allow_pickle=allow_pickle, notify=notify, prepare=prepare)
+        return merged_adapter(located, base, notify, prepare=prepare, identity=identity)
     return located
 
 

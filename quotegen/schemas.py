@@ -138,8 +138,11 @@ class LocalModelEntry(Schema):
     revision: str | None
     commit: str | None
     size_bytes: int
+    #: The folder it loads from (for a model not prepared yet: where it comes from).
     path: Path
     default: bool = False
+    #: False while a first use still has to fetch, convert or merge it.
+    prepared: bool = True
 
 
 class EpochReport(Schema):

@@ -24,6 +24,9 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["NO_COLOR"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
+#: Where CI prepared the real default model before pytest (`QUOTEGEN_CACHE=DIR quotegen
+#: download`): the default-model checks read it; nothing else sees it.
+PREPARED_CACHE = os.environ.get("QUOTEGEN_CACHE", "").strip() or None
 for _name in list(os.environ):
     if _name.startswith("QUOTEGEN_"):
         del os.environ[_name]

@@ -45,7 +45,8 @@ def adapter(base: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_adapter_folder_is_a_standard_peft_adapter(adapter: Path, base: Path) -> None:
     names = {p.name for p in adapter.iterdir()}
     assert {"adapter_config.json", "adapter_model.safetensors", "README.md"} <= names
-    assert "model.safetensors" not in names and "config.json" not in names
+    assert "model.safetensors" not in names
+    assert "config.json" not in names
     assert not (adapter / ".checkpoint").exists()  # removed once the run completed
     config = json.loads((adapter / "adapter_config.json").read_text())
     assert config["peft_type"] == "LORA"
@@ -101,7 +102,8 @@ def test_adapter_with_a_missing_base_is_one_line(adapter: Path, tmp_path: Path) 
     (broken / "adapter_config.json").write_text(json.dumps(config))
     proc = run_cli("generate", "-m", str(broken), "x")
     assert proc.returncode in (1, 2)
-    assert proc.stderr.count("\n") == 1 and "gone" in proc.stderr
+    assert proc.stderr.count("\n") == 1
+    assert "gone" in proc.stderr
 
 
 def _config(base: Path, out: Path, **extra: object) -> TrainConfig:

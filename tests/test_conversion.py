@@ -78,7 +78,8 @@ def test_gguf_is_converted_once(gguf_files: dict, fresh_cache: Path) -> None:
     assert is_prepared(ref) is None
     notes: list[str] = []
     first = load_model(ref, device="cpu", notify=notes.append).path
-    assert len(notes) == 1 and "Converting llama-F16.gguf" in notes[0]
+    assert len(notes) == 1
+    assert "Converting llama-F16.gguf" in notes[0]
     weights = first / "model.safetensors"
     stamp = weights.stat().st_mtime_ns
     second = load_model(ref, device="cpu", notify=notes.append).path
@@ -169,8 +170,10 @@ def test_bad_gguf_is_one_line_naming_the_file(
         load_model(parse_model_ref(str(bad)), device="cpu")
     proc = run_cli("generate", "-m", str(bad), "x", env={"QUOTEGEN_CACHE": str(fresh_cache)})
     assert proc.returncode == 1
-    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("Error: ")
-    assert "bad.gguf" in proc.stderr and needle in proc.stderr
+    assert proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith("Error: ")
+    assert "bad.gguf" in proc.stderr
+    assert needle in proc.stderr
     assert not (fresh_cache / "gguf").exists() or not [
         p for p in (fresh_cache / "gguf").iterdir() if p.is_dir()
     ]

@@ -119,7 +119,8 @@ def prepare(ref: ModelRef, *, quiet: bool) -> None:
 def models(
     as_json: bool = typer.Option(False, "--json", help="JSON Lines: one object per model."),
 ) -> None:
-    """List the models usable without network (bundled and in the HF cache)."""
+    """List the default model (prepared or not, and the folder it loads from), the bundled
+    one, the pinned bases and the models in the HF cache."""
     from quotegen.hub import list_local_models
 
     found = list_local_models()
@@ -129,16 +130,18 @@ def models(
     if not found:
         print_note("No local models. Run: quotegen download")
         return
-    rows = [("NAME", "REVISION", "SIZE", "DEFAULT")] + [
+    rows = [("NAME", "REVISION", "SIZE", "DEFAULT", "PREPARED", "PATH")] + [
         (
             m.name,
             m.revision or (m.commit[:12] if m.commit else "-"),
-            f"{m.size_bytes / 1e6:.1f} MB",
+            f"{m.size_bytes / 1e6:.1f} MB" if m.prepared else "-",
             "*" if m.default else "",
+            "yes" if m.prepared else "no",
+            str(m.path),
         )
         for m in found
     ]
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     write(
         "".join(
             "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() + "\n"

@@ -18,8 +18,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import typer
 
 from quotegen.config import (
-    BUNDLED_MODEL_NAME,
-    DEFAULT_HUB_MODEL,
     ENV_DEVICE,
     ENV_DTYPE,
     ENV_MODEL,
@@ -323,29 +321,24 @@ def resolve(model: str | None, flags: LoadFlags, *, quiet: bool) -> ModelRef:
     # A bad --device/--dtype/--quantize fails before anything else.
     torch_device = choose_device(flags.device)
     check_quantize(flags.quantize, torch_device, choose_dtype(flags.dtype, torch_device))
-    ref = resolve_model(model)
-    if ref.bundled and not model and not quiet:
-        print_note(
-            f"Using the bundled model {BUNDLED_MODEL_NAME}. For the full GPT-2 quote model, "
-            f"run: quotegen download ({DEFAULT_HUB_MODEL})"
-        )
-    return ref
+    return resolve_model(model)
 
 
-def load(ref: ModelRef, flags: LoadFlags, *, quiet: bool) -> LoadedModel:
-    """Load the model (the one loading path of every command) behind a status line."""
+def load(ref: ModelRef, flags: LoadFlags, *, quiet: bool, spinner: bool = True) -> LoadedModel:
+    """Load the model (the one loading path of every command) behind a status line; what a
+    first use fetches, converts or merges, and a fallback, are said on stderr."""
     from dataclasses import asdict
 
     from quotegen.model import load_model
 
-    with status(f"Loading {ref}…", show=not quiet):
-        return load_model(ref, **asdict(flags))
+    with status(f"Loading {ref}…", show=spinner and not quiet):
+        return load_model(ref, **asdict(flags), notify=None if quiet else print_note)
 
 
-def load_engine(ref: ModelRef, flags: LoadFlags, *, quiet: bool) -> Engine:
+def load_engine(ref: ModelRef, flags: LoadFlags, *, quiet: bool, spinner: bool = True) -> Engine:
     from quotegen.generation import Engine
 
-    return Engine(load(ref, flags, quiet=quiet))
+    return Engine(load(ref, flags, quiet=quiet, spinner=spinner))
 
 
 class PipeClosed(Exception):

@@ -131,7 +131,7 @@ def serve(
         return
 
     def loader() -> Engine:
-        return load_engine(ref, flags, quiet=True)
+        return load_engine(ref, flags, quiet=False, spinner=False)
 
     run_server(loader, config, host=host, port=port, log_level=log_level)
 
