@@ -6,8 +6,8 @@ checked; the default model's fallback when its base cannot be had."""
 from __future__ import annotations
 
 import hashlib
-import re
 import json
+import re
 import threading
 import zipfile
 from collections.abc import Iterator
