@@ -48,7 +48,9 @@ from quotegen.conversion import adapter_base, is_adapter
 from quotegen.corpus import split_quotes
 from quotegen.evaluation import bits_per_byte
 from quotegen.generation import Engine
-from quotegen.model import load_model, locate_model, parse_model_ref
+from quotegen.locating import locate_model
+from quotegen.model import load_model
+from quotegen.references import parse_model_ref
 from quotegen.vocab import read_dictionary
 
 PROMPTS = [

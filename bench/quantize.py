@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import common
 
 from quotegen.evaluation import perplexity
-from quotegen.model import load_model, parse_model_ref
+from quotegen.model import load_model
+from quotegen.references import parse_model_ref
 
 
 def stdlib_test_lines(limit: int) -> list[str]:

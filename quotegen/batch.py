@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from quotegen.config import OPENAI_DEFAULTS
-from quotegen.errors import InputError, QuotegenError
+from quotegen.errors import BatchConflictError, InputError, QuotegenError
 
 if TYPE_CHECKING:
     from quotegen.settings import GenerationSettings
@@ -38,13 +38,6 @@ if TYPE_CHECKING:
 FORMATS_IN = (".txt", ".jsonl", ".parquet")
 FORMATS_OUT = (".jsonl", ".parquet")
 MANIFEST_VERSION = 1
-
-
-class BatchConflictError(QuotegenError):
-    """An existing output was made by a different job."""
-
-    exit_code = 1
-    error_type = "batch_conflict"
 
 
 @dataclass(frozen=True)

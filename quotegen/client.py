@@ -21,7 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from quotegen.config import MAX_PROMPTS, PROMPT_READER
-from quotegen.errors import QuotegenError, UnauthorizedError
+from quotegen.errors import QuotegenError, ServerError, ServerUnreachableError, UnauthorizedError
 
 #: Requests in flight at once: enough to keep the server's batches full.
 IN_FLIGHT = 4
@@ -30,28 +30,6 @@ WAIT_FOR_SERVER_S = 120.0
 RETRIED = {"not_ready", "overloaded"}
 #: A result as the server sent it: the ``GenerationResult`` schema, as JSON.
 Result = dict[str, Any]
-
-
-class ServerError(QuotegenError):
-    """The server answered with an error (its message is passed on)."""
-
-    error_type = "server_error"
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int = 0,
-        param: str | None = None,
-        code: str | None = None,
-    ) -> None:
-        super().__init__(message, param=param)
-        self.status = status
-        self.code = code
-
-
-class ServerUnreachableError(QuotegenError):
-    error_type = "server_unreachable"
 
 
 class Client:

@@ -14,13 +14,9 @@ from dataclasses import asdict
 from typing import Any
 
 from quotegen.batch import Job, run_chunk
-from quotegen.errors import QuotegenError
+from quotegen.errors import RayUnavailableError
 
 EXTRA = "pip install 'quotegen[ray]'"
-
-
-class RayUnavailableError(QuotegenError):
-    error_type = "ray_unavailable"
 
 
 def import_ray() -> Any:
@@ -119,7 +115,7 @@ def model_ref(fields: Mapping[str, Any]) -> Any:
     Hub model comes from that node's cache, a directory must be on a shared path)."""
     from pathlib import Path
 
-    from quotegen.model import ModelRef
+    from quotegen.references import ModelRef
 
     path = fields.get("path")
     return ModelRef(**{**fields, "path": Path(path) if path else None})

@@ -145,6 +145,43 @@ class UnknownModelError(QuotegenError):
     error_type = "model_not_found"
 
 
+class BatchConflictError(QuotegenError):
+    """An existing output was made by a different job."""
+
+    exit_code = 1
+    error_type = "batch_conflict"
+
+
+class ServerError(QuotegenError):
+    """The server answered with an error (its message is passed on)."""
+
+    error_type = "server_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 0,
+        param: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message, param=param)
+        self.status = status
+        self.code = code
+
+
+class ServerUnreachableError(QuotegenError):
+    """Client mode: the quotegen server cannot be reached."""
+
+    error_type = "server_unreachable"
+
+
+class RayUnavailableError(QuotegenError):
+    """``--ray`` without Ray installed, or a Ray cluster that cannot be joined."""
+
+    error_type = "ray_unavailable"
+
+
 def as_user_error(error: BaseException) -> QuotegenError:
     """A failure inside generation, as the error users see (the model's own kept as is)."""
     if isinstance(error, QuotegenError):

@@ -28,7 +28,7 @@ from quotegen.errors import (
 from quotegen.schemas import LocalModelEntry
 
 if TYPE_CHECKING:
-    from quotegen.model import ModelRef
+    from quotegen.references import ModelRef
 
 #: What loading a model needs from a repo; weights are added by ``_weight_patterns``.
 LOAD_PATTERNS = [
@@ -60,6 +60,7 @@ def cached_snapshot(ref: ModelRef, cache_dir: Path | None = None) -> Path | None
     """The local snapshot of a Hub ref if it holds config and weights, else None."""
     assert ref.repo_id is not None
     from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:
         path = Path(
@@ -70,7 +71,7 @@ def cached_snapshot(ref: ModelRef, cache_dir: Path | None = None) -> Path | None
                 local_files_only=True,
             )
         )
-    except Exception:
+    except LocalEntryNotFoundError:  # not cached; anything else is a real failure to report
         return None
     has_config = (path / "config.json").is_file() or (path / "adapter_config.json").is_file()
     if has_config and weight_files(path):
@@ -371,8 +372,9 @@ def list_local_models(cache_dir: Path | None = None) -> list[LocalModelEntry]:
     from huggingface_hub import scan_cache_dir
     from huggingface_hub.errors import CacheNotFound
 
-    from quotegen.model import default_model_ref, is_prepared, parse_model_ref
+    from quotegen.locating import is_prepared
     from quotegen.pinned import PINNED, pinned_path
+    from quotegen.references import default_model_ref, parse_model_ref
 
     try:
         default: ModelRef | None = default_model_ref()

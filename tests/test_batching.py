@@ -11,30 +11,9 @@ import pytest
 from quotegen.batching import Scheduler, generate_ordered
 from quotegen.errors import OverloadedError, QuotegenError
 from quotegen.generation import Row
-from quotegen.server.tickets import Tickets
 from quotegen.settings import GenerationSettings
-from tests.fakes import FakeEngine
-
-
-def open_tickets(
-    engine: FakeEngine,
-    *,
-    max_wait_ms: float = 0.0,
-    max_batch_size: int = 32,
-    max_queue: int = 256,
-    start: bool = True,
-) -> Tickets:
-    """The server's request door over a scheduler (started on its worker thread)."""
-    scheduler = Scheduler(
-        engine, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, max_queue=max_queue
-    )
-    if start:
-        scheduler.start()
-    return Tickets(engine, scheduler, request_timeout_s=60.0)
-
-
-async def connected() -> bool:
-    return False
+from tests.helpers.fakes import FakeEngine
+from tests.helpers.tickets import connected, open_tickets
 
 
 def test_each_request_gets_its_own_result() -> None:

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from quotegen.config import BUNDLED_MODEL_NAME
-from quotegen.model import bundled_model_dir, load_model, parse_model_ref, resolve_model
+from quotegen.config import BUNDLED_MODEL_NAME, DEFAULT_MODEL_NAME
+from quotegen.model import load_model
+from quotegen.references import bundled_model_dir, parse_model_ref, resolve_model
 from tests.conftest import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,10 +27,10 @@ def test_bundled_model_is_in_the_package() -> None:
     assert size <= 25 * 1024 * 1024
 
 
-def test_bundled_model_is_the_last_default(hf_cache: Path) -> None:
+def test_default_is_the_shipped_quote_adapter(hf_cache: Path) -> None:
     ref = resolve_model(None)
-    assert ref.bundled
-    assert ref.name == BUNDLED_MODEL_NAME
+    assert (ref.name, ref.default, ref.bundled) == (DEFAULT_MODEL_NAME, True, False)
+    assert ref.path == bundled_model_dir(DEFAULT_MODEL_NAME)
 
 
 def test_generate_with_no_network_and_empty_cache(tmp_path: Path) -> None:
@@ -39,7 +40,7 @@ def test_generate_with_no_network_and_empty_cache(tmp_path: Path) -> None:
     assert proc.stdout.strip().startswith("Life is")
     assert len(proc.stdout.strip()) > len("Life is")
     assert proc.stderr.count("\n") == 1
-    assert "Using the bundled model quotegen-mini" in proc.stderr
+    assert proc.stderr.startswith("Using quotegen-mini: the default model's base could not")
     assert "quotegen download" in proc.stderr
     explicit = run_cli("generate", "--model", "quotegen-mini", "-q", "--json", "x", env=env)
     assert json.loads(explicit.stdout)["model"] == BUNDLED_MODEL_NAME
@@ -94,10 +95,11 @@ def test_bundled_model_found_from_an_installed_wheel(tmp_path: Path) -> None:
         timeout=300,
     )
     probe = (
-        "import quotegen.model as m; from quotegen.generation import Engine;"
+        "import quotegen.model as m, quotegen.references as r;"
+        "from quotegen.generation import Engine;"
         "from quotegen.settings import GenerationSettings;"
-        "print(m.bundled_model_dir());"
-        "g = Engine(m.load_model(m.parse_model_ref('quotegen-mini'), device='cpu'));"
+        "print(r.bundled_model_dir());"
+        "g = Engine(m.load_model(r.parse_model_ref('quotegen-mini'), device='cpu'));"
         "print(g.generate(['life is'], GenerationSettings(seed=1))[0].text)"
     )
     proc = subprocess.run(
@@ -125,9 +127,9 @@ def test_serve_uses_and_announces_the_bundled_model(tmp_path: Path) -> None:
 
     import httpx
 
-    from tests.test_server_live import _free_port
+    from tests.helpers.live import free_port
 
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "serve.log"
     env = {**os.environ, "HF_HOME": str(tmp_path / "empty"), "HF_HUB_OFFLINE": "1"}
     with log.open("wb") as sink:
@@ -150,7 +152,7 @@ def test_serve_uses_and_announces_the_bundled_model(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
     assert info["model"] == BUNDLED_MODEL_NAME
-    assert "Using the bundled model quotegen-mini" in log.read_text()
+    assert "Using quotegen-mini: the default model's base could not" in log.read_text()
     assert proc.returncode == 0
 
 

@@ -52,7 +52,10 @@ def test_generate_json_uses_the_shared_schema(tiny_model_dir: Path) -> None:
 
 def test_generate_seed_is_reproducible(tiny_model_dir: Path) -> None:
     args = ("generate", "-m", str(tiny_model_dir), "--seed", "42", "life is", "love is")
-    assert _invoke(*args).stdout == _invoke(*args).stdout
+    first, second = _invoke(*args), _invoke(*args)
+    assert first.exit_code == second.exit_code == 0
+    assert len(first.stdout.splitlines()) == 2
+    assert first.stdout == second.stdout
 
 
 def test_generate_without_seed_reports_one_to_replay(tiny_model_dir: Path) -> None:
@@ -153,15 +156,15 @@ def test_no_model_anywhere_names_download(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    import quotegen.model as model_module
+    import quotegen.references as references
     from quotegen.cli import main
 
-    monkeypatch.setattr(model_module, "bundled_model_dir", lambda: tmp_path / "not-installed")
+    monkeypatch.setattr(references, "bundled_model_dir", lambda name="": tmp_path / "absent" / name)
     monkeypatch.setattr(sys, "argv", ["quotegen", "generate", "life is"])
     with pytest.raises(SystemExit) as info:
         main()
     assert info.value.code == 1
-    assert "Run: quotegen download" in capsys.readouterr().err
+    assert "Pass --model" in capsys.readouterr().err
 
 
 def test_device_error_exit_2(tiny_model_dir: Path) -> None:
@@ -253,7 +256,10 @@ def test_text_and_json_agree(tiny_model_dir: Path) -> None:
 def test_same_seed_same_output_across_runs(tiny_model_dir: Path) -> None:
     args = ("generate", "-m", str(tiny_model_dir), "--seed", "99", "-b", "3")
     stdin = "a\nb\nc\nd\ne\n"
-    assert run_cli(*args, input=stdin).stdout == run_cli(*args, input=stdin).stdout
+    first, second = run_cli(*args, input=stdin), run_cli(*args, input=stdin)
+    assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+    assert len(first.stdout.splitlines()) == 5
+    assert first.stdout == second.stdout
 
 
 def test_invalid_utf8_on_stdin(tiny_model_dir: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli, run_on_terminal
-from tests.test_server_live import LiveServer, serving
+from tests.helpers.live import LiveServer, serving
 
 PROMPTS = "life is\nlove\n\nthe secret of success\nnever\n"
 
@@ -155,7 +155,7 @@ def test_client_waits_for_a_server_still_loading(fake_engine) -> None:  # type: 
 
     from quotegen.client import Client
     from quotegen.server.app import create_app
-    from tests.test_server_live import _free_port
+    from tests.helpers.live import free_port
 
     release = threading.Event()
 
@@ -163,7 +163,7 @@ def test_client_waits_for_a_server_still_loading(fake_engine) -> None:  # type: 
         release.wait(30)
         return fake_engine
 
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(loader=loader), host="127.0.0.1", port=port, log_level="error")
     )

@@ -12,10 +12,12 @@ import pytest
 
 from quotegen.conversion import cache_root
 from quotegen.errors import InputError, InvalidModelError, ModelNotCachedError
-from quotegen.model import is_prepared, load_model, parse_model_ref
+from quotegen.locating import is_prepared
+from quotegen.model import load_model
+from quotegen.references import parse_model_ref
 from tests.conftest import run_cli
 from tests.helpers.ggufwriter import build_tiny_llama, write_gguf
-from tests.modelfactory import CORPUS, build_tiny_gpt2
+from tests.helpers.modelfactory import CORPUS, build_tiny_gpt2
 
 PROMPT = "Life is what happens"
 #: Largest logit difference allowed against the source model, by tensor type.
@@ -201,3 +203,32 @@ def test_train_frame_token_must_exist(sources: dict[str, Path], tmp_path: Path) 
     )
     with pytest.raises(InputError, match="not a token"):
         train(config, CORPUS)
+
+
+def test_hub_gguf_downloads_only_the_named_file(gguf_files: dict, tmp_path: Path) -> None:
+    from tests.helpers.hubserver import HubStandIn
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for kind in ("F16", "Q8_0"):
+        (repo / f"tiny-llama.{kind}.gguf").write_bytes(gguf_files["llama", kind].read_bytes())
+    hub = HubStandIn().start()
+    try:
+        hub.add_repo("org/tiny-gguf", repo)
+        env = {"HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0", "HF_HOME": str(tmp_path / "hf")}
+        fetched = run_cli("download", "org/tiny-gguf:Q8_0", env=env)
+        assert fetched.returncode == 0, fetched.stderr
+        got = {path.rsplit("/", 1)[-1] for method, path, _ in hub.requests if method == "GET"}
+        assert "tiny-llama.Q8_0.gguf" in got
+        assert "tiny-llama.F16.gguf" not in got
+        assert Path(fetched.stdout.strip(), "config.json").is_file()
+        offline = {**env, "HF_HUB_OFFLINE": "1"}
+        for name in ("org/tiny-gguf:Q8_0", "org/tiny-gguf:tiny-llama.Q8_0.gguf"):
+            proc = run_cli("generate", "-m", name, "--seed", "1", "life is", env=offline)
+            assert proc.returncode == 0, proc.stderr
+        missing = run_cli("download", "org/tiny-gguf:Q4_K_M", env=env)
+        assert missing.returncode == 1
+        assert "no GGUF file 'Q4_K_M'" in missing.stderr
+        assert "tiny-llama.F16.gguf" in missing.stderr
+    finally:
+        hub.stop()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import pytest
 
 from quotegen.config import BUNDLED_MODEL_NAME, DEFAULT_MODEL_NAME
 from tests.conftest import PREPARED_CACHE, run_cli
+from tests.helpers.live import free_port
 
 
 def test_offline_first_use_falls_back_to_quotegen_mini_with_one_line(tmp_path: Path) -> None:
@@ -38,7 +38,7 @@ def test_offline_first_use_falls_back_to_quotegen_mini_with_one_line(tmp_path: P
 @pytest.fixture(scope="module")
 def prepared() -> dict[str, str]:
     """The environment of a machine where the default model is prepared."""
-    env = {"QUOTEGEN_CACHE": str(PREPARED_CACHE), "OMP_NUM_THREADS": "1"}
+    env = {"QUOTEGEN_CACHE": str(PREPARED_CACHE)}
     if PREPARED_CACHE is None:
         pytest.skip("the real default model is not prepared: QUOTEGEN_CACHE=DIR quotegen download")
     listed = run_cli("models", "--json", env=env)
@@ -71,15 +71,9 @@ def test_default_one_word_prompts_start_sayings(prepared: dict[str, str]) -> Non
     assert not never[5:6].isalnum()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(prepared: dict[str, str]) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "quotegen", "serve", "--port", str(port)],
         env={**os.environ, **prepared},

@@ -13,12 +13,12 @@ import pytest
 from typer.testing import CliRunner
 
 from quotegen.cli import app
-from quotegen.config import DEFAULT_HUB_MODEL
+from quotegen.config import DEFAULT_HUB_MODEL, DEFAULT_MODEL_NAME
 from quotegen.errors import DownloadError
 from quotegen.hub import hub_errors
-from quotegen.model import parse_model_ref
+from quotegen.references import parse_model_ref
 from tests.conftest import run_cli
-from tests.hubserver import HubStandIn
+from tests.helpers.hubserver import HubStandIn
 
 runner = CliRunner()
 
@@ -232,7 +232,7 @@ def test_disk_full_is_a_clear_error() -> None:
     ("args", "needle"),
     [
         (["org/tiny", "--cache-dir", "a", "--local-dir", "b"], "cannot be used together"),
-        (["./local/path"], "local path"),
+        (["./local/path"], "does not exist"),
         (["org/tiny@v1", "--revision", "main"], "already names revision"),
     ],
 )
@@ -244,26 +244,28 @@ def test_download_usage_errors(args: list[str], needle: str) -> None:
 
 def test_models_lists_cached_causal_lms(online: Path) -> None:
     assert _download("org/tiny").exit_code == 0
-    assert _download().exit_code == 0  # the default: seed 2's model at refs/pr/1
+    assert _download(f"{DEFAULT_HUB_MODEL}@refs/pr/1").exit_code == 0  # seed 2's model
     records = [
         json.loads(line) for line in runner.invoke(app, ["models", "--json"]).stdout.splitlines()
     ]
     by_name = {(r["name"], r["revision"]): r for r in records}
-    assert by_name[(DEFAULT_HUB_MODEL, "refs/pr/1")]["default"] is True
-    assert by_name[("org/tiny", "main")]["default"] is False
+    assert by_name[(DEFAULT_HUB_MODEL, "refs/pr/1")]["default"] is False
+    assert by_name[("org/tiny", "main")]["prepared"] is True
+    assert by_name[(DEFAULT_MODEL_NAME, None)]["default"] is True
     table = runner.invoke(app, ["models"]).stdout.splitlines()
-    assert table[0].split() == ["NAME", "REVISION", "SIZE", "DEFAULT"]
-    assert any(line.startswith(DEFAULT_HUB_MODEL) and line.endswith("*") for line in table)
+    assert table[0].split() == ["NAME", "REVISION", "SIZE", "DEFAULT", "PREPARED", "PATH"]
+    assert any(line.startswith(f"{DEFAULT_MODEL_NAME} ") and " * " in line for line in table)
 
 
 def test_download_then_generate_offline(hub: HubStandIn, tmp_path: Path) -> None:
     """The whole story as a user runs it: download (online), then generate with no network."""
     env = {"HF_HOME": str(tmp_path / "hf"), "HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0"}
-    fetched = run_cli("download", "-q", env=env)
+    seed2 = f"{DEFAULT_HUB_MODEL}@refs/pr/1"
+    fetched = run_cli("download", "-q", seed2, env=env)
     assert fetched.returncode == 0, fetched.stderr
     assert fetched.stdout.strip().endswith(hub.repos[DEFAULT_HUB_MODEL].revisions["refs/pr/1"])
     offline = {**env, "HF_HUB_OFFLINE": "1", "HF_ENDPOINT": "http://127.0.0.1:9"}
-    generated = run_cli("generate", "--json", "--seed", "1", "life is", env=offline)
+    generated = run_cli("generate", "--json", "--seed", "1", "-m", seed2, "life is", env=offline)
     assert generated.returncode == 0, generated.stderr
     assert json.loads(generated.stdout)["model"] == f"{DEFAULT_HUB_MODEL}@refs/pr/1"
     explicit = run_cli("generate", "-m", "org/tiny", "x", env=offline)

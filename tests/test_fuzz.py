@@ -18,9 +18,9 @@ from pydantic import ValidationError
 
 from quotegen.errors import QuotegenError
 from quotegen.generation import clean_text, find_stop
-from quotegen.model import parse_model_ref
+from quotegen.references import parse_model_ref
 from quotegen.settings import GenerationSettings
-from tests.test_server_live import LiveServer, serving
+from tests.helpers.live import LiveServer, serving
 
 EXAMPLES = int(os.environ.get("QUOTEGEN_FUZZ_EXAMPLES", "30"))
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from quotegen.config import DEFAULT_HUB_MODEL, DEFAULT_HUB_REVISION
+from quotegen.config import DEFAULT_HUB_MODEL, DEFAULT_HUB_REVISION, DEFAULT_MODEL_NAME
 from quotegen.errors import (
     DeviceError,
     InvalidModelError,
@@ -16,15 +16,9 @@ from quotegen.errors import (
     NoModelAvailableError,
     UnsafeWeightsError,
 )
-from quotegen.model import (
-    ModelRef,
-    choose_device,
-    choose_dtype,
-    load_model,
-    locate_model,
-    parse_model_ref,
-    resolve_model,
-)
+from quotegen.locating import locate_model
+from quotegen.model import choose_device, choose_dtype, load_model
+from quotegen.references import ModelRef, parse_model_ref, resolve_model
 
 
 @pytest.mark.parametrize(
@@ -63,10 +57,10 @@ def test_parse_local_paths(tmp_path: Path) -> None:
 def test_default_resolution_with_empty_cache_names_download(
     hf_cache: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    import quotegen.model as model_module
+    import quotegen.references as references
 
-    monkeypatch.setattr(model_module, "bundled_model_dir", lambda: tmp_path / "not-installed")
-    with pytest.raises(NoModelAvailableError, match="Run: quotegen download"):
+    monkeypatch.setattr(references, "bundled_model_dir", lambda name="": tmp_path / "absent" / name)
+    with pytest.raises(NoModelAvailableError, match="ships neither the default model nor"):
         resolve_model(None)
 
 
@@ -81,15 +75,13 @@ def _fake_cached_snapshot(cache: Path, source: Path, repo: str, revision: str) -
     return snapshot
 
 
-def test_default_resolution_prefers_cached_hub_quote_model(
-    hf_cache: Path, tiny_model_dir: Path
-) -> None:
+def test_cached_hub_model_loads_with_its_commit(hf_cache: Path, tiny_model_dir: Path) -> None:
     _fake_cached_snapshot(hf_cache, tiny_model_dir, DEFAULT_HUB_MODEL, DEFAULT_HUB_REVISION)
-    ref = resolve_model(None)
-    assert (ref.repo_id, ref.revision) == (DEFAULT_HUB_MODEL, DEFAULT_HUB_REVISION)
+    ref = parse_model_ref(f"{DEFAULT_HUB_MODEL}@{DEFAULT_HUB_REVISION}")
     loaded = load_model(ref, device="cpu")
     assert loaded.commit == "a" * 40
     assert loaded.name == f"{DEFAULT_HUB_MODEL}@{DEFAULT_HUB_REVISION}"
+    assert resolve_model(None).name == DEFAULT_MODEL_NAME  # a cached model is not the default
 
 
 def test_explicit_model_wins_over_default(tiny_model_dir: Path) -> None:
@@ -171,10 +163,10 @@ def test_pickle_weights_need_opt_in(tmp_path: Path, tiny_model_dir: Path) -> Non
 def test_bundled_model_missing_names_download(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    import quotegen.model as model_module
+    import quotegen.references as references
 
-    monkeypatch.setattr(model_module, "bundled_model_dir", lambda: tmp_path / "absent")
-    with pytest.raises(NoModelAvailableError, match="quotegen download"):
+    monkeypatch.setattr(references, "bundled_model_dir", lambda name="": tmp_path / "absent")
+    with pytest.raises(NoModelAvailableError, match="not part of this installation"):
         locate_model(parse_model_ref("quotegen-mini"))
 
 

@@ -10,11 +10,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from quotegen.generation import Engine
-from quotegen.model import load_model, parse_model_ref
+from quotegen.model import load_model
+from quotegen.references import parse_model_ref
 from quotegen.server import create_app
 from quotegen.settings import GenerationSettings, model_defaults
 from tests.conftest import run_cli
-from tests.modelfactory import build_tiny_gpt2
+from tests.helpers.modelfactory import build_tiny_gpt2
 
 OWN = {
     "do_sample": True,

@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.modelfactory import build_tiny_gpt2
-from tests.test_server_live import LiveServer, serving
+from tests.helpers.live import LiveServer, serving
+from tests.helpers.modelfactory import build_tiny_gpt2
 
 openai = pytest.importorskip("openai")
 

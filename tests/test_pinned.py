@@ -19,8 +19,10 @@ import pytest
 
 import quotegen.pinned as pinned
 from quotegen.errors import DownloadError, ModelNotCachedError
-from quotegen.model import ModelRef, bundled_model_dir, is_prepared, load_model, parse_model_ref
+from quotegen.locating import is_prepared
+from quotegen.model import load_model
 from quotegen.pinned import PINNED, PinnedFile, fetch_pinned
+from quotegen.references import ModelRef, bundled_model_dir, parse_model_ref
 from tests.helpers.ggufwriter import build_tiny_llama, write_gguf
 
 MEMBER = "tinybase/tiny-llama.Q8_0.gguf"

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_server_live import LiveServer, serving
+from tests.helpers.live import LiveServer, serving
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")

@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from tests.conftest import run_cli
-from tests.test_batch import prompts_file, rows
-from tests.test_server_live import _free_port
+from tests.helpers.jobs import prompts_file, rows
+from tests.helpers.live import free_port
 
 if not os.environ.get("CI"):
     pytest.importorskip("ray", reason="needs the ray extra: pip install 'quotegen[ray]'")
@@ -71,7 +71,7 @@ def test_batch_on_ray_resumes_a_local_run(tiny_model_dir: Path, tmp_path: Path) 
 def test_serve_on_ray_with_two_replicas(tiny_model_dir: Path) -> None:
     from openai import OpenAI
 
-    port = _free_port()
+    port = free_port()
     log = Path(tempfile.mkstemp(prefix="quotegen-ray-serve-", suffix=".log")[1])
     with log.open("wb") as sink:
         process = subprocess.Popen(

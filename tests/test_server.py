@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from quotegen.config import DEFAULT_PROMPTS
 from quotegen.server import create_app
 from quotegen.settings import ServeConfig
-from tests.fakes import FakeEngine
+from tests.helpers.fakes import FakeEngine
 
 
 @pytest.fixture
@@ -311,6 +311,7 @@ PROTECTED = [
     ("POST", "/generate", {"json": {"text": "x"}}),
     ("POST", "/generate_quote?prompt=x", {}),
     ("POST", "/v1/completions", {"json": {"prompt": "x"}}),
+    ("POST", "/v1/chat/completions", {"json": {"messages": [{"role": "user", "content": "x"}]}}),
     ("GET", "/v1/models", {}),
     ("POST", "/v1/generate", {"json": {"prompts": ["x"]}}),
     ("POST", "/v1/generate/stream", {"json": {"prompt": "x"}}),
@@ -425,6 +426,7 @@ def test_openapi_documents_every_route(client: TestClient) -> None:
         "/generate",
         "/generate_quote",
         "/v1/completions",
+        "/v1/chat/completions",
         "/v1/models",
         "/v1/generate",
         "/v1/generate/stream",

@@ -13,12 +13,13 @@ import torch
 from quotegen.batching import generate_ordered
 from quotegen.errors import DeviceError
 from quotegen.generation import Engine, Row
-from quotegen.model import load_model, parse_model_ref
+from quotegen.model import load_model
+from quotegen.references import parse_model_ref
 from quotegen.sampling import _draw, nucleus_threshold
 from quotegen.settings import GenerationSettings
 from tests.conftest import run_cli
-from tests.fakes import FakeEngine
-from tests.test_batching import connected, open_tickets
+from tests.helpers.fakes import FakeEngine
+from tests.helpers.tickets import connected, open_tickets
 
 
 def _reference_keep(probs: torch.Tensor, top_p: float) -> torch.Tensor:

@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 
 from quotegen.evaluation import perplexity
-from quotegen.model import load_model, parse_model_ref
+from quotegen.model import load_model
+from quotegen.references import parse_model_ref
 from quotegen.schemas import EpochReport, TrainReport
 from quotegen.training import TrainConfig, save_model, train
 from tests.conftest import run_cli
-from tests.modelfactory import CORPUS, build_tiny_gpt2
+from tests.helpers.modelfactory import CORPUS, build_tiny_gpt2
 
 QUOTES = [f"{q} ({i})" if i else q for i in range(6) for q in CORPUS]
 TINY_SHAPE = [

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli
-from tests.hubserver import HubStandIn
-from tests.test_server_live import _free_port
+from tests.helpers.hubserver import HubStandIn
+from tests.helpers.live import free_port
 
 CARD = "---\nlicense: mit\nlibrary_name: transformers\n---\n# tiny\n\nA test model.\n"
 
@@ -116,7 +116,7 @@ def test_upload_refusals_are_one_line(
 
 def test_upload_without_network(model_dir: Path, tmp_path: Path) -> None:
     env = {
-        "HF_ENDPOINT": f"http://127.0.0.1:{_free_port()}",
+        "HF_ENDPOINT": f"http://127.0.0.1:{free_port()}",
         "HF_HUB_OFFLINE": "0",
         "HF_TOKEN": "hf_good_token",
         "HF_HOME": str(tmp_path),

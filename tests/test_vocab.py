@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from quotegen.generation import Engine
-from quotegen.model import load_model, parse_model_ref
+from quotegen.model import load_model
+from quotegen.references import parse_model_ref
 from quotegen.settings import GenerationSettings
 from quotegen.vocab import SPACE, build_tokenizer
-from tests.modelfactory import CORPUS, build_tiny_gpt2
+from tests.helpers.modelfactory import CORPUS, build_tiny_gpt2
 
 WORDS = {w.strip(".,;!?\"'").lower() for t in CORPUS for w in t.split()} | {"I"}
 

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from quotegen.generation import Engine
-from quotegen.model import load_model, parse_model_ref
+from quotegen.model import load_model
+from quotegen.references import parse_model_ref
 from quotegen.settings import GenerationSettings
 from quotegen.wholewords import first_token_rule
-from tests.modelfactory import build_tiny_gpt2
+from tests.helpers.modelfactory import build_tiny_gpt2
 
 # Prompts ending mid-word for which these tokenizers have many continuation pieces.
 PROMPTS = ["Lif", "lov", "frien", "hap", "wor", "never", "fear"]

@@ -27,7 +27,7 @@ from quotegen.cli.options import (
 from quotegen.console import print_note, progress
 
 if TYPE_CHECKING:
-    from quotegen.model import ModelRef
+    from quotegen.references import ModelRef
 
 DEFAULT_CHUNK = 32
 
@@ -78,7 +78,8 @@ def batch(
         rows_per_line,
         run_local,
     )
-    from quotegen.model import declared_defaults, locate_model
+    from quotegen.locating import locate_model
+    from quotegen.model import declared_defaults
     from quotegen.settings import GenerationSettings
 
     chosen = dict(chosen or {})

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
-    from quotegen.model import ModelRef
+    from quotegen.references import ModelRef
 
 from quotegen.cli.options import UsageError, write
 from quotegen.config import DEFAULT_MODEL_NAME
@@ -54,7 +54,8 @@ def download(
 ) -> None:
     """Download a model into the caches and make it ready to load offline; print its path."""
     from quotegen.hub import fetch_model
-    from quotegen.model import ModelRef, load_model, resolve_model
+    from quotegen.model import load_model
+    from quotegen.references import ModelRef, resolve_model
 
     if cache_dir is not None and local_dir is not None:
         raise UsageError("--cache-dir and --local-dir cannot be used together.")
@@ -104,7 +105,7 @@ def download(
 
 def prepare(ref: ModelRef, *, quiet: bool) -> None:
     """Fetch, convert and merge what ``ref`` needs, then print the folder it loads from."""
-    from quotegen.model import locate_model
+    from quotegen.locating import locate_model
 
     if ref.bundled:
         write(f"{ref.path}\n")

@@ -133,7 +133,7 @@ def _client(context: typer.Context, url: str) -> Client:
 @contextmanager
 def server_flag_errors() -> Iterator[None]:
     """The server's refusal of a setting, as the usage error a local run would give."""
-    from quotegen.client import ServerError
+    from quotegen.errors import ServerError
 
     try:
         yield

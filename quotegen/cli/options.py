@@ -28,7 +28,8 @@ from quotegen.console import print_note, status
 
 if TYPE_CHECKING:
     from quotegen.generation import Engine
-    from quotegen.model import LoadedModel, ModelRef
+    from quotegen.model import LoadedModel
+    from quotegen.references import ModelRef
 
 # Recent typer vendors its own click; reach its exception classes through a public name so this
 # works whichever click typer uses.
@@ -316,7 +317,8 @@ def flag_errors(flags: dict[str, str]) -> Iterator[None]:
 def resolve(model: str | None, flags: LoadFlags, *, quiet: bool) -> ModelRef:
     """Check --device/--dtype/--quantize, resolve the model reference, and say when the
     bundled one is used."""
-    from quotegen.model import check_quantize, choose_device, choose_dtype, resolve_model
+    from quotegen.model import check_quantize, choose_device, choose_dtype
+    from quotegen.references import resolve_model
 
     # A bad --device/--dtype/--quantize fails before anything else.
     torch_device = choose_device(flags.device)

@@ -24,7 +24,7 @@ from quotegen.console import print_note
 
 if TYPE_CHECKING:
     from quotegen.generation import Engine
-    from quotegen.model import ModelRef
+    from quotegen.references import ModelRef
     from quotegen.settings import ServeConfig
 
 _FLAGS = {

@@ -50,7 +50,8 @@ def upload(
         raise UsageError(f"DIRECTORY: '{directory}' is not a directory.")
 
     from quotegen.hub import upload_files, upload_model
-    from quotegen.model import load_model, parse_model_ref
+    from quotegen.model import load_model
+    from quotegen.references import parse_model_ref
 
     with status(f"Checking that {directory} loads…", show=not quiet):
         loaded = load_model(parse_model_ref(str(directory)), device="cpu")

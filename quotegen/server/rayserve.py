@@ -94,7 +94,7 @@ def app_builder(args: Mapping[str, str]) -> Any:
     from dataclasses import asdict
 
     from quotegen.config import ENV_API_KEY, ENV_MODEL
-    from quotegen.model import resolve_model
+    from quotegen.references import resolve_model
     from quotegen.settings import ServeConfig
 
     ref = resolve_model(args.get("model") or os.environ.get(ENV_MODEL))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.modelfactory import CORPUS
+from tests.helpers.modelfactory import CORPUS
 
 
 def _tokenizer(vocab_size: int) -> Any:

