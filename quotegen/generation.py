@@ -248,10 +248,13 @@ class TextEngine(ABC):
     ) -> list[Row]:
         """Rows for ``prompts`` x ``settings.n``, each with its own derived seed.
 
-        Row ``k`` of prompt ``i`` gets seed ``base + i * n + k``: results never depend on how
-        the input was batched. ``strict_context`` rejects prompt + max_new_tokens beyond the
-        context (the HTTP API's contract); otherwise max_new_tokens is trimmed to fit and only
-        a prompt that cannot fit at all is an error.
+        Row ``k`` of prompt ``i`` gets seed ``base + i * n + k``: a row's seed, settings and
+        cache never depend on how the input was batched, so the same batch composition gives
+        the same results; across batch sizes its logits differ by float rounding (about 1e-6),
+        which can flip a sample drawn at a near-tie (a real model rarely; a random test model
+        with flat distributions more often). ``strict_context`` rejects prompt +
+        max_new_tokens beyond the context (the HTTP API's contract); otherwise max_new_tokens
+        is trimmed to fit and only a prompt that cannot fit at all is an error.
         """
         context_length = self.info.context_length
         base_seed = settings.seed if settings.seed is not None else secrets.randbelow(MAX_SEED)

@@ -17,6 +17,7 @@ from quotegen.conversion import (
     merged_folder,
 )
 from quotegen.errors import (
+    DownloadError,
     InvalidModelError,
     InvalidModelReferenceError,
     ModelNotCachedError,
@@ -25,7 +26,7 @@ from quotegen.errors import (
 )
 from quotegen.hub import cached_gguf, cached_snapshot, fetch_gguf, fetch_model, is_offline
 from quotegen.pinned import PINNED, fetch_pinned, pinned_path
-from quotegen.references import ModelRef, parse_model_ref
+from quotegen.references import ModelRef, bundled_model_dir, parse_model_ref
 
 
 def locate_model(
@@ -55,6 +56,25 @@ def locate_model(
         base = locate_model(base_ref, allow_pickle=allow_pickle, notify=notify, prepare=prepare)
         return merged_adapter(located, base, notify, prepare=prepare, identity=identity)
     return located
+
+
+def locate_or_fall_back(
+    ref: ModelRef, *, allow_pickle: bool = False, notify: Notify | None = None
+) -> tuple[ModelRef, Path]:
+    """``locate_model``, except that the default model falls back to quotegen-mini, with one
+    note saying why, when its base cannot be had (offline, or the fetch failed)."""
+    if not ref.default:
+        return ref, locate_model(ref, allow_pickle=allow_pickle, notify=notify)
+    try:
+        return ref, locate_model(ref, allow_pickle=allow_pickle, notify=notify)
+    except (DownloadError, ModelNotCachedError) as exc:
+        fallback = ModelRef(name=BUNDLED_MODEL_NAME, path=bundled_model_dir(), bundled=True)
+        if notify is not None:
+            notify(
+                f"Using {BUNDLED_MODEL_NAME}: the default model's base could not be had "
+                f"({exc.message.rstrip('.')}). To fix: quotegen download, with network access."
+            )
+        return fallback, locate_model(fallback)
 
 
 def is_prepared(ref: ModelRef) -> Path | None:

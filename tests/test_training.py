@@ -413,8 +413,8 @@ def test_vocab_from_needs_a_words_tokenizer_trained_from_scratch(
 def test_interpolate_weights_mixes_a_fine_tuned_model_with_its_base(tmp_path: Path) -> None:
     from safetensors.torch import load_file
 
+    from modelbuild.weights import interpolate_weights
     from quotegen.errors import InputError
-    from quotegen.training import interpolate_weights
 
     base = build_tiny_gpt2(tmp_path / "base", seed=0)
     tuned = build_tiny_gpt2(tmp_path / "tuned", seed=1)

@@ -78,7 +78,7 @@ def batch(
         rows_per_line,
         run_local,
     )
-    from quotegen.locating import locate_model
+    from quotegen.locating import locate_or_fall_back
     from quotegen.model import declared_defaults
     from quotegen.settings import GenerationSettings
 
@@ -91,7 +91,9 @@ def batch(
 
     jobs = read_jobs(input_file)
     ref = resolve(model, flags, quiet=quiet)
-    path = locate_model(ref, allow_pickle=flags.allow_pickle)
+    ref, path = locate_or_fall_back(
+        ref, allow_pickle=flags.allow_pickle, notify=None if quiet else print_note
+    )
     resolver = ModelDefaults(declared_defaults(path))
     saved = manifest_path(output)
     if "seed" not in chosen:

