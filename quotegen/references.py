@@ -73,8 +73,8 @@ def parse_model_ref(text: str) -> ModelRef:
     repo_id, _, revision = head.partition("@")
     if not _REPO_ID.match(repo_id) or ".." in repo_id or len(repo_id) > 96:
         raise InvalidModelReferenceError(
-            f"'{text}' is neither a local directory or .gguf file nor a Hub repo id like "
-            "'org/name', 'org/name@revision' or 'org/name:FILE.gguf'."
+            f"'{text}' is neither a local directory nor a Hub repo id like 'org/name', "
+            "'org/name@revision' or 'org/name:FILE.gguf' (nor an existing .gguf file)."
         )
     if "@" in head and not revision:
         raise InvalidModelReferenceError(f"'{text}' has an empty revision after '@'.")

@@ -113,11 +113,13 @@ def test_other_source_formats() -> None:
     devil = (
         "ABSURDITY, n.  A statement or belief manifestly inconsistent with\n"
         "one's own opinion.\n\nACADEMY, n.  [from {ACADEME}]   A modern school where\n"
-        "football is taught.\n\n"
+        "football is taught.\n\nABDICATE, v.t.  To renounce the honors of a throne.\n\n"
+        "ABRUPT, adj.  Sudden, without ceremony.\n\nAIR, n.  Nutritious substance.\n\n"
     )
+    # Nouns read as sayings; verbs, adjectives and definitions without an article are left out.
     assert parse_devil(devil) == [
-        "Absurdity: A statement or belief manifestly inconsistent with one's own opinion.",
-        "Academy: A modern school where football is taught.",
+        "Absurdity is a statement or belief manifestly inconsistent with one's own opinion.",
+        "Academy is a modern school where football is taught.",
     ]
     proverbs = (
         "Proverbs 10:1: A wise son makes a glad father;\nbut a foolish son grieves his mother.\n\n"

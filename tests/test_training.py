@@ -183,7 +183,9 @@ def test_fine_tune_a_base_model(tmp_path: Path, tiny_model_dir: Path) -> None:
     assert report.best_val_perplexity is not None
     assert report.best_val_perplexity < report.initial_val_perplexity
     card = (tmp_path / "ft" / "README.md").read_text()
-    assert "base_model: " in card
+    # A local base is named in the card's text; the Hub's base_model metadata takes repo ids.
+    assert f"**Base:** {tiny_model_dir}" in card
+    assert "base_model: " not in card
     # The card's settings are those fine-tuning used, not train's from-scratch defaults.
     assert '"learning_rate": 0.005' in card
     assert '"tokenizer"' not in card
@@ -435,3 +437,11 @@ def test_interpolate_weights_mixes_a_fine_tuned_model_with_its_base(tmp_path: Pa
         interpolate_weights(other, tuned, 0.5)
     with pytest.raises(InputError, match=r"between 0 and 1, not 1\.5"):
         interpolate_weights(base, tuned, 1.5)
+
+
+def test_card_names_a_hub_base_in_its_metadata(tmp_path: Path) -> None:
+    from quotegen.training import hub_base_model
+
+    assert hub_base_model("org/name@v1") == "org/name"
+    assert hub_base_model("smollm2-135m-instruct") == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert hub_base_model(str(tmp_path)) is None
