@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from quotegen.errors import InputError
-from quotegen.training import staged_files
+from quotegen.saving import staged_files
 
 
 def interpolate_weights(base: Path, tuned: Path, weight: float) -> None:

@@ -20,7 +20,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from quotegen.config import DEFAULT_BATCH_SIZE, PROMPT_READER
 from quotegen.errors import OverloadedError, QuotegenError, as_user_error
-from quotegen.generation import Row, TextEngine
+from quotegen.generation import TextEngine
+from quotegen.rows import Row
 from quotegen.schemas import GenerationResult
 from quotegen.settings import GenerationSettings
 

@@ -20,12 +20,12 @@ import secrets
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from quotegen.config import MAX_SEED
-from quotegen.errors import InvalidRequestError, PromptTooLongError
+from quotegen.errors import InvalidRequestError, PromptTooLongError, as_user_error
 from quotegen.kvcache import (
     cache_argument,
     can_merge,
@@ -34,174 +34,17 @@ from quotegen.kvcache import (
     returned_cache,
     trim_padding,
 )
+from quotegen.rows import Admit, Row, scored_token, step_scores
 from quotegen.sampling import choose_tokens
-from quotegen.schemas import GenerationResult, ModelInfo, TokenLogprobs
-from quotegen.settings import FinishReason, GenerationSettings, resolve_settings
-from quotegen.text import choose_prompt, clean_text, find_stop, holdback
-from quotegen.wholewords import FirstToken, first_token_bans, first_token_rule, word_ids
+from quotegen.schemas import GenerationResult, ModelInfo
+from quotegen.settings import GenerationSettings, resolve_settings
+from quotegen.text import choose_prompt
+from quotegen.wholewords import first_token_bans, first_token_rule, word_ids
 
 if TYPE_CHECKING:
     import torch
 
     from quotegen.model import LoadedModel
-
-#: Called before every token step with the number of rows running; returns rows to add.
-Admit = Callable[[int], "list[Row]"]
-#: Decodes ``ids`` as they read after ``context`` (the tokens before them).
-Decode = Callable[[Sequence[int], Sequence[int]], str]
-#: One step's scores for one row: the chosen token's log-probability, and the likeliest
-#: alternatives as (token id, log-probability).
-Scores = tuple[float, list[tuple[int, float]]]
-#: A scored token: its text, its log-probability (None: nothing to score it against), and the
-#: alternatives (with itself) by text.
-ScoredToken = tuple[str, float | None, dict[str, float] | None]
-
-
-def scored_token(
-    text: str, scores: Scores, chosen: int, context: Sequence[int], decode: Decode
-) -> ScoredToken:
-    """A token with its scores, the alternatives named by their text after ``context``."""
-    value, alternatives = scores
-    top: dict[str, float] = {}
-    for token, logprob in [*alternatives, (chosen, value)]:
-        top.setdefault(decode(context, [token]), round(logprob, 6))
-    return text, round(value, 6), top
-
-
-def token_logprobs(tokens: Sequence[ScoredToken], length: int) -> TokenLogprobs:
-    """OpenAI's logprobs object for ``tokens``, cut where their text passes ``length``
-    characters (a stop string ended the text inside them)."""
-    offsets: list[int] = []
-    kept: list[ScoredToken] = []
-    at = 0
-    for token in tokens:
-        if at >= length and kept:
-            break
-        offsets.append(at)
-        kept.append(token)
-        at += len(token[0])
-    return TokenLogprobs(
-        tokens=[t[0] for t in kept],
-        token_logprobs=[t[1] for t in kept],
-        top_logprobs=[t[2] for t in kept],
-        text_offset=offsets,
-    )
-
-
-@dataclass
-class Row:
-    """One prompt and one sample travelling through the decode loop."""
-
-    index: int
-    sample: int
-    prompt: str
-    settings: GenerationSettings
-    seed: int
-    prompt_ids: list[int]
-    max_new_tokens: int
-    first_token: FirstToken = "any"
-    on_text: Callable[[str], None] | None = None
-    on_finish: Callable[[Row], None] | None = None
-    is_cancelled: Callable[[], bool] | None = None
-    token_ids: list[int] = field(default_factory=list)
-    completion: str = ""
-    emitted: int = 0
-    finish_reason: FinishReason | None = None
-    error: BaseException | None = None
-    seconds: float = 0.0
-    started: float = 0.0
-    rng: Any = None  # the row's seeded torch.Generator, made when its prompt runs
-    scored: list[ScoredToken] = field(default_factory=list)  # with settings.logprobs
-    prompt_scored: list[ScoredToken] = field(default_factory=list)  # with prompt_logprobs
-    decoded: str = ""  # the completion's text before any stop string cut it
-
-    @property
-    def done(self) -> bool:
-        return self.finish_reason is not None
-
-    @property
-    def text_prefix(self) -> str:
-        """The prompt as it stands before the completion (its trailing whitespace is the
-        model's to generate when the prompt ended in whitespace)."""
-        return self.prompt.rstrip() if self.first_token == "after_space" else self.prompt
-
-    def add_token(
-        self, token: int, *, is_eos: bool, decode: Decode, scores: Scores | None = None
-    ) -> None:
-        """Add one generated token (or end-of-text) and decide whether the row is finished.
-
-        ``decode(prompt_ids, token_ids)`` gives the completion's text (as it reads after the
-        prompt). The text is decoded every step only to look for stop strings, to stream it
-        or to score its tokens (``scores``, with settings.logprobs); otherwise once, when the
-        row finishes. Streamed text holds back whatever might still become a stop string or
-        complete a multi-byte character.
-        """
-        scoring = self.settings.logprobs is not None and scores is not None
-        tracking = bool(self.settings.stop) or self.on_text is not None or scoring
-        if self.is_cancelled is not None and self.is_cancelled():
-            self.finish_reason = "cancelled"
-            if not tracking:
-                self.completion = decode(self.prompt_ids, self.token_ids)
-            return
-        if is_eos:
-            self.finish_reason = "stop"
-            if not tracking:
-                self.completion = decode(self.prompt_ids, self.token_ids)
-        else:
-            self.token_ids.append(token)
-            if len(self.token_ids) >= self.max_new_tokens:
-                self.finish_reason = "length"
-            if tracking or self.done:
-                text = decode(self.prompt_ids, self.token_ids)
-                if scoring and scores is not None:
-                    piece = text[len(self.decoded) :] if text.startswith(self.decoded) else ""
-                    context = [*self.prompt_ids, *self.token_ids[:-1]]
-                    self.scored.append(scored_token(piece, scores, token, context, decode))
-                self.decoded = text
-                cut = find_stop(text, self.settings.stop)
-                if cut is not None:
-                    text = text[:cut]
-                    self.finish_reason = "stop"
-                self.completion = text
-        if self.on_text is not None:
-            visible = len(self.completion)
-            if not self.done:
-                visible -= holdback(self.completion, self.settings.stop)
-            if visible > self.emitted:
-                self.on_text(self.completion[self.emitted : visible])
-                self.emitted = visible
-
-    def finish(self, reason: FinishReason) -> None:
-        """End the row from outside the decode loop (cancelled in a queue, failed batch)."""
-        if self.finish_reason is None:
-            self.finish_reason = reason
-
-    def to_result(self, model: str) -> GenerationResult:
-        full = self.text_prefix + self.completion
-        return GenerationResult(
-            index=self.index,
-            sample=self.sample,
-            prompt=self.prompt,
-            text=clean_text(full) if self.settings.clean else full,
-            completion=self.completion,
-            model=model,
-            settings=self.settings,
-            seed=self.seed,
-            prompt_tokens=len(self.prompt_ids),
-            completion_tokens=len(self.token_ids),
-            finish_reason=self.finish_reason or "length",
-            seconds=round(self.seconds, 4),
-            logprobs=(
-                token_logprobs(self.scored, len(self.completion))
-                if self.settings.logprobs is not None
-                else None
-            ),
-            prompt_logprobs=(
-                token_logprobs(self.prompt_scored, len(self.text_prefix))
-                if self.settings.prompt_logprobs and self.settings.logprobs is not None
-                else None
-            ),
-        )
 
 
 class TextEngine(ABC):
@@ -316,10 +159,23 @@ class TextEngine(ABC):
     def generate(
         self, prompts: Sequence[str], settings: GenerationSettings, *, batch_size: int = 32
     ) -> list[GenerationResult]:
-        """Generate ``settings.n`` results for each prompt, in input order."""
-        from quotegen.batching import generate_ordered
+        """Generate ``settings.n`` results for each prompt, in input order: up to
+        ``batch_size`` rows at a time, each finished row's place taken by the next at once
+        (the CLI and the server feed rows through ``quotegen.batching``'s scheduler instead)."""
+        rows = self.prepare(list(prompts), settings)
+        pending = deque(rows[batch_size:])
 
-        return list(generate_ordered(self, prompts, settings, batch_size=batch_size))
+        def admit(running: int) -> list[Row]:
+            joining: list[Row] = []
+            while pending and running + len(joining) < batch_size:
+                joining.append(pending.popleft())
+            return joining
+
+        self.run(rows[:batch_size], admit=admit)
+        for row in rows:
+            if row.error is not None:
+                raise as_user_error(row.error)
+        return [self.result(row) for row in rows]
 
     def stream(self, prompt: str, settings: GenerationSettings) -> TextStream:
         """One prompt's continuation piece by piece (see ``TextStream``)."""
@@ -460,7 +316,7 @@ class Engine(TextEngine):
                 step_logits = torch.cat(logits)
                 if loaded.suppress_token_ids:
                     step_logits.index_fill_(1, self._suppressed_ids(), float("-inf"))
-                scores = _scores(step_logits, active)
+                scores = step_scores(step_logits, active)
                 chosen = choose_tokens(step_logits, active, presence, eos)
                 keep: list[int] = []
                 now = time.perf_counter()
@@ -609,32 +465,6 @@ class Engine(TextEngine):
             seen = [i for i in (*row.prompt_ids, *row.token_ids) if 0 <= i < vocab]
             presence[j, seen] = True
         return presence
-
-
-def _scores(logits: torch.Tensor, rows: Sequence[Row]) -> Callable[[int, int], Scores | None]:
-    """``scores(j, token)``: row j's scores for ``token`` where the row asks for logprobs (the
-    log-softmax of ``logits`` as they stand: before the sampling settings reshape them)."""
-    import torch
-
-    wanted = [r.settings.logprobs or 0 for r in rows if r.settings.logprobs is not None]
-    if not wanted:
-        return lambda j, token: None
-    logprobs = torch.log_softmax(logits, dim=-1)
-    k = max(wanted)
-    top_values, top_ids = logprobs.topk(k, dim=-1) if k else (None, None)
-
-    def scores(j: int, token: int) -> Scores | None:
-        k = rows[j].settings.logprobs
-        if k is None:
-            return None
-        alternatives = []
-        if k and top_ids is not None and top_values is not None:
-            alternatives = list(
-                zip(top_ids[j, :k].tolist(), top_values[j, :k].tolist(), strict=True)
-            )
-        return float(logprobs[j, token]), alternatives
-
-    return scores
 
 
 class TextStream:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from quotegen.config import BUNDLED_MODEL_NAME
+from quotegen.config import BUNDLED_MODEL_NAME, DEFAULT_MODEL_NAME
 from quotegen.conversion import (
     Notify,
     adapter_base,
@@ -24,9 +24,17 @@ from quotegen.errors import (
     NoModelAvailableError,
     QuotegenError,
 )
-from quotegen.hub import cached_gguf, cached_snapshot, fetch_gguf, fetch_model, is_offline
+from quotegen.hub import (
+    cached_gguf,
+    cached_snapshot,
+    fetch_gguf,
+    fetch_model,
+    is_offline,
+    weight_files,
+)
 from quotegen.pinned import PINNED, fetch_pinned, pinned_path
-from quotegen.references import ModelRef, bundled_model_dir, parse_model_ref
+from quotegen.references import ModelRef, bundled_model_dir, default_model_ref, parse_model_ref
+from quotegen.schemas import LocalModelEntry
 
 
 def locate_model(
@@ -141,3 +149,81 @@ def _adapter_base_ref(adapter: Path) -> ModelRef:
     if ref.path is not None and ref.path.resolve() == adapter.resolve():
         raise InvalidModelError(f"The adapter in '{adapter}' names itself as its base.")
     return ref
+
+
+# -- what is here ---------------------------------------------------------------------------
+
+
+def _is_causal_lm(snapshot: Path) -> bool:
+    import json
+
+    try:
+        config = json.loads((snapshot / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    architectures = config.get("architectures") or []
+    return any(str(a).endswith(("ForCausalLM", "LMHeadModel")) for a in architectures)
+
+
+def _folder_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def list_local_models(cache_dir: Path | None = None) -> list[LocalModelEntry]:
+    """The default model and the pinned bases (prepared or not), the bundled model, and every
+    cached revision that looks like a loadable causal LM."""
+    from huggingface_hub import scan_cache_dir
+    from huggingface_hub.errors import CacheNotFound
+
+    try:
+        default: ModelRef | None = default_model_ref()
+    except QuotegenError:
+        default = None
+    found: list[LocalModelEntry] = []
+    shipped = [parse_model_ref(name) for name in (DEFAULT_MODEL_NAME, BUNDLED_MODEL_NAME)]
+    for ref in [*shipped, *(parse_model_ref(name) for name in PINNED)]:
+        ready = is_prepared(ref)
+        if ref.pinned is not None:
+            source = pinned_path(PINNED[ref.pinned])
+        else:
+            assert ref.path is not None
+            if not ref.path.is_dir():
+                continue
+            source = ref.path
+        if ready is None and not source.exists() and ref.pinned is None:
+            continue
+        path = ready or source
+        found.append(
+            LocalModelEntry(
+                name=ref.name,
+                revision=None,
+                commit=None,
+                size_bytes=_folder_size(path) if path.is_dir() else 0,
+                path=path,
+                default=default is not None and default.name == ref.name,
+                prepared=ready is not None,
+            )
+        )
+    try:
+        cache = scan_cache_dir(cache_dir)
+    except CacheNotFound:
+        return found
+    for repo in sorted(cache.repos, key=lambda r: r.repo_id):
+        if repo.repo_type != "model":
+            continue
+        for rev in sorted(repo.revisions, key=lambda r: r.commit_hash):
+            snapshot = Path(rev.snapshot_path)
+            if not _is_causal_lm(snapshot) or not weight_files(snapshot):
+                continue
+            names: list[str | None] = [*sorted(rev.refs)] or [None]
+            for name in names:
+                found.append(
+                    LocalModelEntry(
+                        name=repo.repo_id,
+                        revision=name,
+                        commit=rev.commit_hash,
+                        size_bytes=rev.size_on_disk,
+                        path=snapshot,
+                    )
+                )
+    return found

@@ -10,7 +10,7 @@ import pytest
 
 from quotegen.batching import Scheduler, generate_ordered
 from quotegen.errors import OverloadedError, QuotegenError
-from quotegen.generation import Row
+from quotegen.rows import Row
 from quotegen.settings import GenerationSettings
 from tests.helpers.fakes import FakeEngine
 from tests.helpers.tickets import connected, open_tickets

@@ -16,8 +16,9 @@ import pytest
 from quotegen.evaluation import perplexity
 from quotegen.model import load_model
 from quotegen.references import parse_model_ref
+from quotegen.saving import save_model
 from quotegen.schemas import EpochReport, TrainReport
-from quotegen.training import TrainConfig, save_model, train
+from quotegen.training import TrainConfig, train
 from tests.conftest import run_cli
 from tests.helpers.modelfactory import CORPUS, build_tiny_gpt2
 
@@ -89,7 +90,7 @@ def test_train_from_scratch_gives_a_loadable_better_model(tmp_path: Path) -> Non
 def test_saved_tokenizer_files_load_quickly_and_unchanged(tmp_path: Path) -> None:
     from transformers import AutoTokenizer
 
-    from quotegen.training import quick_tokenizer_files
+    from quotegen.saving import quick_tokenizer_files
 
     out = build_tiny_gpt2(tmp_path / "m", tokenizer_kind="words")
     before = AutoTokenizer.from_pretrained(out)
@@ -440,7 +441,7 @@ def test_interpolate_weights_mixes_a_fine_tuned_model_with_its_base(tmp_path: Pa
 
 
 def test_card_names_a_hub_base_in_its_metadata(tmp_path: Path) -> None:
-    from quotegen.training import hub_base_model
+    from quotegen.saving import hub_base_model
 
     assert hub_base_model("org/name@v1") == "org/name"
     assert hub_base_model("smollm2-135m-instruct") == "HuggingFaceTB/SmolLM2-135M-Instruct"

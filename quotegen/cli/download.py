@@ -122,7 +122,7 @@ def models(
 ) -> None:
     """List the default model (prepared or not, and the folder it loads from), the bundled
     one, the pinned bases and the models in the HF cache."""
-    from quotegen.hub import list_local_models
+    from quotegen.locating import list_local_models
 
     found = list_local_models()
     if as_json:

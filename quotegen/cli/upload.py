@@ -49,8 +49,8 @@ def upload(
     if not directory.is_dir():
         raise UsageError(f"DIRECTORY: '{directory}' is not a directory.")
 
-    from quotegen.hub import upload_files, upload_model
     from quotegen.model import load_model
+    from quotegen.publish import upload_files, upload_model
     from quotegen.references import parse_model_ref
 
     with status(f"Checking that {directory} loads…", show=not quiet):

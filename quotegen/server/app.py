@@ -19,9 +19,13 @@ from fastapi.staticfiles import StaticFiles
 from quotegen import __version__
 from quotegen.errors import QuotegenError
 from quotegen.generation import TextEngine
-from quotegen.server import chat, native, openai, ops, seeds
+from quotegen.server.chat import router as chat_router
 from quotegen.server.middleware import AccessLogMiddleware, BodyLimitMiddleware, MetricsMiddleware
+from quotegen.server.native import router as native_router
+from quotegen.server.openai import router as openai_router
+from quotegen.server.ops import router as ops_router
 from quotegen.server.responses import install_error_handlers
+from quotegen.server.seeds import router as seeds_router
 from quotegen.server.state import ServerState
 from quotegen.settings import ServeConfig
 
@@ -57,7 +61,7 @@ def create_app(
     )
     app.state.quotegen = state
     install_error_handlers(app)
-    routers = (seeds.router, openai.router, chat.router, native.router, ops.router)
+    routers = (seeds_router, openai_router, chat_router, native_router, ops_router)
     for router in routers:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")

@@ -18,7 +18,8 @@ from typing import Any
 
 from quotegen.batching import Scheduler
 from quotegen.errors import OverloadedError, RequestTimeoutError, as_user_error
-from quotegen.generation import Row, TextEngine
+from quotegen.generation import TextEngine
+from quotegen.rows import Row
 from quotegen.schemas import GenerationResult
 from quotegen.settings import GenerationSettings
 
