@@ -89,7 +89,7 @@ def read_jobs(path: Path) -> list[Job]:
 def _json_job(index: int, line: str, where: str) -> Job:
     from pydantic import ValidationError
 
-    from quotegen.schemas import CompletionRequest
+    from quotegen.openaischemas import CompletionRequest
     from quotegen.settings import GenerationSettings
 
     try:
@@ -402,7 +402,7 @@ def _output_rows(job: Job, results: list[Any], created: int) -> list[dict[str, A
         extra = {"custom_id": job.custom_id} if job.custom_id is not None else {}
         return [{**r.model_dump(mode="json"), **extra} for r in results]
     from quotegen.openaiformat import completion_choices, usage
-    from quotegen.schemas import CompletionResponse
+    from quotegen.openaischemas import CompletionResponse
 
     body = CompletionResponse(
         id=f"cmpl-batch-{job.index}",

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from quotegen.schemas import CompletionChoice, GenerationResult, TokenLogprobs, Usage
+from quotegen.openaischemas import CompletionChoice, Usage
+from quotegen.schemas import GenerationResult, TokenLogprobs
 
 
 def completion_choices(results: list[GenerationResult], echo: bool) -> list[CompletionChoice]:

@@ -22,7 +22,7 @@ from quotegen.config import OPENAI_DEFAULTS
 from quotegen.errors import InvalidRequestError, QuotegenError
 from quotegen.generation import TextEngine
 from quotegen.openaiformat import finish_reason, usage
-from quotegen.schemas import (
+from quotegen.openaischemas import (
     ChatChoice,
     ChatCompletionRequest,
     ChatCompletionResponse,
@@ -30,10 +30,8 @@ from quotegen.schemas import (
     ChatReply,
     ChatTokenLogprob,
     ChatTopLogprob,
-    ErrorResponse,
-    GenerationResult,
-    TokenLogprobs,
 )
+from quotegen.schemas import ErrorResponse, GenerationResult, TokenLogprobs
 from quotegen.server.deps import Auth, Ready, State, check_prompts
 from quotegen.server.openai import check_model
 from quotegen.server.responses import ERRORS, event_stream, exception_body, sse

@@ -14,13 +14,8 @@ from fastapi.responses import JSONResponse, Response
 from quotegen.config import OPENAI_DEFAULTS
 from quotegen.errors import QuotegenError, UnknownModelError
 from quotegen.openaiformat import completion_choices, completion_logprobs, finish_reason, usage
-from quotegen.schemas import (
-    CompletionRequest,
-    CompletionResponse,
-    ErrorResponse,
-    ModelCard,
-    ModelList,
-)
+from quotegen.openaischemas import CompletionRequest, CompletionResponse, ModelCard, ModelList
+from quotegen.schemas import ErrorResponse
 from quotegen.server.deps import Auth, Ready, State, check_prompts
 from quotegen.server.responses import ERRORS, event_stream, exception_body, sse
 from quotegen.server.tickets import Ticket, Tickets
