@@ -29,8 +29,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from quotegen.config import OPENAI_DEFAULTS
 from quotegen.errors import BatchConflictError, InputError, QuotegenError
+from quotegen.openaischemas import OpenAIRequest
 
 if TYPE_CHECKING:
     from quotegen.settings import GenerationSettings
@@ -361,7 +361,7 @@ class ModelDefaults:
 def job_settings(engine: Any, job: Job, given: Mapping[str, Any]) -> GenerationSettings:
     """A line's settings: its own, over the run's flags, over the model's defaults (and, for
     OpenAI requests, OpenAI's)."""
-    fallback = OPENAI_DEFAULTS if job.openai else None
+    fallback = OpenAIRequest.DEFAULTS if job.openai else None
     resolved: GenerationSettings = engine.settings({**given, **job.settings}, fallback)
     return resolved
 

@@ -125,17 +125,3 @@ TRAIN = TrainDefaults
 def debug_enabled() -> bool:
     """True when ``QUOTEGEN_DEBUG`` asks for tracebacks instead of one-line errors."""
     return os.environ.get(ENV_DEBUG, "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-#: OpenAI's own defaults, for what neither the request nor the model's generation config sets
-#: (as vLLM does): 16 tokens, temperature 1, no nucleus, no top-k, no penalty, no stop.
-OPENAI_DEFAULTS: dict[str, object] = {
-    "max_new_tokens": 16,
-    "min_new_tokens": 0,
-    "do_sample": True,
-    "temperature": 1.0,
-    "top_p": 1.0,
-    "top_k": 0,
-    "repetition_penalty": 1.0,
-    "stop": [],
-}

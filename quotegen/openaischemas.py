@@ -31,6 +31,18 @@ class OpenAIRequest(Schema):
     sampling settings this server honours (plus vLLM's extras), and streaming."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
+    #: OpenAI's own defaults, for what neither the request nor the model's generation config
+    #: sets (as vLLM does): 16 tokens, temperature 1, no nucleus, no top-k, no penalty, no stop.
+    DEFAULTS: ClassVar[dict[str, object]] = {
+        "max_new_tokens": 16,
+        "min_new_tokens": 0,
+        "do_sample": True,
+        "temperature": 1.0,
+        "top_p": 1.0,
+        "top_k": 0,
+        "repetition_penalty": 1.0,
+        "stop": [],
+    }
 
     model: str | None = Field(None, description="Must name the served model (GET /v1/models).")
     min_tokens: MinNewTokens = 0

@@ -18,7 +18,6 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from quotegen.config import OPENAI_DEFAULTS
 from quotegen.errors import InvalidRequestError, QuotegenError
 from quotegen.generation import TextEngine
 from quotegen.openaiformat import finish_reason, usage
@@ -30,10 +29,10 @@ from quotegen.openaischemas import (
     ChatReply,
     ChatTokenLogprob,
     ChatTopLogprob,
+    OpenAIRequest,
 )
 from quotegen.schemas import ErrorResponse, GenerationResult, TokenLogprobs
-from quotegen.server.deps import Auth, Ready, State, check_prompts
-from quotegen.server.openai import check_model
+from quotegen.server.deps import Auth, Ready, State, check_model, check_prompts
 from quotegen.server.responses import ERRORS, event_stream, exception_body, sse
 from quotegen.server.tickets import Ticket, Tickets
 
@@ -86,7 +85,7 @@ async def chat_completions(
     given = body.requested()
     if not prompt.echo:  # a rendered template ends in its own markup, not in a user's word
         given.setdefault("whole_words", False)
-    settings = tickets.engine.settings(given, OPENAI_DEFAULTS)
+    settings = tickets.engine.settings(given, OpenAIRequest.DEFAULTS)
     head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": served}
     top = body.top_logprobs or 0
     if body.stream:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from quotegen.errors import InvalidRequestError, UnauthorizedError
+from quotegen.errors import InvalidRequestError, UnauthorizedError, UnknownModelError
 from quotegen.server.state import ServerState
 from quotegen.server.tickets import Tickets
 
@@ -60,3 +60,15 @@ def check_prompts(prompts: list[str], state: ServerState, field_name: str) -> No
             raise InvalidRequestError(
                 f"{field_name}: NUL characters are not allowed in prompts.", param=field_name
             )
+
+
+def check_model(requested: str | None, tickets: Tickets) -> str:
+    """The served model's name, if the request names it (or no model): a 404 otherwise."""
+    served = tickets.engine.info.name
+    if requested not in (None, "", served, "quotegen"):
+        raise UnknownModelError(
+            f"The model '{requested}' is not served here; this server serves '{served}' "
+            "(see GET /v1/models).",
+            param="model",
+        )
+    return served

@@ -11,12 +11,17 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from quotegen.config import OPENAI_DEFAULTS
-from quotegen.errors import QuotegenError, UnknownModelError
+from quotegen.errors import QuotegenError
 from quotegen.openaiformat import completion_choices, completion_logprobs, finish_reason, usage
-from quotegen.openaischemas import CompletionRequest, CompletionResponse, ModelCard, ModelList
+from quotegen.openaischemas import (
+    CompletionRequest,
+    CompletionResponse,
+    ModelCard,
+    ModelList,
+    OpenAIRequest,
+)
 from quotegen.schemas import ErrorResponse
-from quotegen.server.deps import Auth, Ready, State, check_prompts
+from quotegen.server.deps import Auth, Ready, State, check_model, check_prompts
 from quotegen.server.responses import ERRORS, event_stream, exception_body, sse
 from quotegen.server.tickets import Ticket, Tickets
 
@@ -40,7 +45,7 @@ async def completions(
     served = check_model(body.model, tickets)
     prompts = body.prompts
     check_prompts(prompts, state, "prompt")
-    settings = tickets.engine.settings(body.requested(), OPENAI_DEFAULTS)
+    settings = tickets.engine.settings(body.requested(), OpenAIRequest.DEFAULTS)
     head = {"id": f"cmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": served}
     if body.stream:
         ticket = tickets.submit(prompts, settings, stream=True)
@@ -58,18 +63,6 @@ async def completions(
 async def models(state: State, tickets: Ready) -> ModelList:
     """OpenAI's model list: the one model this server serves."""
     return ModelList(data=[ModelCard(id=tickets.engine.info.name, created=state.created)])
-
-
-def check_model(requested: str | None, tickets: Tickets) -> str:
-    """The served model's name, if the request names it (or no model): a 404 otherwise."""
-    served = tickets.engine.info.name
-    if requested not in (None, "", served, "quotegen"):
-        raise UnknownModelError(
-            f"The model '{requested}' is not served here; this server serves '{served}' "
-            "(see GET /v1/models).",
-            param="model",
-        )
-    return served
 
 
 async def _events(
