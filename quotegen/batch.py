@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from quotegen.errors import BatchConflictError, InputError, QuotegenError
+from quotegen.openaiformat import exception_body
 from quotegen.openaischemas import OpenAIRequest
 
 if TYPE_CHECKING:
@@ -436,7 +437,7 @@ def _error_row(job: Job, error: QuotegenError) -> dict[str, Any]:
             "response": {
                 "status_code": error.http_status,
                 "request_id": f"req_{job.index}",
-                "body": {"error": {**detail, "type": "invalid_request_error", "param": None}},
+                "body": exception_body(error),
             },
             "error": None,
         }

@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
+from quotegen.errors import QuotegenError
 from quotegen.openaischemas import CompletionChoice, Usage
-from quotegen.schemas import GenerationResult, TokenLogprobs
+from quotegen.schemas import ErrorResponse, GenerationResult, TokenLogprobs
 
 
 def completion_choices(results: list[GenerationResult], echo: bool) -> list[CompletionChoice]:
@@ -53,3 +54,28 @@ def usage(results: list[GenerationResult]) -> Usage:
         completion_tokens=completion_tokens,
         total_tokens=prompt_tokens + completion_tokens,
     )
+
+
+#: OpenAI's error classes, by HTTP status (as the openai SDK and vLLM use them).
+OPENAI_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+def error_body(
+    code: str, message: str, status: int = 400, param: str | None = None
+) -> dict[str, Any]:
+    """``{"error": {"message", "type", "param", "code"}}``: OpenAI's shape, on every route."""
+    kind = OPENAI_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    body = {"message": message, "type": kind, "param": param, "code": code}
+    return ErrorResponse.model_validate({"error": body}).model_dump()
+
+
+def exception_body(exc: QuotegenError) -> dict[str, Any]:
+    return error_body(exc.error_type, exc.message, exc.http_status, exc.param)

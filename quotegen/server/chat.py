@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse, Response
 
 from quotegen.errors import InvalidRequestError, QuotegenError
 from quotegen.generation import TextEngine
-from quotegen.openaiformat import finish_reason, usage
+from quotegen.openaiformat import exception_body, finish_reason, usage
 from quotegen.openaischemas import (
     ChatChoice,
     ChatCompletionRequest,
@@ -33,7 +33,7 @@ from quotegen.openaischemas import (
 )
 from quotegen.schemas import ErrorResponse, GenerationResult, TokenLogprobs
 from quotegen.server.deps import Auth, Ready, State, check_model, check_prompts
-from quotegen.server.responses import ERRORS, event_stream, exception_body, sse
+from quotegen.server.responses import ERRORS, event_stream, sse
 from quotegen.server.tickets import Ticket, Tickets
 
 router = APIRouter(prefix="/v1", dependencies=Auth)

@@ -9,9 +9,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from quotegen.errors import QuotegenError
+from quotegen.openaiformat import exception_body
 from quotegen.schemas import GenerateRequest, GenerateResponse, StreamRequest
 from quotegen.server.deps import Auth, Ready, State, check_prompts
-from quotegen.server.responses import ERRORS, event_stream, exception_body, sse
+from quotegen.server.responses import ERRORS, event_stream, sse
 from quotegen.server.tickets import Ticket, Tickets
 from quotegen.settings import GenerationSettings
 

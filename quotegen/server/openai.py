@@ -12,7 +12,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from quotegen.errors import QuotegenError
-from quotegen.openaiformat import completion_choices, completion_logprobs, finish_reason, usage
+from quotegen.openaiformat import (
+    completion_choices,
+    completion_logprobs,
+    exception_body,
+    finish_reason,
+    usage,
+)
 from quotegen.openaischemas import (
     CompletionRequest,
     CompletionResponse,
@@ -22,7 +28,7 @@ from quotegen.openaischemas import (
 )
 from quotegen.schemas import ErrorResponse
 from quotegen.server.deps import Auth, Ready, State, check_model, check_prompts
-from quotegen.server.responses import ERRORS, event_stream, exception_body, sse
+from quotegen.server.responses import ERRORS, event_stream, sse
 from quotegen.server.tickets import Ticket, Tickets
 
 router = APIRouter(prefix="/v1", dependencies=Auth)

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from quotegen.errors import QuotegenError
+from quotegen.openaiformat import error_body, exception_body
 from quotegen.schemas import ErrorResponse
 
 log = logging.getLogger("quotegen.server")
@@ -30,31 +31,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorResponse, "description": "Model loading, or queue full (Retry-After)"},
     504: {"model": ErrorResponse, "description": "The request took longer than --timeout"},
 }
-
-
-#: OpenAI's error classes, by HTTP status (as the openai SDK and vLLM use them).
-OPENAI_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    413: "invalid_request_error",
-    422: "invalid_request_error",
-    429: "rate_limit_error",
-}
-
-
-def error_body(
-    code: str, message: str, status: int = 400, param: str | None = None
-) -> dict[str, Any]:
-    """``{"error": {"message", "type", "param", "code"}}``: OpenAI's shape, on every route."""
-    kind = OPENAI_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
-    body = {"message": message, "type": kind, "param": param, "code": code}
-    return ErrorResponse.model_validate({"error": body}).model_dump()
-
-
-def exception_body(exc: QuotegenError) -> dict[str, Any]:
-    return error_body(exc.error_type, exc.message, exc.http_status, exc.param)
 
 
 def sse(data: Any, event: str | None = None) -> str:
