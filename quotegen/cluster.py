@@ -95,9 +95,10 @@ class ChunkGenerator:
 
         from quotegen.generation import Engine
         from quotegen.model import load_model
+        from quotegen.references import ModelRef
 
         torch.set_num_threads(threads)
-        self.engine = Engine(load_model(model_ref(model), **load))
+        self.engine = Engine(load_model(ModelRef.from_fields(model), **load))
         self.given = dict(given)
         self.created = created
 
@@ -110,15 +111,10 @@ class ChunkGenerator:
         return {"rows": out}
 
 
-def model_ref(fields: Mapping[str, Any]) -> Any:
-    """A ``ModelRef`` sent to a replica as plain fields (each replica resolves it itself: a
-    Hub model comes from that node's cache, a directory must be on a shared path)."""
-    from pathlib import Path
-
-    from quotegen.references import ModelRef
-
-    path = fields.get("path")
-    return ModelRef(**{**fields, "path": Path(path) if path else None})
+def replica_device(gpus: float) -> str:
+    """The device of a Ray replica: CUDA when Ray gives it GPUs, else the CPU (a node's GPUs
+    that Ray did not give the replica belong to other replicas)."""
+    return "cuda" if gpus else "cpu"
 
 
 def run_on_ray(

@@ -7,9 +7,12 @@ files is ``quotegen.locating``'s job.
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from quotegen.config import BUNDLED_MODEL_NAME, DEFAULT_MODEL_NAME
 from quotegen.errors import InvalidModelReferenceError, NoModelAvailableError
@@ -35,6 +38,17 @@ class ModelRef:
     pinned: str | None = None
     #: The default model: loading falls back to quotegen-mini when its base cannot be had.
     default: bool = False
+
+    def to_fields(self) -> dict[str, Any]:
+        """Plain, JSON-able fields (for a Ray replica, which rebuilds it with ``from_fields``)."""
+        fields = dataclasses.asdict(self)
+        fields["path"] = str(self.path) if self.path is not None else None
+        return fields
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, Any]) -> ModelRef:
+        path = fields.get("path")
+        return cls(**{**fields, "path": Path(path) if path else None})
 
     def __str__(self) -> str:
         if self.repo_id is not None and (self.revision or self.gguf):

@@ -180,14 +180,14 @@ def _on_ray(
     gpus: float,
 ) -> Any:
     """The chunks' outputs from an actor pool on Ray; Ray is stopped when they are done."""
-    from quotegen.cluster import connect, disconnect, run_on_ray
+    from quotegen.cluster import connect, disconnect, replica_device, run_on_ray
 
     started = connect(address)
     try:
-        fields = {**asdict(ref), "path": str(ref.path) if ref.path else None}
+        fields = ref.to_fields()
         yield from run_on_ray(
             fields,
-            {**asdict(flags), "device": "cuda" if gpus else "cpu"},
+            {**asdict(flags), "device": replica_device(gpus)},
             pending,
             chosen,
             created,

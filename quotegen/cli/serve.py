@@ -151,11 +151,12 @@ def _serve_on_ray(
     """The app as a Ray Serve deployment (quotegen.server.rayserve), until SIGTERM."""
     from dataclasses import asdict
 
+    from quotegen.cluster import replica_device
     from quotegen.server import rayserve
 
     if max_replicas is not None and max_replicas < replicas:
         raise UsageError("--max-replicas must be at least --replicas.")
-    fields = {**asdict(ref), "path": str(ref.path) if ref.path else None}
+    fields = ref.to_fields()
     options = rayserve.deployment_options(replicas, max_replicas, cpus, gpus, config.max_batch_size)
     scale = f"{replicas} to {max_replicas} replicas" if max_replicas else f"{replicas} replica"
     scale += "s" if not max_replicas and replicas > 1 else ""
@@ -169,7 +170,7 @@ def _serve_on_ray(
     rayserve.run(
         address,
         fields,
-        {**asdict(flags), "device": "cuda" if gpus else flags.device},
+        {**asdict(flags), "device": replica_device(gpus)},
         config.model_dump(),
         host=host,
         port=port,

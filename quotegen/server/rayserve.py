@@ -16,7 +16,7 @@ from typing import Any
 
 from ray import serve
 
-from quotegen.cluster import connect, disconnect
+from quotegen.cluster import connect, disconnect, replica_device
 
 APP_NAME = "quotegen"
 
@@ -33,14 +33,14 @@ class QuotegenReplica:
         self.config = dict(config)
 
     def __serve_build_asgi_app__(self) -> Any:
-        from quotegen.cluster import model_ref
         from quotegen.generation import Engine
         from quotegen.model import load_model
+        from quotegen.references import ModelRef
         from quotegen.server.app import create_app
         from quotegen.settings import ServeConfig
 
         def loader() -> Engine:
-            return Engine(load_model(model_ref(self.model), **self.load))
+            return Engine(load_model(ModelRef.from_fields(self.model), **self.load))
 
         return create_app(loader=loader, config=ServeConfig(**self.config))
 
@@ -91,19 +91,18 @@ def app_builder(args: Mapping[str, str]) -> Any:
     model), ``api_key`` (else ``QUOTEGEN_API_KEY``), ``quantize`` and ``max_batch_size``;
     replicas and autoscaling come from the config file's deployment options."""
     import os
-    from dataclasses import asdict
 
     from quotegen.config import ENV_API_KEY, ENV_MODEL
     from quotegen.references import resolve_model
     from quotegen.settings import ServeConfig
 
     ref = resolve_model(args.get("model") or os.environ.get(ENV_MODEL))
-    fields = {**asdict(ref), "path": str(ref.path) if ref.path else None}
+    fields = ref.to_fields()
     config = ServeConfig(
         api_key=args.get("api_key") or os.environ.get(ENV_API_KEY) or None,
         max_batch_size=int(args.get("max_batch_size", ServeConfig().max_batch_size)),
     )
-    load = {"device": "cpu", "quantize": args.get("quantize", "none")}
+    load = {"device": replica_device(0), "quantize": args.get("quantize", "none")}
     return application(fields, load, config.model_dump())
 
 
