@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -19,6 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from quotegen.config import debug_enabled
 from quotegen.console import quiet_transformers
 from quotegen.errors import InvalidModelError, ModelNotCachedError
 
@@ -186,16 +188,20 @@ def _convert_gguf(path: Path, out: Path) -> None:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     folder, name = path.parent, path.name
-    # transformers shows a bar of its own per tensor; quotegen's callers say what happens.
-    os.environ.setdefault("TQDM_DISABLE", "1")
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
     config = AutoConfig.from_pretrained(folder, gguf_file=name)
     if config.model_type == "gpt2" and getattr(config, "n_ctx", None):
         # transformers maps GGUF's context_length to n_ctx only; the position table is n_ctx.
         config.n_positions = config.n_ctx
-    source = AutoModelForCausalLM.from_pretrained(
-        folder, gguf_file=name, config=config, dtype=torch.float32
+    # transformers draws a tqdm bar of its own per tensor (not one its switches turn off);
+    # quotegen's callers say what happens, so the bar goes nowhere unless debugging.
+    quiet = (
+        contextlib.nullcontext() if debug_enabled() else contextlib.redirect_stderr(io.StringIO())
     )
+    with quiet:
+        source = AutoModelForCausalLM.from_pretrained(
+            folder, gguf_file=name, config=config, dtype=torch.float32
+        )
     # A plain model of the same config: nothing of the GGUF quantizer is saved with it.
     if hasattr(config, "quantization_config"):
         del config.quantization_config

@@ -48,7 +48,7 @@ fi
 "$python" -c 'import sys, json; from pathlib import Path
 from modelbuild.weights import set_generation_defaults
 set_generation_defaults(Path(sys.argv[1]), json.loads(sys.argv[2]))' "$work/adapter" \
-  "${GENERATION:-{\"do_sample\": true, \"temperature\": 0.8, \"top_k\": 50, \"top_p\": 0.9, \"repetition_penalty\": 1.15, \"max_new_tokens\": 60}}"
+  "${GENERATION:-{\"do_sample\": true, \"temperature\": 0.75, \"top_k\": 50, \"top_p\": 0.9, \"repetition_penalty\": 1.1, \"max_new_tokens\": 60}}"
 
 mkdir -p bench/.cache && rm -rf bench/.cache/corpus && cp -r "$corpus" bench/.cache/corpus
 "$python" bench/quality.py --model "$work/adapter" --corpus "$corpus" --first-use
