@@ -168,6 +168,7 @@ def test_adapter_upload_download_generate(adapter: Path, tmp_path: Path) -> None
         }
         proc = run_cli("upload", str(adapter), "tester/quote-lora", env=env)
         assert proc.returncode == 0, proc.stderr
+        assert "not a Hub repo: others can load it only with that base" in proc.stderr
         files = hub.repos["tester/quote-lora"].commits[
             hub.repos["tester/quote-lora"].revisions["main"]
         ]

@@ -232,3 +232,25 @@ def test_hub_gguf_downloads_only_the_named_file(gguf_files: dict, tmp_path: Path
         assert "tiny-llama.F16.gguf" in missing.stderr
     finally:
         hub.stop()
+
+
+def test_gguf_works_for_eval_batch_and_as_a_training_base(gguf_files: dict, tmp_path: Path) -> None:
+    gguf = str(gguf_files["llama", "F16"])
+    data = tmp_path / "quotes.txt"
+    data.write_text("".join(q + "\n" for q in CORPUS * 2))
+    evaluated = run_cli("eval", str(data), "-m", gguf, "--json", "-q")
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads(evaluated.stdout)["perplexity"] > 1
+    out = tmp_path / "results.jsonl"
+    batch = run_cli("batch", str(data), "-o", str(out), "-m", gguf, "--seed", "1", "-t", "4", "-q")
+    assert batch.returncode == 0, batch.stderr
+    assert len(out.read_text().splitlines()) == len(CORPUS) * 2
+    trained = run_cli(
+        "train", str(data), "--base", gguf, "--lora", "--lora-targets", "q_proj,v_proj",
+        "--epochs", "1", "--out", str(tmp_path / "lora"), "-q",
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    config = json.loads((tmp_path / "lora" / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == gguf
+    generated = run_cli("generate", "-m", str(tmp_path / "lora"), "--seed", "2", "life is")
+    assert generated.returncode == 0, generated.stderr

@@ -64,6 +64,7 @@ def upload(
         )
         if not (directory / "README.md").is_file():
             print_note("No model card (README.md) in the directory: the repo will have none.")
+        _note_adapter_base(directory)
     target = f"{repo_id}@{revision}" if revision else repo_id
     with status(f"Uploading {len(files)} files to {target}…", show=not quiet):
         url = upload_model(
@@ -78,3 +79,18 @@ def upload(
     if not quiet:
         print_note(f"Uploaded {target}")
     write(f"{url}\n")
+
+
+def _note_adapter_base(directory: Path) -> None:
+    """An adapter whose base is a local path or file loads only where that path exists."""
+    from quotegen.conversion import adapter_base, is_adapter
+    from quotegen.saving import hub_base_model
+
+    if not is_adapter(directory):
+        return
+    base = adapter_base(directory)
+    if hub_base_model(base) is None:
+        print_note(
+            f"The adapter's base is '{base}', not a Hub repo: others can load it only with "
+            "that base. Set base_model_name_or_path in adapter_config.json to its Hub repo id."
+        )
