@@ -8,6 +8,7 @@ import typer
 
 from quotegen.cli.options import QUIET_OPTION, UsageError, write
 from quotegen.console import print_note, status
+from quotegen.errors import QuotegenError
 
 
 def upload(
@@ -89,7 +90,11 @@ def _note_adapter_base(directory: Path) -> None:
     if not is_adapter(directory):
         return
     base = adapter_base(directory)
-    if hub_base_model(base) is None:
+    try:
+        hub_base = hub_base_model(base)
+    except QuotegenError:
+        hub_base = None
+    if hub_base is None:
         print_note(
             f"The adapter's base is '{base}', not a Hub repo: others can load it only with "
             "that base. Set base_model_name_or_path in adapter_config.json to its Hub repo id."
