@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from quotegen.errors import QuotegenError
-from quotegen.generation import clean_text, find_stop
 from quotegen.references import parse_model_ref
 from quotegen.settings import GenerationSettings
+from quotegen.text import clean_text, find_stop
 from tests.helpers.live import LiveServer, serving
 
 EXAMPLES = int(os.environ.get("QUOTEGEN_FUZZ_EXAMPLES", "30"))
