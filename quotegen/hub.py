@@ -192,6 +192,24 @@ def hub_errors(ref: ModelRef | str) -> Iterator[None]:
         raise
 
 
+def _online_endpoint(ref: ModelRef) -> str | None:
+    """The Hub endpoint to download ``ref`` from (``HF_ENDPOINT`` read now: a mirror, or a
+    test stand-in), or the error that offline mode forbids it."""
+    if is_offline():
+        raise ModelNotCachedError(
+            f"Cannot download '{ref}': HF_HUB_OFFLINE=1 forbids network access. Unset it and "
+            f"run: quotegen download {ref}"
+        )
+    return os.environ.get("HF_ENDPOINT") or None
+
+
+def _model_info(ref: ModelRef, endpoint: str | None, token: str | None) -> Any:
+    from huggingface_hub import HfApi
+
+    assert ref.repo_id is not None
+    return HfApi(endpoint=endpoint).model_info(ref.repo_id, revision=ref.revision, token=token)
+
+
 def fetch_model(
     ref: ModelRef,
     *,
@@ -207,17 +225,11 @@ def fetch_model(
     """Download what loading ``ref`` needs from the Hub into the HF cache; return its path."""
     if ref.repo_id is None:
         raise InvalidModelReferenceError(f"'{ref}' is a local directory, not a Hub repo id.")
-    if is_offline():
-        raise ModelNotCachedError(
-            f"Cannot download '{ref}': HF_HUB_OFFLINE=1 forbids network access. Unset it and "
-            f"run: quotegen download {ref}"
-        )
-    from huggingface_hub import HfApi, snapshot_download
+    from huggingface_hub import snapshot_download
 
-    # Read now, not at import: HF_ENDPOINT may point at a mirror (or a test stand-in).
-    endpoint = os.environ.get("HF_ENDPOINT") or None
+    endpoint = _online_endpoint(ref)
     with hub_errors(ref):
-        info = HfApi(endpoint=endpoint).model_info(ref.repo_id, revision=ref.revision, token=token)
+        info = _model_info(ref, endpoint, token)
         files = [s.rfilename for s in (info.siblings or [])]
         patterns = list(include) or [
             *LOAD_PATTERNS,
@@ -304,16 +316,11 @@ def fetch_gguf(
     """Download the one GGUF file a Hub reference names (not every quantization in the repo)."""
     assert ref.repo_id is not None
     assert ref.gguf is not None
-    if is_offline():
-        raise ModelNotCachedError(
-            f"Cannot download '{ref}': HF_HUB_OFFLINE=1 forbids network access. Unset it and "
-            f"run: quotegen download {ref}"
-        )
-    from huggingface_hub import HfApi, hf_hub_download
+    from huggingface_hub import hf_hub_download
 
-    endpoint = os.environ.get("HF_ENDPOINT") or None
+    endpoint = _online_endpoint(ref)
     with hub_errors(ref):
-        info = HfApi(endpoint=endpoint).model_info(ref.repo_id, revision=ref.revision, token=token)
+        info = _model_info(ref, endpoint, token)
         filename = pick_gguf([s.rfilename for s in (info.siblings or [])], ref.gguf, str(ref))
         path = hf_hub_download(
             ref.repo_id,

@@ -27,9 +27,45 @@ def save_model(
     data_name: str,
     suppress: Sequence[int] = (),
 ) -> None:
-    """Write weights (safetensors), tokenizer, quote generation defaults and a model card."""
+    """Write weights (safetensors; a LoRA adapter's own), tokenizer, quote generation
+    defaults and a model card, whole (see ``staged_files``)."""
     with staged_files(config.out) as out:
-        _write_model(model, tokenizer, config, report, base_name, data_name, suppress, out)
+        import torch
+        from transformers import GenerationConfig
+
+        from quotegen.config import GENERATION
+
+        model.generation_config = GenerationConfig(
+            do_sample=GENERATION.do_sample,
+            temperature=GENERATION.temperature,
+            top_k=GENERATION.top_k,
+            top_p=GENERATION.top_p,
+            repetition_penalty=GENERATION.repetition_penalty,
+            max_new_tokens=GENERATION.max_new_tokens,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            suppress_tokens=list(suppress) or None,
+        )
+        if config.lora:
+            # The adapter only (adapter_config.json, its weights); the base is named, not copied.
+            model.save_pretrained(out, save_embedding_layers=False)
+            model.generation_config.save_pretrained(out)
+        elif config.save_dtype == "float32":
+            model.save_pretrained(out)
+        else:
+            # A copy in the saved precision: the one being trained stays float32.
+            import copy
+
+            copy.deepcopy(model).to(getattr(torch, config.save_dtype)).save_pretrained(out)
+        tokenizer.padding_side = "left"
+        tokenizer.save_pretrained(out)
+        tokenizer.padding_side = "right"
+        quick_tokenizer_files(out)
+        (out / "README.md").write_text(model_card(config, report, base_name, data_name))
+        for path in out.iterdir():
+            # safetensors files are written private (0600); a model is meant to be shared.
+            path.chmod(0o644)
 
 
 @contextlib.contextmanager
@@ -61,54 +97,6 @@ def _interrupts_held() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
     if arrived:
         raise KeyboardInterrupt
-
-
-def _write_model(
-    model: Any,
-    tokenizer: Any,
-    config: TrainConfig,
-    report: TrainReport,
-    base_name: str,
-    data_name: str,
-    suppress: Sequence[int],
-    out: Path,
-) -> None:
-    import torch
-    from transformers import GenerationConfig
-
-    from quotegen.config import GENERATION
-
-    model.generation_config = GenerationConfig(
-        do_sample=GENERATION.do_sample,
-        temperature=GENERATION.temperature,
-        top_k=GENERATION.top_k,
-        top_p=GENERATION.top_p,
-        repetition_penalty=GENERATION.repetition_penalty,
-        max_new_tokens=GENERATION.max_new_tokens,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        suppress_tokens=list(suppress) or None,
-    )
-    if config.lora:
-        # The adapter only (adapter_config.json, its weights); the base is named, not copied.
-        model.save_pretrained(out, save_embedding_layers=False)
-        model.generation_config.save_pretrained(out)
-    elif config.save_dtype == "float32":
-        model.save_pretrained(out)
-    else:
-        # A copy in the saved precision: the one being trained stays float32.
-        import copy
-
-        copy.deepcopy(model).to(getattr(torch, config.save_dtype)).save_pretrained(out)
-    tokenizer.padding_side = "left"
-    tokenizer.save_pretrained(out)
-    tokenizer.padding_side = "right"
-    quick_tokenizer_files(out)
-    (out / "README.md").write_text(model_card(config, report, base_name, data_name))
-    for path in out.iterdir():
-        # safetensors files are written private (0600); a model is meant to be shared.
-        path.chmod(0o644)
 
 
 def quick_tokenizer_files(folder: Path) -> None:
