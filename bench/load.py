@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 # The same real-server helpers and tiny model the test suite uses.
-from tests.modelfactory import build_tiny_gpt2  # noqa: E402
-from tests.test_server_live import start_server, stop_server  # noqa: E402
+from tests.helpers.live import start_server, stop_server  # noqa: E402
+from tests.helpers.modelfactory import build_tiny_gpt2  # noqa: E402
 
 
 def rss_mb(pid: int) -> float:
