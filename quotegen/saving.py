@@ -51,6 +51,8 @@ def save_model(
             # The adapter only (adapter_config.json, its weights); the base is named, not copied.
             model.save_pretrained(out, save_embedding_layers=False)
             model.generation_config.save_pretrained(out)
+            if config.save_dtype != "float32":
+                cast_weights(out / "adapter_model.safetensors", config.save_dtype)
         elif config.save_dtype == "float32":
             model.save_pretrained(out)
         else:
@@ -241,3 +243,17 @@ quotegen generate --model {config.out} "life is"
 {json.dumps(settings, indent=2)}
 ```
 """
+
+
+def cast_weights(path: Path, dtype: str) -> None:
+    """Rewrite a safetensors file's floating-point tensors in ``dtype`` (an adapter's weights
+    in float16 are half the size; they are cast back when merged into a float32 base)."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    target = getattr(torch, dtype)
+    tensors = {
+        name: tensor.to(target) if tensor.is_floating_point() else tensor
+        for name, tensor in load_file(path).items()
+    }
+    save_file(tensors, path, metadata={"format": "pt"})

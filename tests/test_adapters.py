@@ -36,7 +36,7 @@ def adapter(base: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     proc = run_cli(
         "train", str(data), "--base", str(base), "--lora", "--lora-targets", "q_proj,v_proj",
         "--frame-token", FRAME, "--epochs", "2", "--learning-rate", "1e-2", "--out", str(out),
-        "--json", "-q",
+        "--save-dtype", "float16", "--json", "-q",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
@@ -54,6 +54,10 @@ def test_adapter_folder_is_a_standard_peft_adapter(adapter: Path, base: Path) ->
     assert config["peft_type"] == "LORA"
     assert config["base_model_name_or_path"] == str(base)
     assert sorted(config["target_modules"]) == ["q_proj", "v_proj"]
+    from safetensors import safe_open
+
+    with safe_open(adapter / "adapter_model.safetensors", "pt") as weights:
+        assert {str(weights.get_slice(k).get_dtype()) for k in weights.keys()} == {"F16"}  # noqa: SIM118
     card = (adapter / "README.md").read_text()
     assert 'library_name: "peft"' in card
     generation = json.loads((adapter / "generation_config.json").read_text())
