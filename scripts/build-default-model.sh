@@ -13,7 +13,8 @@
 #    <|endoftext|> (which ends generation), bf16 matrix products, THREADS torch threads (1, so
 #    the machine stays usable); a checkpoint every 50 steps: run the script again after an
 #    interruption and it goes on from the last one;
-# 5. its generation defaults, the measurements (bench/quality.py, the untuned base beside it)
+# 5. the adapter's update scaled by measurement (scripts/adapter-scale.py), its weights in
+#    float16, its generation defaults, the measurements (bench/quality.py, the untuned base beside it)
 #    and the model card; the adapter lands in quotegen/models/quotegen-135m.
 #
 # Every step whose result exists is skipped, so the script resumes where it stopped.
@@ -43,6 +44,11 @@ fi
 # training run's own validation split.
 [ -f "$work/scale.json" ] || "$python" scripts/adapter-scale.py "$work/train.txt" \
   "$work/adapter" "$work/scale.json"
+
+# Float16 adapter weights: half the size in the package (cast back to float32 when merged).
+"$python" -c 'import sys; from pathlib import Path
+from quotegen.saving import cast_weights
+cast_weights(Path(sys.argv[1]), "float16")' "$work/adapter/adapter_model.safetensors"
 
 # Generation defaults, chosen by reading samples at several settings (see the model card).
 "$python" -c 'import sys, json; from pathlib import Path
