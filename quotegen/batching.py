@@ -17,10 +17,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 from quotegen.config import DEFAULT_BATCH_SIZE, PROMPT_READER
 from quotegen.errors import OverloadedError, QuotegenError, as_user_error
-from quotegen.generation import TextEngine
+from quotegen.generation import TextEngine, TextStream
 from quotegen.rows import Row
 from quotegen.schemas import GenerationResult
 from quotegen.settings import GenerationSettings
@@ -276,3 +277,36 @@ def generate_ordered(
         scheduler.close()
     if failure:
         raise failure[0]
+
+
+class LocalQuotes:
+    """Results from a local engine as JSON records, one of the two sources ``generate`` reads
+    (``client.RemoteQuotes`` is the other): ``results`` in input order, ``stream`` for one
+    prompt printed token by token."""
+
+    def __init__(self, engine: TextEngine, settings: GenerationSettings) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.samples = settings.n
+        self.clean = settings.clean
+
+    def results(self, prompts: Iterable[str], batch_size: int) -> Iterator[dict[str, Any]]:
+        for result in generate_ordered(self.engine, prompts, self.settings, batch_size=batch_size):
+            yield result.model_dump(mode="json")
+
+    def stream(self, prompt: str) -> LocalStream:
+        return LocalStream(self.engine.stream(prompt, self.settings))
+
+
+class LocalStream:
+    """A ``TextStream`` whose ``result`` is a JSON record, as a server's stream gives it."""
+
+    def __init__(self, stream: TextStream) -> None:
+        self._stream = stream
+        self.prompt = stream.prompt
+        self.result: dict[str, Any] | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._stream
+        assert self._stream.result is not None
+        self.result = self._stream.result.model_dump(mode="json")

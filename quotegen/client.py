@@ -200,3 +200,20 @@ def _server_sent_events(response: Any) -> Iterator[tuple[str, Any]]:
                 event = line[6:].strip()
             elif line.startswith("data:"):
                 data.append(line[5:].strip())
+
+
+class RemoteQuotes:
+    """Results from a server as JSON records, as ``batching.LocalQuotes`` gives local ones:
+    the flags given are sent, and the server lays them over its model's defaults."""
+
+    def __init__(self, client: Client, given: dict[str, Any]) -> None:
+        self.client = client
+        self.given = given
+        self.samples = int(given.get("n", 1))
+        self.clean = bool(given.get("clean", True))
+
+    def results(self, prompts: Iterable[str], batch_size: int) -> Iterator[Result]:
+        return send_ordered(self.client, prompts, self.given, batch_size=batch_size)
+
+    def stream(self, prompt: str) -> RemoteStream:
+        return self.client.stream(prompt, self.given)

@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import typer
 
@@ -27,10 +27,7 @@ from quotegen.console import progress
 from quotegen.text import one_line
 
 if TYPE_CHECKING:
-    from quotegen.client import Client, RemoteStream
-    from quotegen.generation import Engine, TextStream
-    from quotegen.schemas import GenerationResult
-    from quotegen.settings import GenerationSettings
+    from quotegen.client import Client
 
 
 def generate(
@@ -78,31 +75,51 @@ def generate(
         chosen["seed"] = secrets.randbelow(MAX_SEED)
 
     if server:
-        client = _client(context, server)
+        from quotegen.client import RemoteQuotes
+
+        remote = RemoteQuotes(_client(context, server), chosen)
         with server_flag_errors():
-            _run(client, chosen, prompts, from_stdin, batch_size, as_json, quiet)
+            _run(remote, prompts, from_stdin, batch_size, as_json, quiet)
         return
+    from quotegen.batching import LocalQuotes
+
     engine = load_engine(resolve(model, flags, quiet=quiet), flags, quiet=quiet)
     with flag_errors(GENERATION_FLAGS):  # the model's own defaults where no flag was given
         settings = engine.settings(chosen)
-    _run(engine, settings, prompts, from_stdin, batch_size, as_json, quiet)
+    _run(LocalQuotes(engine, settings), prompts, from_stdin, batch_size, as_json, quiet)
+
+
+class QuoteStream(Protocol):
+    prompt: str
+    result: dict[str, Any] | None
+
+    def __iter__(self) -> Iterator[str]: ...
+
+
+class Quotes(Protocol):
+    """Where results come from: a local engine (``batching.LocalQuotes``) or a server
+    (``client.RemoteQuotes``); both give JSON records, so the output is the same bytes."""
+
+    samples: int
+    clean: bool
+
+    def results(self, prompts: Iterable[str], batch_size: int) -> Iterator[dict[str, Any]]: ...
+
+    def stream(self, prompt: str) -> QuoteStream: ...
 
 
 def _run(
-    engine: Engine | Client,
-    settings: GenerationSettings | dict[str, Any],
+    quotes: Quotes,
     prompts: list[str] | None,
     from_stdin: bool,
     batch_size: int,
     as_json: bool,
     quiet: bool,
 ) -> None:
-    """The same output contract, locally (``Engine``, resolved settings) or in client mode
-    (``Client``, the flags given: the server resolves them)."""
-    samples = settings.get("n", 1) if isinstance(settings, dict) else settings.n
-    single = not from_stdin and prompts is not None and len(prompts) == 1 and samples == 1
+    """The same output contract, locally or in client mode."""
+    single = not from_stdin and prompts is not None and len(prompts) == 1 and quotes.samples == 1
     if single and prompts is not None and sys.stdout.isatty() and not as_json:
-        _stream_one(engine, prompts[0], settings)
+        _stream_one(quotes, prompts[0])
         return
     if from_stdin:
         from quotegen.inputs import stdin_prompts
@@ -110,7 +127,7 @@ def _run(
         source: Iterable[str] = stdin_prompts()
     else:
         source = prompts or []
-    _generate_many(engine, source, settings, batch_size, as_json, quiet)
+    _generate_many(quotes, source, batch_size, as_json, quiet)
 
 
 def _client(context: typer.Context, url: str) -> Client:
@@ -146,33 +163,18 @@ def server_flag_errors() -> Iterator[None]:
         raise UsageError(f"{flag}: {message}" if flag else message) from exc
 
 
-def _stream_one(
-    engine: Engine | Client, prompt: str, settings: GenerationSettings | dict[str, Any]
-) -> None:
+def _stream_one(quotes: Quotes, prompt: str) -> None:
     """Print one quote token by token on a terminal, ending exactly as the batch path would."""
     from quotegen.text import CleanStream, clean_text
 
-    clean = settings.get("clean", True) if isinstance(settings, dict) else settings.clean
-    from quotegen.client import Client
-
-    stream: TextStream | RemoteStream
-    if isinstance(engine, Client):
-        assert isinstance(settings, dict)
-        stream = engine.stream(prompt, settings)
-    else:
-        assert not isinstance(settings, dict)
-        stream = engine.stream(prompt, settings)
+    clean = quotes.clean
+    stream = quotes.stream(prompt)
     printer = CleanStream(lambda raw: one_line(clean_text(raw) if clean else raw))
     write(printer.feed(stream.prompt))
     for piece in stream:
         write(printer.feed(piece))
     assert stream.result is not None
-    write(printer.finish(one_line(_as_dict(stream.result)["text"])) + "\n")
-
-
-def _as_dict(result: GenerationResult | dict[str, Any]) -> dict[str, Any]:
-    """A result as JSON data: a local result dumped, a server's as it came."""
-    return result if isinstance(result, dict) else result.model_dump(mode="json")
+    write(printer.finish(one_line(stream.result["text"])) + "\n")
 
 
 def _line(result: dict[str, Any], as_json: bool) -> str:
@@ -182,28 +184,16 @@ def _line(result: dict[str, Any], as_json: bool) -> str:
 
 
 def _generate_many(
-    engine: Engine | Client,
+    quotes: Quotes,
     source: Iterable[str],
-    settings: GenerationSettings | dict[str, Any],
     batch_size: int,
     as_json: bool,
     quiet: bool,
 ) -> None:
     """Prompts in, one line per result out, in input order, each as soon as it is ready."""
-    from quotegen.client import Client, send_ordered
-
-    results: Iterator[GenerationResult | dict[str, Any]]
-    if isinstance(engine, Client):
-        assert isinstance(settings, dict)
-        results = send_ordered(engine, source, settings, batch_size=batch_size)
-    else:
-        from quotegen.batching import generate_ordered
-
-        assert not isinstance(settings, dict)
-        results = generate_ordered(engine, source, settings, batch_size=batch_size)
     total = len(source) if isinstance(source, list) else None
     with progress("Generating", show=not quiet and total != 1, total=total) as bar:
-        for result in map(_as_dict, results):
+        for result in quotes.results(source, batch_size):
             write(_line(result, as_json))
             if result["sample"] == result["settings"]["n"] - 1:
                 bar.update(result["index"] + 1, total)
