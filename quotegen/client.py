@@ -203,7 +203,7 @@ def _server_sent_events(response: Any) -> Iterator[tuple[str, Any]]:
 
 
 class RemoteQuotes:
-    """Results from a server as JSON records, as ``batching.LocalQuotes`` gives local ones:
+    """Results from a server as JSON records, as ``scheduler.LocalQuotes`` gives local ones:
     the flags given are sent, and the server lays them over its model's defaults."""
 
     def __init__(self, client: Client, given: dict[str, Any]) -> None:

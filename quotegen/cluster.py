@@ -13,8 +13,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from quotegen.batch import Job, run_chunk
 from quotegen.errors import RayUnavailableError
+from quotegen.filejobs import Job, run_chunk
 
 EXTRA = "pip install 'quotegen[ray]'"
 

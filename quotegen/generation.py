@@ -5,7 +5,7 @@ and callbacks, so a batch can mix requests with different temperatures, lengths 
 strings. Rows may join the running batch at any token step (continuous batching: their
 prompts are run and their KV caches merged in) and leave it as soon as they finish or are
 cancelled, so a departed client stops costing compute. Scheduling lives in
-``quotegen.batching``, token choice in ``quotegen.sampling``, string work in
+``quotegen.scheduler``, token choice in ``quotegen.sampling``, string work in
 ``quotegen.text``.
 
 ``TextEngine`` is the public interface the scheduler, the server and the CLI use: a subclass
@@ -161,7 +161,7 @@ class TextEngine(ABC):
     ) -> list[GenerationResult]:
         """Generate ``settings.n`` results for each prompt, in input order: up to
         ``batch_size`` rows at a time, each finished row's place taken by the next at once
-        (the CLI and the server feed rows through ``quotegen.batching``'s scheduler instead)."""
+        (the CLI and the server feed rows through ``quotegen.scheduler``'s scheduler instead)."""
         rows = self.prepare(list(prompts), settings)
         pending = deque(rows[batch_size:])
 

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from quotegen.batching import generate_ordered
 from quotegen.errors import DeviceError
 from quotegen.generation import Engine
 from quotegen.model import load_model
 from quotegen.references import parse_model_ref
 from quotegen.rows import Row
 from quotegen.sampling import _draw, nucleus_threshold
+from quotegen.scheduler import generate_ordered
 from quotegen.settings import GenerationSettings
 from tests.conftest import run_cli
 from tests.helpers.fakes import FakeEngine

@@ -66,7 +66,7 @@ def batch(
     chosen: dict[str, Any] | None = None,
 ) -> None:
     """Generate for every line of a prompts file into a results file; resumable."""
-    from quotegen.batch import (
+    from quotegen.filejobs import (
         Manifest,
         ModelDefaults,
         ResultsFile,

@@ -81,7 +81,7 @@ def generate(
         with server_flag_errors():
             _run(remote, prompts, from_stdin, batch_size, as_json, quiet)
         return
-    from quotegen.batching import LocalQuotes
+    from quotegen.scheduler import LocalQuotes
 
     engine = load_engine(resolve(model, flags, quiet=quiet), flags, quiet=quiet)
     with flag_errors(GENERATION_FLAGS):  # the model's own defaults where no flag was given
@@ -97,7 +97,7 @@ class QuoteStream(Protocol):
 
 
 class Quotes(Protocol):
-    """Where results come from: a local engine (``batching.LocalQuotes``) or a server
+    """Where results come from: a local engine (``scheduler.LocalQuotes``) or a server
     (``client.RemoteQuotes``); both give JSON records, so the output is the same bytes."""
 
     samples: int
