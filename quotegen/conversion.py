@@ -294,6 +294,7 @@ def merged_adapter(
         )
     if notify is not None:
         notify(f"Merging the adapter {adapter.name} into its base, once")
+    quiet_transformers()
     try:
         with staged_folder(out) as staging:
             _merge(adapter, base, staging)

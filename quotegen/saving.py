@@ -257,3 +257,4 @@ def cast_weights(path: Path, dtype: str) -> None:
         for name, tensor in load_file(path).items()
     }
     save_file(tensors, path, metadata={"format": "pt"})
+    path.chmod(0o644)  # safetensors writes files private; a model is meant to be shared

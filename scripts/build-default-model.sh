@@ -39,6 +39,11 @@ if [ ! -f "$work/train-report.json" ]; then
     > "$work/train-report.json.partial"
   mv "$work/train-report.json.partial" "$work/train-report.json"
 fi
+# The training settings, from train's own card (the model card below replaces it).
+[ -f "$work/train-settings.json" ] || "$python" -c 'import re, sys
+card = open(sys.argv[1]).read()
+print(next(b for b in re.findall(r"```json\n(.*?)\n```", card, re.S) if "lora_r" in b))' \
+  "$work/adapter/README.md" > "$work/train-settings.json"
 
 # WiSE-FT by measurement: the adapter's update scaled by the best of 0.6 / 0.8 / 1.0 on the
 # training run's own validation split.
