@@ -4,9 +4,10 @@
 
 WORK_DIR holds the training report and settings (scripts/build-default-model.sh),
 CORPUS_DIR the corpus manifest, QUALITY_JSON is bench/quality.py's output for the model.
-The card names the base with its licence and pin, every data source with its package, version, licence and count,
-the method and its settings, the held-out metrics beside the untuned base's, the time, and
-samples (the first of each prompt of the quality run, unselected).
+The card names the base with its licence and pin, every data source with its package,
+version, licence and count, the method and its settings, the held-out metrics beside the
+untuned base's, the time, and samples (the first of each prompt of the quality run,
+unselected).
 """
 
 from __future__ import annotations
