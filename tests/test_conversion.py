@@ -121,33 +121,31 @@ def _truncated(source: Path, out: Path) -> Path:
     return out
 
 
-def _other_architecture(source: Path, out: Path) -> Path:
+def _one_tensor_gguf(out: Path, architecture: str, kind: str) -> Path:
+    """A GGUF file of one 8-row tensor: float32 zeros, or raw bytes of quantization ``kind``."""
     import gguf
     import numpy as np
 
-    writer = gguf.GGUFWriter(str(out), "mamba")
-    writer.add_tensor("token_embd.weight", np.zeros((8, 32), dtype=np.float32))
+    writer = gguf.GGUFWriter(str(out), architecture)
+    if kind == "F32":
+        writer.add_tensor("token_embd.weight", np.zeros((8, 32), dtype=np.float32))
+    else:
+        quant = gguf.GGMLQuantizationType[kind]
+        raw = np.zeros((8, gguf.GGML_QUANT_SIZES[quant][1]), dtype=np.uint8)  # one block a row
+        writer.add_tensor("token_embd.weight", raw, raw_shape=raw.shape, raw_dtype=quant)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
     return out
+
+
+def _other_architecture(source: Path, out: Path) -> Path:
+    return _one_tensor_gguf(out, "mamba", "F32")
 
 
 def _unsupported_quantization(source: Path, out: Path) -> Path:
-    import gguf
-    import numpy as np
-
-    writer = gguf.GGUFWriter(str(out), "llama")
-    raw = np.zeros((8, 40), dtype=np.uint8)  # Q8_1: 32 weights in 40 bytes a block
-    writer.add_tensor(
-        "token_embd.weight", raw, raw_shape=raw.shape, raw_dtype=gguf.GGMLQuantizationType.Q8_1
-    )
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return out
+    return _one_tensor_gguf(out, "llama", "Q8_1")
 
 
 def _not_gguf(source: Path, out: Path) -> Path:
