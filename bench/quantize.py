@@ -44,7 +44,7 @@ def stdlib_test_lines(limit: int) -> list[str]:
 
 def corpus_held_out() -> list[str] | None:
     """The bundled model's validation quotes, from the corpus bench/quality.py builds."""
-    from quotegen.corpus import split_quotes
+    from quotegen.training import split_quotes
 
     corpus = common.CACHE / "corpus" / "corpus.txt"
     if not corpus.exists():

@@ -520,7 +520,7 @@ def _write_lines(path: Path, lines: Iterable[str]) -> None:
 
 
 def main() -> None:
-    """``python -m quotegen.corpus OUT_DIR [WHEELS_DIR]``: corpus.txt (the sayings),
+    """``python -m modelbuild.corpus OUT_DIR [WHEELS_DIR]``: corpus.txt (the sayings),
     held-out-modern.txt, pre-train.txt (the sayings' training split and the pre-training
     sentences, shuffled), validation.txt (the sayings' validation split), vocab-text.txt (what
     chooses the vocabulary) and manifest.json."""
