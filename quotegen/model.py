@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 DTYPE_CHOICES = ("auto", "float32", "float16", "bfloat16")
-QUANTIZE_CHOICES = ("none", "int8")
+QUANTIZE_CHOICES = ("none", "int8", "int4")
 
 
 @dataclass
@@ -113,8 +113,10 @@ def choose_device(device: str = "auto") -> torch.device:
     return chosen
 
 
-def choose_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    """``auto``: float32 on CPU (fast half precision is rare there), bf16/fp16 on GPUs."""
+def choose_dtype(dtype: str, device: torch.device, *, inference: bool = True) -> torch.dtype:
+    """``auto``: for inference, bf16 on CPUs that multiply bf16 natively (its cost is within
+    1 % bits per byte, docs/performance.md), else float32; bf16/fp16 on GPUs. Training
+    (``inference`` False) gets float32 on the CPU."""
     import torch
 
     wanted = dtype.strip().lower()
@@ -123,34 +125,36 @@ def choose_dtype(dtype: str, device: torch.device) -> torch.dtype:
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         if device.type == "mps":
             return torch.float16
-        return torch.float32
+        from quotegen.quantization import cpu_has_bf16
+
+        return torch.bfloat16 if inference and cpu_has_bf16() else torch.float32
     table = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
     if wanted not in table:
         raise DeviceError(f"Unknown dtype '{dtype}'. Use one of: {', '.join(DTYPE_CHOICES)}.")
     return table[wanted]
 
 
-def check_quantize(quantize: str, device: torch.device, dtype: torch.dtype) -> str:
-    """Validate ``--quantize``: ``int8`` is dynamic int8 for float32 models on the CPU."""
-    import torch
-
+def check_quantize(quantize: str, device: torch.device, dtype: str = "auto") -> str:
+    """Validate ``--quantize``: ``int8``/``int4`` are weight-only, for the CPU, and set the
+    weights' precision themselves (so no explicit ``--dtype`` beside them)."""
     wanted = quantize.strip().lower()
     if wanted not in QUANTIZE_CHOICES:
         raise DeviceError(
             f"Unknown quantization '{quantize}'. Use one of: {', '.join(QUANTIZE_CHOICES)}."
         )
-    if wanted == "int8":
-        if device.type != "cpu":
-            raise DeviceError(
-                f"--quantize int8 runs on the CPU only, not on {device.type}. Add --device cpu, "
-                "or use --dtype float16/bfloat16 on a GPU instead."
-            )
-        if dtype != torch.float32:
-            raise DeviceError("--quantize int8 starts from float32 weights: drop --dtype.")
-        if "fbgemm" not in torch.backends.quantized.supported_engines and (
-            "x86" not in torch.backends.quantized.supported_engines
-        ):
-            raise DeviceError("This torch build has no int8 CPU kernels (fbgemm/x86).")
+    if wanted == "none":
+        return wanted
+    if device.type != "cpu":
+        raise DeviceError(
+            f"--quantize {wanted} runs on the CPU only, not on {device.type}. Add --device cpu, "
+            "or use --dtype float16/bfloat16 on a GPU instead."
+        )
+    if dtype.strip().lower() != "auto":
+        raise DeviceError(f"--quantize {wanted} sets the weights' precision: drop --dtype.")
+    from quotegen.quantization import supported
+
+    if not supported(wanted):
+        raise DeviceError(f"This torch build has no {wanted} CPU kernels: use --quantize none.")
     return wanted
 
 
@@ -282,8 +286,11 @@ def load_model(
     False to get the model exactly as saved.
     """
     torch_device = choose_device(device)
-    torch_dtype = choose_dtype(dtype, torch_device)
-    quantize = check_quantize(quantize, torch_device, torch_dtype)
+    torch_dtype = choose_dtype(dtype, torch_device, inference=optimize)
+    quantize = check_quantize(quantize, torch_device, dtype)
+    # On the CPU the inference form is made from float32 weights (quotegen.speedups): only
+    # the linear layers take the chosen precision, norms and the residual stay float32.
+    cpu_inference = optimize and torch_device.type == "cpu"
     ref, path = locate_or_fall_back(ref, allow_pickle=allow_pickle, notify=notify)
     check_model_dir(path, allow_pickle=allow_pickle, name=str(ref))
 
@@ -308,7 +315,7 @@ def load_model(
     try:
         model, info = _model_class(path, trust_remote_code).from_pretrained(
             path,
-            dtype=torch_dtype,
+            dtype=_float32() if cpu_inference else torch_dtype,
             use_safetensors=True if has_safetensors else None,
             trust_remote_code=trust_remote_code,
             output_loading_info=True,
@@ -336,10 +343,11 @@ def load_model(
         )
     model.to(torch_device)
     model.eval()
-    if optimize or quantize != "none":
+    if cpu_inference:
         from quotegen.speedups import optimize_for_inference
 
-        model = optimize_for_inference(model, torch_device, quantize)
+        precision = quantize if quantize != "none" else dtype_name(torch_dtype)
+        model = optimize_for_inference(model, precision, path)
 
     eos_ids = _eos_ids(model, tokenizer)
     if tokenizer.pad_token_id is None:
@@ -367,6 +375,12 @@ def load_model(
         generation_config=declared_defaults(path),
         suppress_token_ids=_token_ids(generation.get("suppress_tokens"), len(tokenizer)),
     )
+
+
+def _float32() -> torch.dtype:
+    import torch
+
+    return torch.float32
 
 
 def _lean_generation_config(generation: dict[str, Any]) -> dict[str, Any]:

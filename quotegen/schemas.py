@@ -110,7 +110,9 @@ class ModelInfo(Schema):
     revision: str | None = None
     device: str
     dtype: str
-    quantize: str = Field("none", description="none, or int8 (dynamic int8 linear layers).")
+    quantize: str = Field(
+        "none", description="none, int8 or int4 (weight-only quantized linear layers)."
+    )
     context_length: int
     chat_template: bool = Field(
         False, description="Whether the tokenizer has a chat template (chat completions use it)."
@@ -299,7 +301,7 @@ class Info(Schema):
     revision: str | None
     device: str
     dtype: str
-    quantize: str = Field(description="none, or int8 (dynamic int8 linear layers).")
+    quantize: str = Field(description="none, int8 or int4 (weight-only quantized linear layers).")
     chat_template: bool = Field(
         description="Chat completions render the model's chat template (else: a base model "
         "continues the last message as a quote)."

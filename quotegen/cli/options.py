@@ -322,7 +322,8 @@ def resolve(model: str | None, flags: LoadFlags, *, quiet: bool) -> ModelRef:
 
     # A bad --device/--dtype/--quantize fails before anything else.
     torch_device = choose_device(flags.device)
-    check_quantize(flags.quantize, torch_device, choose_dtype(flags.dtype, torch_device))
+    choose_dtype(flags.dtype, torch_device)
+    check_quantize(flags.quantize, torch_device, flags.dtype)
     return resolve_model(model)
 
 
