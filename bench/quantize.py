@@ -1,21 +1,25 @@
-"""The quality cost of `--quantize int8`: perplexity on held-out text, int8 vs fp32.
+"""What each precision costs and buys on real models: bits per byte on held-out quotes next
+to single-prompt speed, for every ``--dtype`` and ``--quantize`` choice.
 
-    .venv/bin/python bench/quantize.py
+    .venv/bin/python bench/quantize.py                 # about 8 minutes on 2 CPU cores
+    .venv/bin/python bench/quantize.py --texts 100     # fewer held-out quotes
 
-Two models, each evaluated in fp32 and in int8 through quotegen's own loading code:
-- the benchmarks' 124M GPT-2 (random weights) on Python's test-suite sources, which its
-  tokenizer never saw (random weights make the perplexity itself meaningless; the int8/fp32
-  ratio still shows how much the quantization moves the model's predictions);
-- the bundled quotegen-mini (trained) on its own held-out 5 % of the fortunes corpus, when the
-  Debian fortunes are installed (`apt-get install fortunes fortunes-min`).
-JSON in bench/results/quantize.json.
+Models: SmolLM2-135M-Instruct (the real base, converted from the pinned Q4_1 GGUF) and the
+default model quotegen-135m (that base with its quote adapter), each loaded through quotegen's
+own loading code in float32, bfloat16, int8 and int4. ``--model random`` times the random
+GPT-2 instead (a CI smoke run: its bits per byte mean nothing).
+
+Bits per byte: the modern held-out quotes and the corpus's validation split (``--texts`` of
+each), every quote between two ``<|endoftext|>`` tokens (the default model's framing), the
+same way bench/quality.py scores them. Speed: one prompt, 32 forced new tokens, median of 3.
+``change_pct`` is each choice's bits per byte against the same model's float32; the target is
+at most +1 % for every choice the docs offer. JSON in bench/results/quantize.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import sysconfig
 import time
 from pathlib import Path
 from typing import Any
@@ -24,60 +28,70 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import common
 
-from quotegen.evaluation import perplexity
+from quotegen.config import DEFAULT_MODEL_NAME
+from quotegen.evaluation import bits_per_byte
+from quotegen.generation import Engine
+from quotegen.locating import locate_model
 from quotegen.model import load_model
 from quotegen.references import parse_model_ref
+from quotegen.settings import GenerationSettings
+
+CHOICES: dict[str, dict[str, str]] = {
+    "float32": {"dtype": "float32"},
+    "bfloat16": {"dtype": "bfloat16"},
+    "int8": {"quantize": "int8"},
+    "int4": {"quantize": "int4"},
+}
+FRAME = "<|endoftext|>"
+TOKENS = 32
 
 
-def stdlib_test_lines(limit: int) -> list[str]:
-    """Non-trivial lines from CPython's test suite (held out from the tokenizer's corpus)."""
-    lines: list[str] = []
-    for path in sorted((Path(sysconfig.get_paths()["stdlib"]) / "test").glob("test_*.py")):
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-            line = line.strip()
-            if 40 <= len(line) <= 200:
-                lines.append(line)
-                if len(lines) >= limit:
-                    return lines
-    return lines
-
-
-def corpus_held_out() -> list[str] | None:
-    """The bundled model's validation quotes, from the corpus bench/quality.py builds."""
-    from quotegen.training import split_quotes
-
-    corpus = common.CACHE / "corpus" / "corpus.txt"
-    if not corpus.exists():
-        common.log(f"skipping quotegen-mini: no {corpus} (bench/quality.py builds it)")
-        return None
-    return split_quotes(corpus.read_text("utf-8").splitlines(), 0.05, seed=0)[1]
-
-
-def compare(name: str, model: str, texts: list[str]) -> dict[str, Any]:
-    ref = parse_model_ref(model)
-    row: dict[str, Any] = {"model": name, "texts": len(texts)}
-    for precision in ("none", "int8"):
-        loaded = load_model(ref, device="cpu", quantize=precision)
-        started = time.perf_counter()
-        ppl = perplexity(loaded.model, loaded.tokenizer, texts, batch_size=16, max_length=128)
-        label = "fp32" if precision == "none" else precision
-        row[f"{label}_ppl"] = ppl
-        row[f"{label}_eval_s"] = time.perf_counter() - started
-    row["int8_vs_fp32"] = row["int8_ppl"] / row["fp32_ppl"]
-    row["change_pct"] = round(100 * (row["int8_vs_fp32"] - 1), 2)
-    row["within_3pct"] = abs(row["int8_vs_fp32"] - 1) <= 0.03
-    return row
+def measure(name: str, model: str, texts: dict[str, list[str]]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for choice, options in CHOICES.items():
+        common.log(f"{name}: {choice}")
+        loaded = load_model(parse_model_ref(model), device="cpu", **options)  # type: ignore[arg-type]
+        frame = FRAME if FRAME in loaded.tokenizer.get_vocab() else None
+        row: dict[str, Any] = {"model": name, "choice": choice}
+        for split, quotes in texts.items():
+            row[f"bpb_{split}"] = bits_per_byte(
+                loaded.model, loaded.tokenizer, quotes, frame_token=frame
+            )[0]
+        engine = Engine(loaded)
+        settings = GenerationSettings(**common.quotegen_settings(TOKENS), seed=1)
+        engine.generate(["warm up"], settings.model_copy(update={"max_new_tokens": 4}))
+        seconds = []
+        for prompt in common.prompts(3):
+            started = time.perf_counter()
+            engine.generate([prompt], settings)
+            seconds.append(time.perf_counter() - started)
+        row["tok_s"] = TOKENS / common.median(seconds)
+        rows.append(row)
+    reference = rows[0]
+    for row in rows:
+        changes = [row[k] / reference[k] - 1 for k in row if k.startswith("bpb_")]
+        row["change_pct"] = round(100 * max(changes, key=abs), 2)
+        row["speed_vs_float32"] = row["tok_s"] / reference["tok_s"]
+        row["within_1pct"] = row["change_pct"] <= 1.0
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--texts", type=int, default=400, help="held-out lines for the 124M model")
+    common.add_model_option(parser)
+    parser.add_argument("--texts", type=int, default=200, help="held-out quotes per set")
     args = parser.parse_args()
-    rows = [compare("gpt2-124m-random", str(common.gpt2_small()), stdlib_test_lines(args.texts))]
-    held_out = corpus_held_out()
-    if held_out is not None:
-        rows.append(compare("quotegen-mini", "quotegen-mini", held_out))
-    common.report("quantize", rows)
+    if args.model not in (None, "real"):
+        model = common.bench_model(args.model)
+        texts = {"stdlib": common.stdlib_lines(args.texts)}
+        rows = measure(model.name, str(model), texts)
+    else:
+        held_out = common.held_out_quotes()
+        texts = {k: held_out[k][: args.texts] for k in ("modern", "validation")}
+        locate_model(parse_model_ref(DEFAULT_MODEL_NAME), notify=common.log)
+        rows = measure(common.REAL_MODEL, str(common.real_model()), texts)
+        rows += measure(DEFAULT_MODEL_NAME, DEFAULT_MODEL_NAME, texts)
+    common.report("quantize", rows, {"texts": {k: len(v) for k, v in texts.items()}})
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """`quotegen serve` vs a replica of seed 2's server, at 1, 4, 16 and 32 concurrent clients.
 
-    .venv/bin/python bench/server.py                  # 124M GPT-2, 32 new tokens, ~6 min
+    .venv/bin/python bench/server.py                  # the real model, 32 new tokens
     .venv/bin/python bench/server.py --quick          # a smoke run (tiny counts)
 
 Both servers get the same model, the same route and query
@@ -8,8 +8,9 @@ Both servers get the same model, the same route and query
 top_p 0.9, top_k off, temperature 1, exactly 32 new tokens) and a bounded number of requests
 from closed-loop clients on loopback; they run one after the other, never side by side.
 Reported per concurrency: requests/s, p50/p99 latency, errors, peak RSS, and quotegen's
-ratios to the seed server, for `quotegen serve` as it comes (float32) and with
-`--quantize int8`. JSON in bench/results/server.json.
+ratios to the seed server, for `quotegen serve` as it comes (``--dtype auto``) and with
+`--quantize int4`. The model: SmolLM2-135M-Instruct (``--model``, see bench/common.py).
+JSON in bench/results/server.json.
 """
 
 from __future__ import annotations
@@ -111,21 +112,21 @@ def load(server: common.Server, concurrency: int, requests: int, new_tokens: int
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", type=Path, help="model directory (default: 124M random GPT-2)")
+    common.add_model_option(parser)
     parser.add_argument("--new-tokens", type=int, default=common.NEW_TOKENS)
     parser.add_argument("--levels", type=int, nargs="+", default=list(LEVELS))
     parser.add_argument("--rounds", type=int, default=2, help="requests per client per level")
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 round, levels 1 and 4")
     parser.add_argument(
-        "--no-int8", action="store_true", help="skip the `quotegen serve --quantize int8` run"
+        "--no-int4", action="store_true", help="skip the `quotegen serve --quantize int4` run"
     )
     args = parser.parse_args()
     if args.quick:
         args.levels, args.rounds = [1, 4], 1
-    model = args.model or common.gpt2_small()
+    model = common.bench_model(args.model)
 
     variants = {"seed": [], "quotegen": []} | (
-        {} if args.no_int8 else {"int8": ["--quantize", "int8"]}
+        {} if args.no_int4 else {"int4": ["--quantize", "int4"]}
     )
     results: dict[str, dict[int, dict[str, Any]]] = {}
     for name, flags in variants.items():
@@ -148,7 +149,7 @@ def main() -> None:
             seed, ours = results["seed"][level], results[name][level]
             rows.append(
                 {
-                    "quotegen": "fp32" if name == "quotegen" else name,
+                    "quotegen": "default" if name == "quotegen" else name,
                     "clients": level,
                     "seed_req_s": seed["req_per_s"],
                     "quotegen_req_s": ours["req_per_s"],

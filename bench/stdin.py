@@ -35,12 +35,12 @@ def timed_lines(cmd: list[str], stdin: str) -> tuple[float, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", type=Path, help="model directory (default: 124M random GPT-2)")
+    common.add_model_option(parser)
     parser.add_argument("--prompts", type=int, default=256)
     parser.add_argument("--new-tokens", type=int, default=common.NEW_TOKENS)
     parser.add_argument("--quotegen-args", default="", help="extra `quotegen generate` flags")
     args = parser.parse_args()
-    model = args.model or common.gpt2_small()
+    model = common.bench_model(args.model)
     stdin = "\n".join(common.prompts(args.prompts)) + "\n"
 
     quotegen = [

@@ -12,7 +12,9 @@ computes the same function with fewer, larger operations:
   attention handled inside it, no repeated keys);
 - one rotary table lookup and one attention mask per forward pass, shared by every layer;
 - a ``DynamicCache`` like transformers', so continuous batching (``quotegen.kvcache``) works
-  unchanged.
+  unchanged;
+- built straight from the checkpoint's tensors (``from_tensors``): no transformers model class
+  is imported, which takes about a second off a cold start.
 
 Its linear layers are whatever ``make_linear`` builds from each weight, so the precisions of
 ``quotegen.quantization`` plug in without this module knowing them. Only plain Llama configs
@@ -22,7 +24,8 @@ imported inside the functions.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     import torch
@@ -33,15 +36,54 @@ if TYPE_CHECKING:
 def supports(model: Any) -> bool:
     """Whether ``model`` is a plain Llama causal LM this forward reproduces exactly."""
     config = getattr(model, "config", None)
-    if config is None or type(model).__name__ != "LlamaForCausalLM":
-        return False
-    rope = getattr(config, "rope_parameters", None) or {}
     return (
-        config.hidden_act == "silu"
-        and not getattr(config, "attention_bias", False)
-        and not getattr(config, "mlp_bias", False)
+        type(model).__name__ == "LlamaForCausalLM"
+        and config is not None
+        and (supports_config(config.to_dict()))
+    )
+
+
+def supports_config(config: Mapping[str, Any]) -> bool:
+    """Whether a ``config.json`` (as a dict) describes such a model."""
+    rope = config.get("rope_parameters") or config.get("rope_scaling") or {}
+    return (
+        config.get("model_type") == "llama"
+        and config.get("architectures") in (None, ["LlamaForCausalLM"])
+        and config.get("hidden_act", "silu") == "silu"
+        and not config.get("attention_bias", False)
+        and not config.get("mlp_bias", False)
         and rope.get("rope_type", "default") == "default"
-        and getattr(config, "pretraining_tp", 1) == 1
+        and config.get("pretraining_tp", 1) == 1
+    )
+
+
+class LeanConfig:
+    """A checkpoint's ``config.json`` as attributes, with Llama's defaults: what the lean
+    model and quotegen read of a config (``vocab_size``, ``max_position_embeddings``,
+    ``eos_token_id``, ...), without importing transformers' config classes."""
+
+    DEFAULTS: ClassVar[dict[str, Any]] = {
+        "rms_norm_eps": 1e-6,
+        "tie_word_embeddings": False,
+        "max_position_embeddings": 2048,
+        "eos_token_id": None,
+        "bos_token_id": None,
+        "pad_token_id": None,
+    }
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self._values = {**self.DEFAULTS, **values}
+        self._values.setdefault("num_key_value_heads", values.get("num_attention_heads"))
+        for key, value in self._values.items():
+            setattr(self, key, value)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self._values)
+
+
+def _head_dim(config: Any) -> int:
+    return int(
+        getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
     )
 
 
@@ -51,28 +93,28 @@ def _layer_class() -> type:
     from torch import nn
 
     class LeanLayer(nn.Module):
-        def __init__(self, layer: Any, config: Any, make_linear: MakeLinear, name: str) -> None:
+        def __init__(
+            self, config: Any, tensors: Mapping[str, torch.Tensor], make: MakeLinear, name: str
+        ) -> None:
             super().__init__()
-            attn, mlp = layer.self_attn, layer.mlp
-            a, m = f"{name}.self_attn", f"{name}.mlp"
+
+            def linear(*parts: str) -> nn.Module:
+                names = tuple(f"{name}.{part}" for part in parts)
+                weights = [tensors[f"{n}.weight"] for n in names]
+                return make(names, weights[0] if len(weights) == 1 else torch.cat(weights))
+
             self.heads = config.num_attention_heads
             self.kv_heads = config.num_key_value_heads
-            self.head_dim = attn.head_dim
-            self.scale = attn.scaling
+            self.head_dim = _head_dim(config)
+            self.scale = self.head_dim**-0.5
             self.eps = config.rms_norm_eps
-            self.input_norm = nn.Parameter(layer.input_layernorm.weight.detach().float())
-            self.post_norm = nn.Parameter(layer.post_attention_layernorm.weight.detach().float())
-            self.qkv = make_linear(
-                (f"{a}.q_proj", f"{a}.k_proj", f"{a}.v_proj"),
-                torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight]).detach(),
-            )
-            self.o = make_linear((f"{a}.o_proj",), attn.o_proj.weight.detach())
-            self.gate_up = make_linear(
-                (f"{m}.gate_proj", f"{m}.up_proj"),
-                torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]).detach(),
-            )
-            self.down = make_linear((f"{m}.down_proj",), mlp.down_proj.weight.detach())
-            self.width = mlp.gate_proj.weight.shape[0]
+            self.input_norm = _frozen(tensors[f"{name}.input_layernorm.weight"].float())
+            self.post_norm = _frozen(tensors[f"{name}.post_attention_layernorm.weight"].float())
+            self.qkv = linear("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj")
+            self.o = linear("self_attn.o_proj")
+            self.gate_up = linear("mlp.gate_proj", "mlp.up_proj")
+            self.down = linear("mlp.down_proj")
+            self.width = tensors[f"{name}.mlp.gate_proj.weight"].shape[0]
 
         def forward(
             self,
@@ -104,9 +146,30 @@ def _layer_class() -> type:
     return LeanLayer
 
 
+class LeanOutput:
+    """A forward pass's logits and KV cache (under both names transformers has used)."""
+
+    def __init__(self, logits: torch.Tensor, cache: Any) -> None:
+        self.logits = logits
+        self.cache = self.past_key_values = cache
+
+
+def _frozen(tensor: torch.Tensor) -> Any:
+    from torch import nn
+
+    return nn.Parameter(tensor, requires_grad=False)
+
+
 def lean(model: Any, make_linear: MakeLinear) -> Any:
-    """A ``LeanLlama`` over ``model``'s weights (``supports(model)`` must hold)."""
-    return _lean_class()(model, make_linear)
+    """A ``LeanLlama`` over a loaded ``LlamaForCausalLM``'s weights (``supports(model)``)."""
+    tensors = {name: tensor.detach() for name, tensor in model.state_dict().items()}
+    return _lean_class()(model.config, tensors, make_linear)
+
+
+def from_tensors(config: Any, tensors: Mapping[str, Any], make_linear: MakeLinear) -> Any:
+    """A ``LeanLlama`` straight from a checkpoint's tensors (``config`` a transformers config
+    that ``supports_config`` accepts): no transformers model is built at all."""
+    return _lean_class()(config, tensors, make_linear)
 
 
 def _lean_class() -> type:
@@ -114,43 +177,42 @@ def _lean_class() -> type:
     import torch.nn.functional as F
     from torch import nn
     from transformers.cache_utils import DynamicCache
-    from transformers.modeling_outputs import CausalLMOutputWithPast
 
     layer_class = _layer_class()
 
     class LeanLlama(nn.Module):
         """``LlamaForCausalLM``'s inference forward with fewer operations (module docstring).
 
-        Keeps ``config`` and ``generation_config``; takes the KV cache as ``cache`` (the
-        transformers 5.24+ name) and ``logits_to_keep``.
+        Keeps ``config``; takes the KV cache as ``cache`` (the transformers 5.24+ name) and
+        ``logits_to_keep``.
         """
 
-        def __init__(self, model: Any, make_linear: MakeLinear) -> None:
+        def __init__(
+            self, config: Any, tensors: Mapping[str, torch.Tensor], make_linear: MakeLinear
+        ) -> None:
             super().__init__()
-            config = model.config
             self.config = config
-            self.generation_config = model.generation_config
             self.main_input_name = "input_ids"
-            self.embed = nn.Parameter(model.model.embed_tokens.weight.detach(), False)
+            self.embed = _frozen(tensors["model.embed_tokens.weight"])
             self.layers = nn.ModuleList(
-                layer_class(layer, config, make_linear, f"model.layers.{i}")
-                for i, layer in enumerate(model.model.layers)
+                layer_class(config, tensors, make_linear, f"model.layers.{i}")
+                for i in range(config.num_hidden_layers)
             )
-            self.norm = nn.Parameter(model.model.norm.weight.detach().float(), False)
+            self.norm = _frozen(tensors["model.norm.weight"].float())
             self.eps = config.rms_norm_eps
-            self.head = make_linear(("lm_head",), model.lm_head.weight.detach())
-            head_dim = int(
-                getattr(config, "head_dim", None)
-                or config.hidden_size // config.num_attention_heads
-            )
-            theta = config.rope_parameters["rope_theta"]
+            head = tensors.get("lm_head.weight")  # absent from a tied checkpoint
+            self.head = make_linear(("lm_head",), self.embed if head is None else head)
+            head_dim = _head_dim(config)
+            rope = getattr(config, "rope_parameters", None) or {}
+            theta = float(rope.get("rope_theta") or getattr(config, "rope_theta", None) or 1e4)
             steps = torch.arange(0, head_dim, 2, dtype=torch.float) / head_dim
             self.inv_freq: torch.Tensor = 1.0 / theta**steps
             self._rotary_table: tuple[torch.Tensor, torch.Tensor] | None = None
 
         @property
         def device(self) -> torch.device:
-            return self.embed.device
+            device: torch.device = self.embed.device
+            return device
 
         def _rotary(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             """cos and sin for ``positions`` [batch, length], shaped [batch, 1, length, dim]
@@ -177,7 +239,7 @@ def _lean_class() -> type:
         ) -> Any:
             batch, length = input_ids.shape
             if use_cache and cache is None:
-                cache = DynamicCache(config=self.config)
+                cache = DynamicCache()
             past = cache.get_seq_length() if cache is not None else 0
             if position_ids is None:
                 if attention_mask is not None and past == 0:
@@ -194,7 +256,7 @@ def _lean_class() -> type:
                 x = x[:, -logits_to_keep:]
             x = F.rms_norm(x, (x.shape[-1],), self.norm, self.eps)
             logits = self.head(x).float()
-            return CausalLMOutputWithPast(logits=logits, past_key_values=cache)
+            return LeanOutput(logits, cache)
 
         def _mask(
             self, attention_mask: torch.Tensor | None, batch: int, length: int, past: int

@@ -191,10 +191,15 @@ def context_length(config: Any, tokenizer: Any = None) -> int:
     return 1024
 
 
-def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
+def _eos_ids(model: Any, tokenizer: Any, generation: dict[str, Any]) -> list[int]:
     ids: list[int] = []
     gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    for value in (gen_eos, model.config.eos_token_id, tokenizer.eos_token_id):
+    for value in (
+        gen_eos,
+        generation.get("eos_token_id"),
+        model.config.eos_token_id,
+        tokenizer.eos_token_id,
+    ):
         if isinstance(value, int):
             ids.append(value)
         elif isinstance(value, list):
@@ -310,46 +315,24 @@ def load_model(
             f"Model '{ref}' in '{path}' has no tokenizer (its vocabulary is empty): the "
             "directory is incomplete. Re-save it, or re-download it with quotegen download."
         )
-    has_safetensors = "safetensors" in weight_files(path)
     generation = _read_json(path / "generation_config.json")
-    try:
-        model, info = _model_class(path, trust_remote_code).from_pretrained(
-            path,
-            dtype=_float32() if cpu_inference else torch_dtype,
-            use_safetensors=True if has_safetensors else None,
-            trust_remote_code=trust_remote_code,
-            output_loading_info=True,
-            **_lean_generation_config(generation),
-        )
-    except ValueError as exc:
-        if "trust_remote_code" in str(exc):
-            raise InvalidModelError(
-                f"Model '{ref}' needs custom code from its repository. Pass --trust-remote-code "
-                "only if you trust its author."
-            ) from exc
-        raise InvalidModelError(
-            f"Could not load the weights of '{ref}' from '{path}' ({_short(exc)})."
-        ) from exc
-    except Exception as exc:
-        raise InvalidModelError(
-            f"Could not load the weights of '{ref}' from '{path}' ({_short(exc)}). The files "
-            "are incomplete or corrupted; re-save or re-download the model."
-        ) from exc
-    missing = [k for k in info.get("missing_keys", []) if "lm_head" not in k]
-    if missing:
-        raise InvalidModelError(
-            f"The weights of '{ref}' in '{path}' are incomplete: {len(missing)} tensors are "
-            f"missing (e.g. {missing[0]}). Re-save or re-download the model."
-        )
-    model.to(torch_device)
-    model.eval()
-    if cpu_inference:
-        from quotegen.speedups import optimize_for_inference
+    precision = quantize if quantize != "none" else dtype_name(torch_dtype)
+    if cpu_inference and _lean_checkpoint(path, trust_remote_code):
+        model = _load_lean(ref, path, precision)
+    else:
+        import torch
 
-        precision = quantize if quantize != "none" else dtype_name(torch_dtype)
-        model = optimize_for_inference(model, precision, path)
+        # The CPU's inference form is made from float32 weights and takes the precision itself.
+        load_dtype = torch.float32 if cpu_inference else torch_dtype
+        model = _load_transformers(ref, path, load_dtype, trust_remote_code, generation)
+        model.to(torch_device)
+        model.eval()
+        if cpu_inference:
+            from quotegen.speedups import optimize_for_inference
 
-    eos_ids = _eos_ids(model, tokenizer)
+            model = optimize_for_inference(model, precision, path)
+
+    eos_ids = _eos_ids(model, tokenizer, generation)
     if tokenizer.pad_token_id is None:
         # GPT-2 has no pad token; left-padded positions are masked out, so any id will do.
         tokenizer.pad_token = tokenizer.eos_token if tokenizer.eos_token else None
@@ -377,10 +360,73 @@ def load_model(
     )
 
 
-def _float32() -> torch.dtype:
-    import torch
+def _lean_checkpoint(path: Path, trust_remote_code: bool) -> bool:
+    """Whether ``path`` holds a plain Llama in safetensors, which loads straight into its
+    lean inference form (``quotegen.leanllama``) without transformers' model classes."""
+    from quotegen.leanllama import supports_config
 
-    return torch.float32
+    return (
+        not trust_remote_code
+        and "safetensors" in weight_files(path)
+        and supports_config(_read_json(path / "config.json"))
+    )
+
+
+def _load_lean(ref: ModelRef, path: Path, precision: str) -> Any:
+    from quotegen.speedups import load_lean
+
+    try:
+        return load_lean(path, _read_json(path / "config.json"), precision)
+    except KeyError as exc:
+        raise InvalidModelError(
+            f"The weights of '{ref}' in '{path}' are incomplete: {exc} is missing. Re-save or "
+            "re-download the model."
+        ) from exc
+    except Exception as exc:
+        raise InvalidModelError(
+            f"Could not load the weights of '{ref}' from '{path}' ({_short(exc)}). The files "
+            "are incomplete or corrupted; re-save or re-download the model."
+        ) from exc
+
+
+def _load_transformers(
+    ref: ModelRef,
+    path: Path,
+    dtype: torch.dtype,
+    trust_remote_code: bool,
+    generation: dict[str, Any],
+) -> Any:
+    """The model through transformers' own classes, its weights in ``dtype``."""
+    try:
+        model, info = _model_class(path, trust_remote_code).from_pretrained(
+            path,
+            dtype=dtype,
+            use_safetensors=True if "safetensors" in weight_files(path) else None,
+            trust_remote_code=trust_remote_code,
+            output_loading_info=True,
+            **_lean_generation_config(generation),
+        )
+    except ValueError as exc:
+        if "trust_remote_code" in str(exc):
+            raise InvalidModelError(
+                f"Model '{ref}' needs custom code from its repository. Pass --trust-remote-code "
+                "only if you trust its author."
+            ) from exc
+        raise InvalidModelError(
+            f"Could not load the weights of '{ref}' from '{path}' ({_short(exc)})."
+        ) from exc
+    except Exception as exc:
+        raise InvalidModelError(
+            f"Could not load the weights of '{ref}' from '{path}' ({_short(exc)}). The files "
+            "are incomplete or corrupted; re-save or re-download the model."
+        ) from exc
+    missing = [k for k in info.get("missing_keys", []) if "lm_head" not in k]
+    if missing:
+        raise InvalidModelError(
+            f"The weights of '{ref}' in '{path}' are incomplete: {len(missing)} tensors are "
+            f"missing (e.g. {missing[0]}). Re-save or re-download the model."
+        )
+    return model
 
 
 def _lean_generation_config(generation: dict[str, Any]) -> dict[str, Any]:

@@ -105,6 +105,25 @@ def _own_tensors(model: Any, loaded: set[int]) -> None:
             table[name] = copies[key]
 
 
+def load_lean(model_dir: Path, config: dict[str, Any], precision: str) -> Any:
+    """A plain Llama checkpoint (safetensors) straight into its lean inference form, its
+    linear layers in ``precision``: no transformers model is built (``quotegen.leanllama``)."""
+    from safetensors.torch import load_file
+
+    from quotegen import leanllama
+    from quotegen.quantization import adapter_low_rank, linear_maker
+
+    tensors: dict[str, Any] = {}
+    for weights in sorted(model_dir.glob("*.safetensors")):
+        tensors.update(load_file(weights))
+    low_rank = adapter_low_rank(model_dir) if precision == "int4" else {}
+    model = leanllama.from_tensors(
+        leanllama.LeanConfig(config), tensors, linear_maker(precision, low_rank)
+    )
+    _own_tensors(model, {tensor.data_ptr() for tensor in tensors.values()})
+    return model
+
+
 def optimize_for_inference(model: Any, precision: str, model_dir: Path | None = None) -> Any:
     """The CPU inference form of ``model`` with its linear layers in ``precision`` (see
     ``quotegen.quantization``): a plain Llama becomes a ``quotegen.leanllama.LeanLlama``;

@@ -183,9 +183,14 @@ def test_unavailable_devices_are_clear_errors(device: str) -> None:
 def test_auto_device_and_dtype_on_cpu() -> None:
     import torch
 
+    from quotegen.quantization import cpu_has_bf16
+
     device = choose_device("auto")
     if device.type == "cpu":
-        assert choose_dtype("auto", device) == torch.float32
+        # bf16 only where the CPU multiplies it natively; never for training.
+        expected = torch.bfloat16 if cpu_has_bf16() else torch.float32
+        assert choose_dtype("auto", device) == expected
+        assert choose_dtype("auto", device, inference=False) == torch.float32
     assert choose_dtype("bfloat16", device) == torch.bfloat16
     with pytest.raises(DeviceError, match="Unknown dtype"):
         choose_dtype("float8", device)
