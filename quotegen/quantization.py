@@ -90,11 +90,11 @@ def _classes() -> dict[str, type]:
         def __init__(self, parts: tuple[torch.Tensor, torch.Tensor]) -> None:
             super().__init__()
             a, b = parts
-            self.a = nn.Parameter(a.float().contiguous(), requires_grad=False)
+            self.a_t = nn.Parameter(a.float().t().contiguous(), requires_grad=False)
             self.b_t = nn.Parameter(b.float().t().contiguous(), requires_grad=False)
 
         def add_to(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-            return torch.addmm(y, F.linear(x, self.a), self.b_t)
+            return torch.addmm(y, torch.mm(x, self.a_t), self.b_t)
 
     class QuantLinear(nn.Module):
         """Base of the precisions: flattens to 2-D, multiplies, adds the side update."""
