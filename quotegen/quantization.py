@@ -148,7 +148,7 @@ def _classes() -> dict[str, type]:
     class Int8Linear(QuantLinear):
         def __init__(self, weight: torch.Tensor, side: LowRankSide | None, bias: Any) -> None:
             super().__init__(side, bias)
-            weight = weight.float()
+            weight = weight.float().contiguous()  # GPT-2's Conv1D weights come transposed
             scale = weight.abs().amax(dim=1).clamp(min=1e-12) / 127
             quantized = (weight / scale[:, None]).round().clamp(-127, 127).to(torch.int8)
             self.register_buffer("q", quantized)
@@ -164,7 +164,7 @@ def _classes() -> dict[str, type]:
         def __init__(self, weight: torch.Tensor, side: LowRankSide | None, bias: Any) -> None:
             super().__init__(side, bias)
             rows, cols = weight.shape
-            groups = weight.float().reshape(rows, cols // GROUP, GROUP)
+            groups = weight.float().contiguous().reshape(rows, cols // GROUP, GROUP)
             low = groups.amin(dim=-1, keepdim=True)
             step = ((groups.amax(dim=-1, keepdim=True) - low) / 15).clamp(min=1e-12)
             codes = ((groups - low) / step).round().clamp(0, 15).to(torch.int32)

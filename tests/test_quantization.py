@@ -83,6 +83,23 @@ def test_lean_llama_generates_what_transformers_does(llama: Path) -> None:
 
 
 @pytest.mark.parametrize("precision", ["bfloat16", "int8", "int4"])
+def test_every_precision_stays_close_to_float32_on_gpt2(
+    tiny_model_dir: Path, precision: str
+) -> None:
+    """GPT-2 keeps transformers' forward, its linear layers (``Conv1D`` included) swapped."""
+    options = {"quantize": precision} if precision.startswith("int") else {"dtype": precision}
+    fp32, other = _load(tiny_model_dir, dtype="float32"), _load(tiny_model_dir, **options)
+    kinds = {type(m).__name__ for m in other.model.modules()}
+    assert "Conv1D" not in kinds
+    assert other.info().precision == precision
+    ids = torch.tensor([[5, 17, 42, 7]])
+    a, b = _logits(fp32.model, ids), _logits(other.model, ids)
+    assert torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0) > 0.98
+    results = Engine(other).generate(["life is"], GenerationSettings(seed=1, max_new_tokens=5))
+    assert results[0].completion_tokens >= 1
+
+
+@pytest.mark.parametrize("precision", ["bfloat16", "int8", "int4"])
 def test_every_precision_stays_close_to_float32(llama: Path, precision: str) -> None:
     options = {"quantize": precision} if precision.startswith("int") else {"dtype": precision}
     fp32, other = _load(llama, dtype="float32"), _load(llama, **options)
