@@ -59,7 +59,7 @@ def measure(name: str, model: str, texts: dict[str, list[str]]) -> list[dict[str
             )[0]
         engine = Engine(loaded)
         settings = GenerationSettings(**common.quotegen_settings(TOKENS), seed=1)
-        engine.generate(["warm up"], settings.model_copy(update={"max_new_tokens": 4}))
+        engine.generate(["warm up"], GenerationSettings(**common.quotegen_settings(4), seed=1))
         seconds = []
         for prompt in common.prompts(3):
             started = time.perf_counter()
