@@ -22,7 +22,7 @@ from typing import Any
 
 from quotegen.config import debug_enabled
 from quotegen.console import quiet_transformers
-from quotegen.errors import InvalidModelError, ModelNotCachedError
+from quotegen.errors import InvalidModelError, ModelNotCachedError, brief
 
 #: Bumped when the folders written here change shape, so old conversions are redone.
 FORMAT = 1
@@ -81,10 +81,10 @@ def _stat_key(path: Path) -> str:
     return f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
 
 
-def gguf_digest(path: Path) -> str:
-    """The file's sha256, remembered by path, size and modification time, so a large file is
-    hashed once rather than on every load."""
-    index_path = cache_root() / "gguf" / "hashes.json"
+def remembered_sha256(path: Path) -> str:
+    """The file's sha256, remembered by path, size and modification time, so a file (a GGUF,
+    an adapter's weights) is hashed once rather than on every load."""
+    index_path = cache_root() / "hashes.json"
     try:
         index = json.loads(index_path.read_text("utf-8"))
     except (OSError, ValueError):
@@ -95,10 +95,13 @@ def gguf_digest(path: Path) -> str:
     digest = file_sha256(path)
     index = index if isinstance(index, dict) else {}
     index[key] = digest
-    index_path.parent.mkdir(parents=True, exist_ok=True)
     staging = index_path.with_suffix(f".{os.getpid()}.tmp")
-    staging.write_text(json.dumps(index, indent=1))
-    os.replace(staging, index_path)
+    try:  # a read-only cache (a prepared Docker image) only costs the hashing next time
+        index_path.parent.mkdir(parents=True, exist_ok=True)
+        staging.write_text(json.dumps(index, indent=1))
+        os.replace(staging, index_path)
+    except OSError:
+        staging.unlink(missing_ok=True)
     return digest
 
 
@@ -122,7 +125,7 @@ def inspect_gguf(path: Path) -> tuple[str, list[str]]:
         ) from exc
     except Exception as exc:  # numpy's memmap and gguf's parser raise many kinds
         raise InvalidModelError(
-            f"'{path}' is not a readable GGUF file ({_short(exc)}): it is truncated or "
+            f"'{path}' is not a readable GGUF file ({brief(exc)}): it is truncated or "
             "corrupt. Download it again."
         ) from exc
     return architecture, kinds
@@ -158,7 +161,7 @@ def converted_gguf(path: Path, notify: Notify | None = None, *, prepare: bool = 
     error instead of the work)."""
     if not path.is_file():
         raise InvalidModelError(f"GGUF file '{path}' does not exist.")
-    digest = gguf_digest(path)
+    digest = remembered_sha256(path)
     out = cache_root() / "gguf" / f"{digest[:40]}-v{FORMAT}"
     if (out / "config.json").is_file():
         return out
@@ -176,7 +179,7 @@ def converted_gguf(path: Path, notify: Notify | None = None, *, prepare: bool = 
         raise
     except Exception as exc:
         raise InvalidModelError(
-            f"Could not convert '{path}' ({_short(exc)}): the file is truncated, corrupt, or "
+            f"Could not convert '{path}' ({brief(exc)}): the file is truncated, corrupt, or "
             "of a layout transformers does not read. Download it again, or use another "
             "quantization of the model."
         ) from exc
@@ -219,7 +222,7 @@ def _convert_gguf(path: Path, out: Path) -> None:
     model.generation_config = source.generation_config
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    _write_provenance(out, {"gguf": name, "sha256": gguf_digest(path)})
+    _write_provenance(out, {"gguf": name, "sha256": remembered_sha256(path)})
 
 
 # -- LoRA adapters ------------------------------------------------------------------------------
@@ -236,7 +239,7 @@ def adapter_base(path: Path) -> str:
         config = json.loads((path / "adapter_config.json").read_text("utf-8"))
     except (OSError, ValueError) as exc:
         raise InvalidModelError(
-            f"'{path}/adapter_config.json' is not valid JSON ({_short(exc)})."
+            f"'{path}/adapter_config.json' is not valid JSON ({brief(exc)})."
         ) from exc
     base = config.get("base_model_name_or_path") if isinstance(config, dict) else None
     if not isinstance(base, str) or not base.strip():
@@ -267,7 +270,7 @@ def merged_folder(adapter: Path, identity: str) -> Path:
     for item in sorted(adapter.iterdir()):
         if item.is_file() and not item.name.startswith("."):
             digest.update(item.name.encode())
-            digest.update(file_sha256(item).encode())
+            digest.update(remembered_sha256(item).encode())
     return cache_root() / "merged" / digest.hexdigest()[:40]
 
 
@@ -303,7 +306,7 @@ def merged_adapter(
     except Exception as exc:
         raise InvalidModelError(
             f"Could not apply the adapter in '{adapter}' to its base '{base}' "
-            f"({_short(exc)}). Check that adapter_config.json names the base it was trained on."
+            f"({brief(exc)}). Check that adapter_config.json names the base it was trained on."
         ) from exc
     return out
 
@@ -327,8 +330,3 @@ def _merge(adapter: Path, base: Path, out: Path) -> None:
 
 def _write_provenance(out: Path, data: dict[str, Any]) -> None:
     (out / "quotegen-source.json").write_text(json.dumps({"format": FORMAT, **data}, indent=2))
-
-
-def _short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 160 else text[:157] + "..."

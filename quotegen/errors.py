@@ -187,3 +187,9 @@ def as_user_error(error: BaseException) -> QuotegenError:
     if isinstance(error, QuotegenError):
         return error
     return QuotegenError(f"Generation failed: {type(error).__name__}: {error}")
+
+
+def brief(exc: BaseException) -> str:
+    """An exception's message on one line, at most 160 characters (for an error's "(...)")."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 160 else text[:157] + "..."

@@ -18,11 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from quotegen.console import quiet_transformers
 from quotegen.conversion import Notify
-from quotegen.errors import (
-    DeviceError,
-    InvalidModelError,
-    UnsafeWeightsError,
-)
+from quotegen.errors import DeviceError, InvalidModelError, UnsafeWeightsError, brief
 from quotegen.hub import weight_files
 from quotegen.locating import locate_or_fall_back
 from quotegen.references import ModelRef
@@ -306,7 +302,7 @@ def load_model(
         )
     except Exception as exc:
         raise InvalidModelError(
-            f"Could not load the tokenizer of '{ref}' from '{path}' ({_short(exc)}). The "
+            f"Could not load the tokenizer of '{ref}' from '{path}' ({brief(exc)}). The "
             "tokenizer files are missing or corrupted; re-save or re-download the model."
         ) from exc
     if not getattr(tokenizer, "vocab_size", 1):
@@ -384,7 +380,7 @@ def _load_lean(ref: ModelRef, path: Path, precision: str) -> Any:
         ) from exc
     except Exception as exc:
         raise InvalidModelError(
-            f"Could not load the weights of '{ref}' from '{path}' ({_short(exc)}). The files "
+            f"Could not load the weights of '{ref}' from '{path}' ({brief(exc)}). The files "
             "are incomplete or corrupted; re-save or re-download the model."
         ) from exc
 
@@ -413,11 +409,11 @@ def _load_transformers(
                 "only if you trust its author."
             ) from exc
         raise InvalidModelError(
-            f"Could not load the weights of '{ref}' from '{path}' ({_short(exc)})."
+            f"Could not load the weights of '{ref}' from '{path}' ({brief(exc)})."
         ) from exc
     except Exception as exc:
         raise InvalidModelError(
-            f"Could not load the weights of '{ref}' from '{path}' ({_short(exc)}). The files "
+            f"Could not load the weights of '{ref}' from '{path}' ({brief(exc)}). The files "
             "are incomplete or corrupted; re-save or re-download the model."
         ) from exc
     missing = [k for k in info.get("missing_keys", []) if "lm_head" not in k]
@@ -446,8 +442,3 @@ def _lean_generation_config(generation: dict[str, Any]) -> dict[str, Any]:
     except Exception:  # transformers reads (and reports on) it as usual
         return {}
     return {"generation_config": lean}
-
-
-def _short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 160 else text[:157] + "..."

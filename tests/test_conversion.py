@@ -252,3 +252,32 @@ def test_gguf_works_for_eval_batch_and_as_a_training_base(gguf_files: dict, tmp_
     assert config["base_model_name_or_path"] == gguf
     generated = run_cli("generate", "-m", str(tmp_path / "lora"), "--seed", "2", "life is")
     assert generated.returncode == 0, generated.stderr
+
+
+def test_file_hashes_are_remembered_and_an_unwritable_cache_is_fine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+
+    from quotegen import conversion
+
+    data = tmp_path / "weights.bin"
+    data.write_bytes(b"quotegen" * 1000)
+    expected = hashlib.sha256(data.read_bytes()).hexdigest()
+    calls: list[Path] = []
+    real = conversion.file_sha256
+
+    def counted(path: Path) -> str:
+        calls.append(path)
+        return real(path)
+
+    monkeypatch.setattr(conversion, "file_sha256", counted)
+    monkeypatch.setenv("QUOTEGEN_CACHE", str(tmp_path / "cache"))
+    assert conversion.remembered_sha256(data) == expected
+    assert conversion.remembered_sha256(data) == expected
+    assert len(calls) == 1  # the second load reads the memo
+    # A cache that cannot be written (here a file where the folder should be) still answers.
+    blocked = tmp_path / "blocked"
+    blocked.write_text("not a folder")
+    monkeypatch.setenv("QUOTEGEN_CACHE", str(blocked))
+    assert conversion.remembered_sha256(data) == expected
