@@ -101,7 +101,8 @@ def remembered_sha256(path: Path) -> str:
         staging.write_text(json.dumps(index, indent=1))
         os.replace(staging, index_path)
     except OSError:
-        staging.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            staging.unlink()
     return digest
 
 
