@@ -35,6 +35,7 @@ import common
 QUOTEGEN_SIDES = {
     "quotegen_float32": {"dtype": "float32"},
     "quotegen_bfloat16": {"dtype": "bfloat16"},
+    "quotegen_float16": {"dtype": "float16"},
     "quotegen_int8": {"quantize": "int8"},
     "quotegen_int4": {"quantize": "int4"},
 }

@@ -6,7 +6,7 @@ to single-prompt speed, for every ``--dtype`` and ``--quantize`` choice.
 
 Models: SmolLM2-135M-Instruct (the real base, converted from the pinned Q4_1 GGUF) and the
 default model quotegen-135m (that base with its quote adapter), each loaded through quotegen's
-own loading code in float32, bfloat16, int8 and int4. ``--model random`` times the random
+own loading code in float32, bfloat16, float16, int8 and int4. ``--model random`` times the random
 GPT-2 instead (a CI smoke run: its bits per byte mean nothing).
 
 Bits per byte: the modern held-out quotes and the corpus's validation split (``--texts`` of
@@ -39,6 +39,7 @@ from quotegen.settings import GenerationSettings
 CHOICES: dict[str, dict[str, str]] = {
     "float32": {"dtype": "float32"},
     "bfloat16": {"dtype": "bfloat16"},
+    "float16": {"dtype": "float16"},
     "int8": {"quantize": "int8"},
     "int4": {"quantize": "int4"},
 }

@@ -6,7 +6,7 @@ Everything in one process with the models loaded once; each call generates exact
 tokens for one prompt with seed 2's sampling (top_p 0.9, top_k off, temperature 1). Sides:
 the seed's pipeline; quotegen's float32 through transformers' own forward pass with oneDNN
 linear layers (``float32_before``: the path every release before the lean forward took);
-and quotegen as it loads now in float32, bfloat16, int8 and int4. Calls alternate between
+and quotegen as it loads now in float32, bfloat16, float16, int8 and int4. Calls alternate between
 the sides so drift hits all of them; the median call is reported. JSON in
 bench/results/single.json.
 """
@@ -34,6 +34,7 @@ from quotegen.speedups import replace_linears
 PRECISIONS: dict[str, dict[str, Any]] = {
     "float32": {"dtype": "float32"},
     "bfloat16": {"dtype": "bfloat16"},
+    "float16": {"dtype": "float16"},
     "int8": {"quantize": "int8"},
     "int4": {"quantize": "int4"},
 }
