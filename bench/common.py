@@ -66,6 +66,14 @@ def _stdlib_texts() -> Iterator[str]:
 
 
 REAL_MODEL = "smollm2-135m-instruct"
+#: Every precision a user can choose on the CPU, as ``load_model`` options.
+CHOICES: dict[str, dict[str, str]] = {
+    "float32": {"dtype": "float32"},
+    "bfloat16": {"dtype": "bfloat16"},
+    "float16": {"dtype": "float16"},
+    "int8": {"quantize": "int8"},
+    "int4": {"quantize": "int4"},
+}
 
 
 def real_model() -> Path:

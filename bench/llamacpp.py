@@ -32,13 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import common
 
-QUOTEGEN_SIDES = {
-    "quotegen_float32": {"dtype": "float32"},
-    "quotegen_bfloat16": {"dtype": "bfloat16"},
-    "quotegen_float16": {"dtype": "float16"},
-    "quotegen_int8": {"quantize": "int8"},
-    "quotegen_int4": {"quantize": "int4"},
-}
+QUOTEGEN_SIDES = {f"quotegen_{name}": options for name, options in common.CHOICES.items()}
 BATCH_TOKENS = 32
 
 

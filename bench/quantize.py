@@ -36,20 +36,13 @@ from quotegen.model import load_model
 from quotegen.references import parse_model_ref
 from quotegen.settings import GenerationSettings
 
-CHOICES: dict[str, dict[str, str]] = {
-    "float32": {"dtype": "float32"},
-    "bfloat16": {"dtype": "bfloat16"},
-    "float16": {"dtype": "float16"},
-    "int8": {"quantize": "int8"},
-    "int4": {"quantize": "int4"},
-}
 FRAME = "<|endoftext|>"
 TOKENS = 32
 
 
 def measure(name: str, model: str, texts: dict[str, list[str]]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    for choice, options in CHOICES.items():
+    for choice, options in common.CHOICES.items():
         common.log(f"{name}: {choice}")
         loaded = load_model(parse_model_ref(model), device="cpu", **options)  # type: ignore[arg-type]
         frame = FRAME if FRAME in loaded.tokenizer.get_vocab() else None

@@ -18,7 +18,6 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -30,14 +29,6 @@ from quotegen.quantization import linear_maker
 from quotegen.references import parse_model_ref
 from quotegen.settings import GenerationSettings
 from quotegen.speedups import replace_linears
-
-PRECISIONS: dict[str, dict[str, Any]] = {
-    "float32": {"dtype": "float32"},
-    "bfloat16": {"dtype": "bfloat16"},
-    "float16": {"dtype": "float16"},
-    "int8": {"quantize": "int8"},
-    "int4": {"quantize": "int4"},
-}
 
 
 def float32_before(model: Path) -> LoadedModel:
@@ -60,7 +51,7 @@ def main() -> None:
     settings = GenerationSettings(**common.quotegen_settings(new))
     ref = parse_model_ref(str(model))
     engines = {"float32_before": Engine(float32_before(model))}
-    for name, options in PRECISIONS.items():
+    for name, options in common.CHOICES.items():
         engines[name] = Engine(load_model(ref, device="cpu", **options))
 
     def ours(generator: Engine) -> Callable[[str], int]:

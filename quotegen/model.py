@@ -368,6 +368,13 @@ def _lean_checkpoint(path: Path, trust_remote_code: bool) -> bool:
     )
 
 
+def _unreadable_weights(ref: ModelRef, path: Path, exc: BaseException) -> InvalidModelError:
+    return InvalidModelError(
+        f"Could not load the weights of '{ref}' from '{path}' ({brief(exc)}). The files "
+        "are incomplete or corrupted; re-save or re-download the model."
+    )
+
+
 def _load_lean(ref: ModelRef, path: Path, precision: str) -> Any:
     from quotegen.speedups import load_lean
 
@@ -379,10 +386,7 @@ def _load_lean(ref: ModelRef, path: Path, precision: str) -> Any:
             "re-download the model."
         ) from exc
     except Exception as exc:
-        raise InvalidModelError(
-            f"Could not load the weights of '{ref}' from '{path}' ({brief(exc)}). The files "
-            "are incomplete or corrupted; re-save or re-download the model."
-        ) from exc
+        raise _unreadable_weights(ref, path, exc) from exc
 
 
 def _load_transformers(
@@ -412,10 +416,7 @@ def _load_transformers(
             f"Could not load the weights of '{ref}' from '{path}' ({brief(exc)})."
         ) from exc
     except Exception as exc:
-        raise InvalidModelError(
-            f"Could not load the weights of '{ref}' from '{path}' ({brief(exc)}). The files "
-            "are incomplete or corrupted; re-save or re-download the model."
-        ) from exc
+        raise _unreadable_weights(ref, path, exc) from exc
     missing = [k for k in info.get("missing_keys", []) if "lm_head" not in k]
     if missing:
         raise InvalidModelError(

@@ -20,7 +20,7 @@ them as two small float32 products. torch is imported inside the functions.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -97,15 +97,15 @@ def _classes() -> dict[str, type]:
             return torch.addmm(y, torch.mm(x, self.a_t), self.b_t)
 
     class QuantLinear(nn.Module):
-        """Base of the precisions: flattens to 2-D, multiplies, adds the side update."""
+        """Base of the precisions: flattens to 2-D, multiplies (each precision's
+        ``product``), adds the bias and the side update."""
+
+        product: Callable[[torch.Tensor], torch.Tensor]
 
         def __init__(self, side: LowRankSide | None, bias: torch.Tensor | None) -> None:
             super().__init__()
             self.side = side
             self.bias = None if bias is None else nn.Parameter(bias.float(), False)
-
-        def product(self, x: torch.Tensor) -> torch.Tensor:
-            raise NotImplementedError
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             flat = x.reshape(-1, x.shape[-1])
