@@ -14,7 +14,8 @@ from dataclasses import asdict
 from typing import Any
 
 from quotegen.errors import RayUnavailableError
-from quotegen.filejobs import Job, run_chunk
+from quotegen.jobs.chunks import run_chunk
+from quotegen.jobs.files import Job
 
 EXTRA = "pip install 'quotegen[ray]'"
 

@@ -9,9 +9,8 @@ Hugging Face's own variables (``HF_HOME``, ``HF_HUB_CACHE``, ``HF_TOKEN``, ``HF_
 ``HF_ENDPOINT``) are honoured through ``huggingface_hub`` itself; we never invent our own.
 """
 
-from __future__ import annotations
-
 import os
+from typing import Annotated
 
 #: The fine-tuned GPT-2 quote model of the second tutorial, and the Hub revision where its
 #: safetensors weights live (the main branch only has pickle weights).
@@ -37,6 +36,11 @@ DEFAULT_PROMPTS: tuple[str, ...] = (
 MAX_SEED = 2**53 - 1
 #: Prompts in one request at most.
 MAX_PROMPTS = 64
+MAX_NEW_TOKENS = 2048
+MAX_SAMPLES = 16
+MAX_STOP_STRINGS = 8
+MAX_STOP_LENGTH = 64
+MAX_LOGPROBS = 5
 #: Name of the daemon thread that reads prompts from stdin (local and client mode); the CLI
 #: skips interpreter shutdown while one is alive (see ``quotegen.cli._exit``).
 PROMPT_READER = "quotegen-prompts"
@@ -56,20 +60,256 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 
 
-class GenerationDefaults:
-    """quotegen's generation settings where the user leaves one unset."""
+class Setting:
+    """One generation setting, declared once: its default, allowed range, help text, CLI flags,
+    OpenAI request field (and OpenAI's own default), and its ``generation_config.json`` key.
 
-    max_new_tokens: int = 40
-    min_new_tokens: int = 0
-    do_sample: bool = True
-    temperature: float = 0.9
-    top_k: int = 50
-    top_p: float = 0.9
-    repetition_penalty: float = 1.1
-    n: int = 1
-    stop: tuple[str, ...] = ("\n",)
-    clean: bool = True
-    whole_words: bool = True
+    Everything else is derived from these declarations (``Generation`` below): the pydantic
+    ``GenerationSettings`` and the request models (``quotegen.settings``), the CLI flags
+    (``quotegen.cli.options``), OpenAI's names and defaults, the model defaults read from a
+    model's ``generation_config.json``. Plain Python, so ``quotegen --help`` needs no pydantic.
+    """
+
+    __slots__ = (
+        "bounds",
+        "default",
+        "flags",
+        "help",
+        "item_length",
+        "kind",
+        "model_key",
+        "name",
+        "openai",
+        "openai_default",
+        "override",
+        "switch",
+    )
+
+    def __init__(
+        self,
+        default: object,
+        help: str,
+        *,
+        ge: float | None = None,
+        gt: float | None = None,
+        le: float | None = None,
+        max_items: int | None = None,
+        item_length: tuple[int, int] | None = None,
+        flags: tuple[str, ...] = (),
+        switch: tuple[str, object, str] | None = None,
+        openai: str | None = None,
+        openai_default: object = ...,
+        model_key: str | None = None,
+        override: bool = True,
+    ) -> None:
+        self.name = ""  # set from the declaring attribute
+        self.kind: object = object
+        self.default = default
+        self.help = help
+        bounds = {"ge": ge, "gt": gt, "le": le, "max_length": max_items}
+        self.bounds = {key: value for key, value in bounds.items() if value is not None}
+        #: (min, max) length of each item of a list setting.
+        self.item_length = item_length
+        #: The CLI flags that set it (none: not a CLI flag); a bool's "--on/--off" pair.
+        self.flags = flags
+        #: (flag, value, help): a CLI switch that sets it to ``value`` (``--greedy``, ``--raw``).
+        self.switch = switch
+        #: The OpenAI request field (vLLM's extras included), and OpenAI's own default for it
+        #: (``...``: none, the model's or quotegen's default applies).
+        self.openai = openai
+        self.openai_default = openai_default
+        #: Its key in a model's ``generation_config.json`` (a model may set its own default).
+        self.model_key = model_key
+        #: Whether the native and seed routes let a client override it.
+        self.override = override
+
+
+class Generation:
+    """quotegen's generation settings, each declared once (``Setting``); the annotation is
+    the value's type. Adding a setting: one entry here, and its use in ``quotegen.sampling``
+    (see docs/architecture.md, "Adding a setting")."""
+
+    max_new_tokens: Annotated[
+        int,
+        Setting(
+            40,
+            "Most tokens to generate after the prompt.",
+            ge=1,
+            le=MAX_NEW_TOKENS,
+            flags=("--max-new-tokens", "-t"),
+            openai="max_tokens",
+            openai_default=16,
+            model_key="max_new_tokens",
+        ),
+    ]
+    min_new_tokens: Annotated[
+        int,
+        Setting(
+            0,
+            "End-of-text is suppressed until this many tokens have been generated.",
+            ge=0,
+            le=MAX_NEW_TOKENS,
+            flags=("--min-new-tokens",),
+            openai="min_tokens",
+            openai_default=0,
+            model_key="min_new_tokens",
+        ),
+    ]
+    do_sample: Annotated[
+        bool,
+        Setting(
+            True,
+            "Sample (true) or take the likeliest token (false).",
+            switch=("--greedy", False, "Always pick the likeliest token."),
+            openai_default=True,
+            model_key="do_sample",
+        ),
+    ]
+    temperature: Annotated[
+        float,
+        Setting(
+            0.9,
+            "0 means greedy decoding.",
+            ge=0.0,
+            le=5.0,
+            flags=("--temperature",),
+            openai="temperature",
+            openai_default=1.0,
+            model_key="temperature",
+        ),
+    ]
+    top_k: Annotated[
+        int,
+        Setting(
+            50,
+            "Keep the k likeliest tokens; 0 = off.",
+            ge=0,
+            le=100_000,
+            flags=("--top-k",),
+            openai="top_k",
+            openai_default=0,
+            model_key="top_k",
+        ),
+    ]
+    top_p: Annotated[
+        float,
+        Setting(
+            0.9,
+            "Nucleus sampling; 1 = off.",
+            gt=0.0,
+            le=1.0,
+            flags=("--top-p",),
+            openai="top_p",
+            openai_default=1.0,
+            model_key="top_p",
+        ),
+    ]
+    repetition_penalty: Annotated[
+        float,
+        Setting(
+            1.1,
+            "1 = no penalty.",
+            ge=0.5,
+            le=3.0,
+            flags=("--repetition-penalty",),
+            openai="repetition_penalty",
+            openai_default=1.0,
+            model_key="repetition_penalty",
+        ),
+    ]
+    n: Annotated[
+        int,
+        Setting(
+            1,
+            "Samples per prompt.",
+            ge=1,
+            le=MAX_SAMPLES,
+            flags=("-n", "--num-samples"),
+            openai="n",
+            override=False,
+        ),
+    ]
+    seed: Annotated[
+        int | None,
+        Setting(
+            None,
+            "Same seed + input + settings = same output.",
+            ge=0,
+            le=MAX_SEED,
+            flags=("--seed",),
+            openai="seed",
+        ),
+    ]
+    stop: Annotated[
+        list[str],
+        Setting(
+            ["\n"],
+            "Stop when the continuation (after some text) contains one of these.",
+            max_items=MAX_STOP_STRINGS,
+            item_length=(1, MAX_STOP_LENGTH),
+            flags=("--stop",),
+            switch=("--no-stop", [], "No stop strings: run to max tokens."),
+            openai="stop",
+            openai_default=[],
+            model_key="stop_strings",
+        ),
+    ]
+    clean: Annotated[
+        bool,
+        Setting(
+            True,
+            "Tidy the text like seed 2's clean_text.",
+            switch=("--raw", False, "Keep the text as generated, not cleaned."),
+            openai_default=False,
+            override=False,
+        ),
+    ]
+    whole_words: Annotated[
+        bool,
+        Setting(
+            True,
+            "A prompt that ends in a letter ends in a whole word: the continuation never "
+            "adds letters to it (false, --mid-word: it may complete the word).",
+            flags=("--whole-words/--mid-word",),
+            openai="whole_words",
+        ),
+    ]
+    logprobs: Annotated[
+        int | None,
+        Setting(
+            None,
+            "Report each generated token's log-probability and those of its this many "
+            "likeliest alternatives (0-5); null: none.",
+            ge=0,
+            le=MAX_LOGPROBS,
+            override=False,
+        ),
+    ]
+    prompt_logprobs: Annotated[
+        bool,
+        Setting(
+            False,
+            "Score the prompt's tokens too (with logprobs set; OpenAI's echo).",
+            override=False,
+        ),
+    ]
+
+
+def _declared(spec: type) -> dict[str, Setting]:
+    found = {}
+    for name, annotation in spec.__annotations__.items():
+        kind, setting = annotation.__origin__, annotation.__metadata__[0]
+        setting.name, setting.kind = name, kind
+        found[name] = setting
+    return found
+
+
+#: Every generation setting by name, in declaration order.
+GENERATION_SETTINGS: dict[str, Setting] = _declared(Generation)
+#: quotegen's default for each (what a user, an API and the model leave unset).
+GENERATION_DEFAULTS: dict[str, object] = {
+    name: setting.default for name, setting in GENERATION_SETTINGS.items()
+}
 
 
 class ServeDefaults:
@@ -117,7 +357,6 @@ class TrainDefaults:
 
 # Plain classes as namespaces, not dataclasses: creating a dataclass costs about a
 # millisecond, and `quotegen --help` imports this module.
-GENERATION = GenerationDefaults
 SERVE = ServeDefaults
 TRAIN = TrainDefaults
 

@@ -27,12 +27,9 @@ from typing import TYPE_CHECKING, Any
 from quotegen.config import MAX_SEED
 from quotegen.errors import InvalidRequestError, PromptTooLongError, as_user_error
 from quotegen.kvcache import (
-    cache_argument,
-    can_merge,
+    DecodeBatch,
     left_padded,
-    merge_caches,
     returned_cache,
-    trim_padding,
 )
 from quotegen.rows import Admit, Row, scored_token, step_scores
 from quotegen.sampling import choose_tokens
@@ -266,87 +263,41 @@ class Engine(TextEngine):
         import torch
 
         loaded = self._loaded
-        model, device = loaded.model, loaded.device
-        vocab = model.config.vocab_size
         eos = loaded.eos_token_ids
         extras = self._forward_extras()
-        active: list[Row] = []
+        batch = DecodeBatch(loaded.model, loaded.device, extras)
         incoming = rows
-        past: Any = None
-        # mask: [rows, cache length] (+1 column for the input while stepping); ids/pos: the
-        # next input token of each row and its position. All None while no row runs.
-        mask: Any = None
-        ids: Any = None
-        pos: Any = None
-        presence: Any = None
-        cache_kwarg = cache_argument(model)
         with torch.inference_mode():
             while True:
-                if admit is not None and (not active or can_merge(past)):
-                    incoming = incoming + admit(len(active) + len(incoming))
-                if not active and not incoming:
+                if admit is not None and batch.can_join():
+                    incoming = incoming + admit(len(batch.rows) + len(incoming))
+                if not batch.rows and not incoming:
                     return
-                logits = []
-                if active:
-                    out = model(
-                        input_ids=ids,
-                        attention_mask=mask,
-                        position_ids=pos,
-                        **{cache_kwarg: past},
-                        use_cache=True,
-                        **extras,
-                    )
-                    past = returned_cache(out)
-                    logits.append(out.logits[:, -1, :].float())
+                logits = [batch.step()] if batch.rows else []
                 if incoming:
-                    new_logits, new_past, new_mask, new_pos = self._prefill(incoming, extras)
+                    new_logits, past, mask, pos = self._prefill(incoming, extras)
                     logits.append(new_logits)
-                    if active:
-                        past, mask = merge_caches(past, mask, new_past, new_mask)
-                        pos = torch.cat([pos, new_pos])
-                    else:
-                        past, mask, pos = new_past, new_mask, new_pos
-                    active = active + incoming
+                    batch.join(incoming, past, mask, pos)
                     incoming = []
-                    presence = (
-                        self._presence(active, vocab)
-                        if any(r.settings.repetition_penalty != 1.0 for r in active)
-                        else None
-                    )
                 step_logits = torch.cat(logits)
                 if loaded.suppress_token_ids:
                     step_logits.index_fill_(1, self._suppressed_ids(), float("-inf"))
-                scores = step_scores(step_logits, active)
-                chosen = choose_tokens(step_logits, active, presence, eos)
+                scores = step_scores(step_logits, batch.rows)
+                chosen = choose_tokens(step_logits, batch.rows, batch.presence, eos)
                 keep: list[int] = []
                 now = time.perf_counter()
-                for j, (row, token) in enumerate(zip(active, chosen.tolist(), strict=True)):
+                for j, (row, token) in enumerate(zip(batch.rows, chosen.tolist(), strict=True)):
                     row.add_token(
                         token, is_eos=token in eos, decode=self._decode, scores=scores(j, token)
                     )
-                    if row.done:
-                        row.seconds = now - row.started
-                        if row.on_finish is not None:
-                            row.on_finish(row)
-                    else:
+                    if not row.done:
                         keep.append(j)
-                yield
-                if len(keep) < len(active):
-                    if not keep:
-                        active, past, mask, ids, pos, presence = [], None, None, None, None, None
                         continue
-                    index = torch.tensor(keep, device=device)
-                    past.batch_select_indices(index)
-                    chosen, mask, pos = chosen[index], mask[index], pos[index]
-                    if presence is not None:
-                        presence = presence[index]
-                    active = [active[j] for j in keep]
-                    past, mask = trim_padding(past, mask)
-                if presence is not None:
-                    presence[torch.arange(len(active), device=device), chosen] = True
-                ids = chosen[:, None]
-                mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
-                pos = pos + 1
+                    row.seconds = now - row.started
+                    if row.on_finish is not None:
+                        row.on_finish(row)
+                yield
+                batch.advance(chosen, keep)
 
     def _prefill(
         self, rows: Sequence[Row], extras: dict[str, Any]
@@ -455,16 +406,6 @@ class Engine(TextEngine):
                 masks[name] = mask.to(self._loaded.device)
             self._first_token_masks = masks
         return self._first_token_masks[rule]
-
-    def _presence(self, rows: Sequence[Row], vocab: int) -> torch.Tensor:
-        """Which tokens each row has seen so far (prompt and output), for the penalty."""
-        import torch
-
-        presence = torch.zeros((len(rows), vocab), dtype=torch.bool, device=self._loaded.device)
-        for j, row in enumerate(rows):
-            seen = [i for i in (*row.prompt_ids, *row.token_ids) if 0 <= i < vocab]
-            presence[j, seen] = True
-        return presence
 
 
 class TextStream:

@@ -154,6 +154,26 @@ def check_quantize(quantize: str, device: torch.device, dtype: str = "auto") -> 
     return wanted
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where and in what precision a model runs: checked once (``place``)."""
+
+    device: torch.device
+    dtype: torch.dtype
+    quantize: str
+
+
+def place(
+    device: str = "auto", dtype: str = "auto", quantize: str = "none", *, inference: bool = True
+) -> Placement:
+    """Check ``--device``, ``--dtype`` and ``--quantize`` together: the one validation of
+    the loading flags (the CLI calls it before fetching anything; ``load_model`` otherwise)."""
+    torch_device = choose_device(device)
+    torch_dtype = choose_dtype(dtype, torch_device, inference=inference)
+    chosen = check_quantize(quantize, torch_device, dtype)
+    return Placement(torch_device, torch_dtype, chosen)
+
+
 def check_model_dir(path: Path, *, allow_pickle: bool, name: str) -> None:
     """Fail early, with a useful message, on directories that cannot be a model."""
     if not (path / "config.json").is_file():
@@ -278,17 +298,19 @@ def load_model(
     allow_pickle: bool = False,
     trust_remote_code: bool = False,
     quantize: str = "none",
+    placement: Placement | None = None,
     optimize: bool = True,
     notify: Notify | None = None,
 ) -> LoadedModel:
     """Locate (download if needed and allowed), check and load a tokenizer + causal LM.
 
-    ``optimize`` applies the inference-only CPU speed-ups (frozen weights): training passes
-    False to get the model exactly as saved.
+    ``placement`` (from ``place``) replaces ``device``, ``dtype`` and ``quantize`` when the
+    caller checked them already. ``optimize`` applies the inference-only CPU speed-ups
+    (frozen weights): training passes False to get the model exactly as saved.
     """
-    torch_device = choose_device(device)
-    torch_dtype = choose_dtype(dtype, torch_device, inference=optimize)
-    quantize = check_quantize(quantize, torch_device, dtype)
+    if placement is None:
+        placement = place(device, dtype, quantize, inference=optimize)
+    torch_device, torch_dtype, quantize = placement.device, placement.dtype, placement.quantize
     # On the CPU the inference form is made from float32 weights (quotegen.speedups): only
     # the linear layers take the chosen precision, norms and the residual stay float32.
     cpu_inference = optimize and torch_device.type == "cpu"

@@ -4,75 +4,44 @@ streamed chunks are built from them by ``quotegen.openaiformat``."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from quotegen.config import MAX_PROMPTS
+from quotegen.config import GENERATION_SETTINGS, MAX_PROMPTS
 from quotegen.schemas import Schema, TokenLogprobs
-from quotegen.settings import (
-    Logprobs,
-    MaxNewTokens,
-    MinNewTokens,
-    RepetitionPenalty,
-    Samples,
-    Seed,
-    StopString,
-    StopStrings,
-    Temperature,
-    TopK,
-    TopP,
-    WholeWords,
-)
+from quotegen.settings import setting_field, setting_type, with_settings
+
+if TYPE_CHECKING:
+    Stop = str | list[str]
+else:
+    Stop = setting_type("stop", one_or_list=True)
+
+#: The request fields that are generation settings, by their ``GenerationSettings`` names.
+OPENAI_NAMES = {s.openai: name for name, s in GENERATION_SETTINGS.items() if s.openai}
 
 
-class OpenAIRequest(Schema):
+class _OpenAIRequest(Schema):
     """What OpenAI's completions and chat completions requests share: the served model, the
-    sampling settings this server honours (plus vLLM's extras), and streaming."""
+    sampling settings this server honours (plus vLLM's extras: each declared setting with an
+    OpenAI name, defaulting to OpenAI's own value), and streaming."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(strict=True)
     #: OpenAI's own defaults, for what neither the request nor the model's generation config
     #: sets (as vLLM does): 16 tokens, temperature 1, no nucleus, no top-k, no penalty, no stop.
     DEFAULTS: ClassVar[dict[str, object]] = {
-        "max_new_tokens": 16,
-        "min_new_tokens": 0,
-        "do_sample": True,
-        "temperature": 1.0,
-        "top_p": 1.0,
-        "top_k": 0,
-        "repetition_penalty": 1.0,
-        "stop": [],
+        name: s.openai_default
+        for name, s in GENERATION_SETTINGS.items()
+        if s.openai_default is not ...
     }
 
     model: str | None = Field(None, description="Must name the served model (GET /v1/models).")
-    min_tokens: MinNewTokens = 0
-    temperature: Temperature = 1.0
-    top_p: TopP = 1.0
-    top_k: TopK = 0
-    repetition_penalty: RepetitionPenalty = 1.0
-    n: Samples = 1
-    stop: StopString | StopStrings | None = None
-    seed: Seed | None = None
+    stop: Stop | None = Field(None, description="A stop string, or a list of them.")
     stream: bool = False
     stream_options: dict[str, bool] | None = None
     presence_penalty: Annotated[float, Field(ge=0.0, le=0.0)] = 0.0
     frequency_penalty: Annotated[float, Field(ge=0.0, le=0.0)] = 0.0
     user: str | None = None
-    whole_words: WholeWords | None = None
-
-    #: The request fields that are generation settings, by their ``GenerationSettings`` names.
-    _SETTINGS: ClassVar[dict[str, str]] = {
-        "max_tokens": "max_new_tokens",
-        "min_tokens": "min_new_tokens",
-        "temperature": "temperature",
-        "top_p": "top_p",
-        "top_k": "top_k",
-        "repetition_penalty": "repetition_penalty",
-        "n": "n",
-        "seed": "seed",
-        "stop": "stop",
-        "whole_words": "whole_words",
-    }
 
     @field_validator("stop")
     @classmethod
@@ -83,10 +52,22 @@ class OpenAIRequest(Schema):
         """The generation settings this request sets, by their ``GenerationSettings`` names
         (unset fields take the model's defaults, then OpenAI's: see the openai router).
         OpenAI's text is returned as generated (no cleaning)."""
-        names = self._SETTINGS
+        names = OPENAI_NAMES
         values = self.model_dump(include=self.model_fields_set & set(names))
         given = {names[k]: v for k, v in values.items() if v is not None}
         return given | {"clean": False}
+
+
+_NAMES = OPENAI_NAMES.items()
+if TYPE_CHECKING:
+    OpenAIRequest = _OpenAIRequest
+else:
+    OpenAIRequest = with_settings(
+        "OpenAIRequest",
+        _OpenAIRequest,
+        {field: (name, GENERATION_SETTINGS[name].openai_default) for field, name in _NAMES},
+        extra="forbid",
+    )
 
 
 class CompletionRequest(OpenAIRequest):
@@ -99,9 +80,8 @@ class CompletionRequest(OpenAIRequest):
     )
 
     prompt: str | list[str] = Field(description="A prompt or a list of prompts.")
-    max_tokens: MaxNewTokens = 16
     echo: bool = Field(False, description="Return the prompt before the completion.")
-    logprobs: Logprobs | None = None
+    logprobs: int | None = setting_field("logprobs")
     best_of: Annotated[int, Field(ge=1, le=1)] | None = None
 
     @field_validator("prompt")
@@ -157,10 +137,10 @@ class ChatCompletionRequest(OpenAIRequest):
     )
 
     messages: list[ChatMessage] = Field(min_length=1, max_length=256)
-    max_tokens: MaxNewTokens | None = None
-    max_completion_tokens: MaxNewTokens | None = None
+    max_tokens: int | None = setting_field("max_new_tokens", None)
+    max_completion_tokens: int | None = setting_field("max_new_tokens", None)
     logprobs: bool = False
-    top_logprobs: Logprobs | None = None
+    top_logprobs: int | None = setting_field("logprobs")
 
     @model_validator(mode="after")
     def _check_logprobs(self) -> ChatCompletionRequest:

@@ -33,15 +33,17 @@ def save_model(
         import torch
         from transformers import GenerationConfig
 
-        from quotegen.config import GENERATION
+        from quotegen.config import GENERATION_SETTINGS
 
+        # quotegen's defaults as the model's own (stop strings left out: transformers'
+        # generate() would then need a tokenizer passed to it).
+        defaults = {
+            s.model_key: s.default
+            for s in GENERATION_SETTINGS.values()
+            if s.model_key and not isinstance(s.default, list)
+        }
         model.generation_config = GenerationConfig(
-            do_sample=GENERATION.do_sample,
-            temperature=GENERATION.temperature,
-            top_k=GENERATION.top_k,
-            top_p=GENERATION.top_p,
-            repetition_penalty=GENERATION.repetition_penalty,
-            max_new_tokens=GENERATION.max_new_tokens,
+            **defaults,
             bos_token_id=tokenizer.bos_token_id,
             eos_token_id=tokenizer.eos_token_id,
             pad_token_id=tokenizer.pad_token_id,

@@ -8,7 +8,7 @@ imports only pydantic: the CLI's fast paths may use it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -17,21 +17,8 @@ from pydantic import (
     computed_field,
 )
 
-from quotegen.config import MAX_PROMPTS, MAX_SEED
-from quotegen.settings import (
-    DoSample,
-    FinishReason,
-    GenerationSettings,
-    MaxNewTokens,
-    MinNewTokens,
-    RepetitionPenalty,
-    Seed,
-    StopStrings,
-    Temperature,
-    TopK,
-    TopP,
-    WholeWords,
-)
+from quotegen.config import GENERATION_SETTINGS, MAX_PROMPTS, MAX_SEED
+from quotegen.settings import FinishReason, GenerationSettings, with_settings
 
 
 class Schema(BaseModel):
@@ -185,26 +172,32 @@ class EvalReport(Schema):
 # -- HTTP request and response schemas ---------------------------------------------------------
 
 
-class SettingsOverrides(Schema):
-    """Optional generation settings a client may add to the seed routes; absent = route default."""
+class _SettingsOverrides(Schema):
+    """Optional generation settings a client may add to the seed routes; absent = route default.
+    The fields are the declared settings a client may override (``Setting.override``)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(strict=True)
 
-    max_new_tokens: MaxNewTokens | None = None
-    min_new_tokens: MinNewTokens | None = None
-    do_sample: DoSample | None = None
-    temperature: Temperature | None = None
-    top_k: TopK | None = None
-    top_p: TopP | None = None
-    repetition_penalty: RepetitionPenalty | None = None
-    seed: Seed | None = None
-    stop: StopStrings | None = None
-    whole_words: WholeWords | None = None
+    def given(self) -> dict[str, Any]:
+        """The settings this request sets."""
+        return self.model_dump(exclude_none=True, include=_OVERRIDES)
 
     def apply(self, base: GenerationSettings) -> GenerationSettings:
         """``base`` with the given fields replaced, validated again as a whole."""
-        given = self.model_dump(exclude_none=True, include=set(SettingsOverrides.model_fields))
-        return GenerationSettings(**{**base.model_dump(), **given})
+        return GenerationSettings(**{**base.model_dump(), **self.given()})
+
+
+_OVERRIDES = {name for name, setting in GENERATION_SETTINGS.items() if setting.override}
+
+if TYPE_CHECKING:
+    SettingsOverrides = _SettingsOverrides
+else:
+    SettingsOverrides = with_settings(
+        "SettingsOverrides",
+        _SettingsOverrides,
+        {name: (name, None) for name in sorted(_OVERRIDES, key=list(GENERATION_SETTINGS).index)},
+        extra="forbid",
+    )
 
 
 class Seed1Request(SettingsOverrides):

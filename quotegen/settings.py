@@ -8,130 +8,123 @@ imports only pydantic.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
-from quotegen.config import GENERATION, MAX_SEED, SERVE, TRAIN
+from quotegen.config import GENERATION_SETTINGS, SERVE, TRAIN
 
-MAX_NEW_TOKENS = 2048
-MAX_SAMPLES = 16
-MAX_STOP_STRINGS = 8
-MAX_STOP_LENGTH = 64
+if TYPE_CHECKING:
+    from quotegen.config import Generation
+
 MAX_BATCH_SIZE = 256
-MAX_LOGPROBS = 5
 
 FinishReason = Literal["stop", "length", "cancelled"]
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
-# Each constraint is written once, as a type, and used by the settings and by every request
-# schema that lets a client override a setting.
-MaxNewTokens = Annotated[
-    int, Field(ge=1, le=MAX_NEW_TOKENS, description="Most tokens to generate after the prompt.")
-]
-MinNewTokens = Annotated[
-    int,
-    Field(
-        ge=0,
-        le=MAX_NEW_TOKENS,
-        description="End-of-text is suppressed until this many tokens have been generated.",
-    ),
-]
-DoSample = Annotated[bool, Field(description="Sample (true) or take the likeliest token (false).")]
-Temperature = Annotated[
-    float, Field(ge=0.0, le=5.0, allow_inf_nan=False, description="0 means greedy decoding.")
-]
-TopK = Annotated[int, Field(ge=0, le=100_000, description="Keep the k likeliest tokens; 0 = off.")]
-TopP = Annotated[
-    float, Field(gt=0.0, le=1.0, allow_inf_nan=False, description="Nucleus sampling; 1 = off.")
-]
-RepetitionPenalty = Annotated[
-    float, Field(ge=0.5, le=3.0, allow_inf_nan=False, description="1 = no penalty.")
-]
-Samples = Annotated[int, Field(ge=1, le=MAX_SAMPLES, description="Samples per prompt.")]
-Seed = Annotated[
-    int, Field(ge=0, le=MAX_SEED, description="Same seed + input + settings = same output.")
-]
-StopString = Annotated[str, Field(min_length=1, max_length=MAX_STOP_LENGTH)]
-WholeWords = Annotated[
-    bool,
-    Field(
-        description="A prompt that ends in a letter ends in a whole word: the continuation "
-        "never adds letters to it (false: it may complete the word)."
-    ),
-]
-Logprobs = Annotated[
-    int,
-    Field(
-        ge=0,
-        le=MAX_LOGPROBS,
-        description="Report each generated token's log-probability and those of its this many "
-        "likeliest alternatives (0-5); null: none.",
-    ),
-]
-StopStrings = Annotated[
-    list[StopString],
-    Field(
-        max_length=MAX_STOP_STRINGS,
-        description="Stop when the continuation (after some text) contains one of these.",
-    ),
-]
+def setting_field(name: str, default: Any = ..., **extra: Any) -> Any:
+    """A pydantic ``Field`` for a declared setting: its range and description, and
+    ``default`` (its declared default unless given)."""
+    setting = GENERATION_SETTINGS[name]
+    value = setting.default if default is ... else default
+    if isinstance(value, list):
+        extra["default_factory"] = functools.partial(list, value)
+    else:
+        extra["default"] = value
+    if setting.kind is float:
+        extra["allow_inf_nan"] = False
+    extra.update(setting.bounds)
+    field: Any = Field(description=setting.help, **extra)
+    return field
 
 
-class GenerationSettings(BaseModel):
+def setting_type(name: str, one_or_list: bool = False) -> Any:
+    """A declared setting's value type: a list's items and length constrained as declared;
+    ``one_or_list``: one item or a list of them (OpenAI's ``stop``)."""
+    setting = GENERATION_SETTINGS[name]
+    if setting.item_length is None:
+        return setting.kind
+    shortest, longest = setting.item_length
+    item = Annotated[str, Field(min_length=shortest, max_length=longest)]
+    items = Annotated[list[item], Field(**setting.bounds)]
+    return item | items if one_or_list else items
+
+
+def with_settings(
+    name: str,
+    base: type[ModelT],
+    fields: Mapping[str, tuple[str, Any]],
+    **config: Any,
+) -> type[ModelT]:
+    """A model called ``name``: ``base`` plus a field for each setting in ``fields`` (field
+    name -> (setting name, default; ``...``: the declared one)) that ``base`` does not declare
+    itself: the models' setting fields, derived from the declarations, not written again."""
+    own = set(base.model_fields)
+    definitions: dict[str, Any] = {
+        field: (setting_type(name), setting_field(name, default))
+        for field, (name, default) in fields.items()
+        if field not in own
+    }
+    model: type[ModelT] = create_model(
+        name,
+        __base__=base,
+        __module__=base.__module__,
+        __doc__=base.__doc__,
+        __cls_kwargs__=config,
+        **definitions,
+    )
+    return model
+
+
+class _GenerationRules(BaseModel):
     """How to generate: the same settings for the CLI, the library and every HTTP route.
 
     Defaults suit short quotes: sampling with a mild repetition penalty, stopping at the end
     of the first line (once the continuation has some text) or at end-of-text. Strict: JSON
-    ``false`` is not a seed and ``0`` is not a boolean.
+    ``false`` is not a seed and ``0`` is not a boolean. The fields are the settings declared
+    in ``quotegen.config.Generation``.
     """
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=True)
-
-    max_new_tokens: MaxNewTokens = GENERATION.max_new_tokens
-    min_new_tokens: MinNewTokens = GENERATION.min_new_tokens
-    do_sample: DoSample = GENERATION.do_sample
-    temperature: Temperature = GENERATION.temperature
-    top_k: TopK = GENERATION.top_k
-    top_p: TopP = GENERATION.top_p
-    repetition_penalty: RepetitionPenalty = GENERATION.repetition_penalty
-    n: Samples = GENERATION.n
-    seed: Seed | None = None
-    stop: StopStrings = Field(default_factory=lambda: list(GENERATION.stop))
-    clean: bool = Field(GENERATION.clean, description="Tidy the text like seed 2's clean_text.")
-    whole_words: WholeWords = GENERATION.whole_words
-    logprobs: Logprobs | None = None
-    prompt_logprobs: bool = Field(
-        False, description="Score the prompt's tokens too (with logprobs set; OpenAI's echo)."
-    )
+    model_config = ConfigDict(validate_assignment=True, strict=True)
 
     @model_validator(mode="after")
-    def _check_lengths(self) -> GenerationSettings:
-        if self.min_new_tokens > self.max_new_tokens:
+    def _check_lengths(self) -> Any:
+        shortest, longest = self.min_new_tokens, self.max_new_tokens  # type: ignore[attr-defined]
+        if shortest > longest:
             raise ValueError(
-                f"min_new_tokens ({self.min_new_tokens}) must not exceed "
-                f"max_new_tokens ({self.max_new_tokens})"
+                f"min_new_tokens ({shortest}) must not exceed max_new_tokens ({longest})"
             )
         return self
 
     @property
     def greedy(self) -> bool:
         # Below 1e-3 sampling is greedy in all but name, and dividing logits by it overflows.
-        return not self.do_sample or self.temperature < 1e-3
+        return not self.do_sample or self.temperature < 1e-3  # type: ignore[attr-defined]
 
 
-#: The settings a model's ``generation_config.json`` may set, and their names there.
+if TYPE_CHECKING:
+
+    class GenerationSettings(_GenerationRules, Generation):
+        """The declared settings as typed attributes (the runtime model is derived)."""
+
+else:
+    GenerationSettings = with_settings(
+        "GenerationSettings",
+        _GenerationRules,
+        {name: (name, ...) for name in GENERATION_SETTINGS},
+        extra="forbid",
+    )
+
+
+#: The settings a model's ``generation_config.json`` may set, by their names there.
 MODEL_DEFAULT_KEYS = {
-    "do_sample": "do_sample",
-    "temperature": "temperature",
-    "top_k": "top_k",
-    "top_p": "top_p",
-    "repetition_penalty": "repetition_penalty",
-    "max_new_tokens": "max_new_tokens",
-    "min_new_tokens": "min_new_tokens",
-    "stop_strings": "stop",
+    setting.model_key: name
+    for name, setting in GENERATION_SETTINGS.items()
+    if setting.model_key is not None
 }
 
 
@@ -143,8 +136,8 @@ def model_defaults(generation_config: Mapping[str, Any]) -> dict[str, Any]:
         value = generation_config.get(key)
         if value is None:
             continue
-        if name == "stop":
-            value = [value] if isinstance(value, str) else value
+        if isinstance(GENERATION_SETTINGS[name].default, list) and isinstance(value, str):
+            value = [value]
         try:
             checked = GenerationSettings.model_validate({name: value})
         except ValidationError:

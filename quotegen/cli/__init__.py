@@ -25,8 +25,6 @@ from quotegen.cli.options import (
     PipeClosed,
     UsageError,
     examples,
-    with_generation_flags,
-    with_load_flags,
 )
 from quotegen.cli.serve import serve
 from quotegen.cli.train import evaluate, train
@@ -67,7 +65,7 @@ app.command(
         "printf 'love is\\nwork is\\n' | quotegen generate --json --seed 42",
         'quotegen generate -n 3 --temperature 0.7 --model ./my-model "friendship is"',
     )
-)(with_load_flags(with_generation_flags(generate)))
+)(generate)
 app.command(
     epilog=examples(
         "quotegen batch prompts.txt -o results.jsonl --seed 1",
@@ -75,14 +73,14 @@ app.command(
         "quotegen batch prompts.parquet -o results.parquet --ray local --replicas 2",
         "quotegen batch prompts.txt -o results.jsonl --ray ray://head:10001 --replicas 8",
     )
-)(with_load_flags(with_generation_flags(batch)))
+)(batch)
 app.command(
     epilog=examples(
         "quotegen serve",
         "quotegen serve --model ./my-model --port 9000 --api-key s3cret",
         "quotegen serve --host 0.0.0.0 --cors-origin https://example.org --max-batch-size 32",
     )
-)(with_load_flags(serve))
+)(serve)
 app.command(
     epilog=examples(
         "quotegen download",
@@ -110,7 +108,7 @@ app.command(
         "quotegen eval heldout.txt --model ./my-quotes",
         "quotegen eval quotes.jsonl --model nandinib1999/quote-generator@refs/pr/1 --json",
     ),
-)(with_load_flags(evaluate))
+)(evaluate)
 
 
 def _usage_message(exc: Any) -> str:

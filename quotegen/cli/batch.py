@@ -2,199 +2,139 @@
 
 from __future__ import annotations
 
-import time
+from contextlib import ExitStack
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Annotated
 
 import typer
 
 from quotegen.cli.options import (
-    CPUS_PER_REPLICA_OPTION,
-    GENERATION_FLAGS,
-    GPUS_PER_REPLICA_OPTION,
-    MODEL_OPTION,
-    QUIET_OPTION,
-    RAY_OPTION,
-    REPLICAS_OPTION,
+    AllowPickleOpt,
+    CpusOpt,
+    DeviceOpt,
+    DtypeOpt,
+    GpusOpt,
     LoadFlags,
+    ModelOpt,
+    QuantizeOpt,
+    QuietOpt,
+    RayOpt,
+    ReplicasOpt,
+    Target,
+    TrustCodeOpt,
     UsageError,
     check_ray_flags,
+    chosen_settings,
     flag_errors,
-    load_engine,
-    resolve,
+    setting_option,
+    setting_switch,
 )
-from quotegen.console import print_note, progress
-
-if TYPE_CHECKING:
-    from quotegen.references import ModelRef
+from quotegen.console import ProgressBar, print_note, progress
 
 DEFAULT_CHUNK = 32
 
 
 def batch(
-    input_file: Path = typer.Argument(
-        ...,
-        metavar="INPUT",
-        show_default=False,
-        help='.txt (a prompt per line), .jsonl ({"prompt", "settings", "custom_id"} or '
-        "OpenAI batch requests for /v1/completions) or .parquet (a prompt column).",
-    ),
-    output: Path = typer.Option(
-        ...,
-        "--output",
-        "-o",
-        show_default=False,
-        help=".jsonl or .parquet. Run the same command again to resume.",
-    ),
-    model: str | None = MODEL_OPTION,
-    batch_size: int = typer.Option(
-        DEFAULT_CHUNK,
-        "--batch-size",
-        "-b",
-        min=1,
-        max=256,
-        help="Input lines generated together (each chunk is one batch, so results never "
-        "depend on how a run was split).",
-    ),
-    ray_address: str | None = RAY_OPTION,
-    replicas: int = REPLICAS_OPTION,
-    cpus_per_replica: float = CPUS_PER_REPLICA_OPTION,
-    gpus_per_replica: float = GPUS_PER_REPLICA_OPTION,
-    quiet: bool = QUIET_OPTION,
-    flags: LoadFlags = LoadFlags(),
-    chosen: dict[str, Any] | None = None,
+    context: typer.Context,
+    input_file: Annotated[
+        Path,
+        typer.Argument(
+            metavar="INPUT",
+            show_default=False,
+            help='.txt (a prompt per line), .jsonl ({"prompt", "settings", "custom_id"} or '
+            "OpenAI batch requests for /v1/completions) or .parquet (a prompt column).",
+        ),
+    ],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            show_default=False,
+            help=".jsonl or .parquet. Run the same command again to resume.",
+        ),
+    ],
+    model: ModelOpt = None,
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            "--batch-size",
+            "-b",
+            min=1,
+            max=256,
+            help="Input lines generated together (each chunk is one batch, so results never "
+            "depend on how a run was split).",
+        ),
+    ] = DEFAULT_CHUNK,
+    quiet: QuietOpt = False,
+    # The generation settings (quotegen.config.Generation), read by chosen_settings.
+    max_new_tokens: Annotated[int | None, setting_option("max_new_tokens")] = None,
+    min_new_tokens: Annotated[int | None, setting_option("min_new_tokens")] = None,
+    temperature: Annotated[float | None, setting_option("temperature")] = None,
+    top_k: Annotated[int | None, setting_option("top_k")] = None,
+    top_p: Annotated[float | None, setting_option("top_p")] = None,
+    repetition_penalty: Annotated[float | None, setting_option("repetition_penalty")] = None,
+    n: Annotated[int | None, setting_option("n")] = None,
+    seed: Annotated[int | None, setting_option("seed")] = None,
+    greedy: Annotated[bool, setting_switch("do_sample")] = False,
+    stop: Annotated[list[str] | None, setting_option("stop")] = None,
+    no_stop: Annotated[bool, setting_switch("stop")] = False,
+    raw: Annotated[bool, setting_switch("clean")] = False,
+    whole_words: Annotated[bool | None, setting_option("whole_words")] = None,
+    ray_address: RayOpt = None,
+    replicas: ReplicasOpt = 1,
+    cpus_per_replica: CpusOpt = 1.0,
+    gpus_per_replica: GpusOpt = 0.0,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+    quantize: QuantizeOpt = "none",
+    allow_pickle: AllowPickleOpt = False,
+    trust_remote_code: TrustCodeOpt = False,
 ) -> None:
     """Generate for every line of a prompts file into a results file; resumable."""
-    from quotegen.filejobs import (
-        Manifest,
-        ModelDefaults,
-        ResultsFile,
-        chunks,
-        file_digest,
-        manifest_path,
-        now,
-        read_jobs,
-        rows_per_line,
-        run_local,
-    )
-    from quotegen.locating import locate_or_fall_back
-    from quotegen.model import declared_defaults
+    from quotegen.jobs.runner import RayPlan, run_file_job
     from quotegen.settings import GenerationSettings
 
-    chosen = dict(chosen or {})
-    with flag_errors(GENERATION_FLAGS):
+    chosen = chosen_settings(context)
+    with flag_errors(context):
         GenerationSettings(**chosen)
     if output.resolve() == input_file.resolve():
         raise UsageError("OUTPUT must not be the INPUT file.")
     check_ray_flags(ray_address, replicas, cpus_per_replica, gpus_per_replica)
+    flags = LoadFlags.of(context)
+    target = Target(model, flags)
+    ray = None
+    if ray_address is not None:
+        ray = RayPlan(ray_address, replicas, cpus_per_replica, gpus_per_replica)
 
-    jobs = read_jobs(input_file)
-    ref = resolve(model, flags, quiet=quiet)
-    ref, path = locate_or_fall_back(
-        ref, allow_pickle=flags.allow_pickle, notify=None if quiet else print_note
-    )
-    resolver = ModelDefaults(declared_defaults(path))
-    saved = manifest_path(output)
-    if "seed" not in chosen:
-        # A new run draws its seed once; a resumed run keeps the one it drew.
-        previous = _saved_seed(saved)
-        if previous is None:
-            import secrets
+    with ExitStack() as stack, flag_errors(context):
+        bars: list[ProgressBar] = []  # started at the first report: after loading's spinner
 
-            from quotegen.config import MAX_SEED
+        def report_progress(done: int, total: int, rate: str) -> None:
+            if not bars:
+                bars.append(stack.enter_context(progress("Generating", show=not quiet)))
+            bars[0].update(done, total, rate)
 
-            previous = secrets.randbelow(MAX_SEED)
-        chosen["seed"] = previous
-    with flag_errors(GENERATION_FLAGS):
-        base = resolver.settings(chosen)
-    manifest = Manifest(
-        input_sha256=file_digest(input_file),
-        lines=len(jobs),
-        model=f"{ref}@{path.name}" if ref.repo_id else str(ref),
-        settings=base.model_dump(mode="json"),
-        batch_size=batch_size,
-        created=now(),
-    )
-    results = ResultsFile(output, manifest)
-    done = results.open(rows_per_line(jobs, resolver, chosen))
-    if done == len(jobs):
-        results.close(complete=True)
-        if not quiet:
-            print_note(f"{output}: all {len(jobs)} lines are done.")
-        return
-    if done and not quiet:
-        print_note(f"Resuming {output}: {done} of {len(jobs)} lines are done.")
-    # Whole chunks are generated again from the first unfinished one (the same batches as an
-    # uninterrupted run); the lines already written are not written twice.
-    pending = [c for c in chunks(jobs, batch_size) if c[-1].index >= done]
-    created = results.manifest.created
-    complete = False
-    started = time.monotonic()
-    written = done
-    try:
-        if ray_address is None:
-            engine = load_engine(ref, flags, quiet=quiet)
-            started = time.monotonic()
-            produced = run_local(engine, pending, chosen, created)
-        else:
-            produced = _on_ray(ray_address, ref, flags, pending, chosen, created, replicas,
-                               cpus_per_replica, gpus_per_replica)  # fmt: skip
-        with progress("Generating", show=not quiet, total=len(jobs)) as bar:
-            bar.update(done, len(jobs))
-            for chunk, outputs in zip(pending, produced, strict=False):
-                for job, rows in zip(chunk, outputs, strict=True):
-                    if job.index < done:
-                        continue
-                    results.append(rows)
-                    written += 1
-                rate = (written - done) / max(1e-9, time.monotonic() - started)
-                bar.update(written, len(jobs), f"{rate:.1f} lines/s")
-        complete = written == len(jobs)
-    finally:
-        results.close(complete=complete)
-    if not quiet:
-        seconds = time.monotonic() - started
-        print_note(f"{output}: {written - done} lines in {seconds:.1f} s ({len(jobs)} in all).")
-
-
-def _saved_seed(saved: Path) -> int | None:
-    import json
-
-    try:
-        seed = json.loads(saved.read_text("utf-8"))["settings"]["seed"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return seed if isinstance(seed, int) else None
-
-
-def _on_ray(
-    address: str,
-    ref: ModelRef,
-    flags: LoadFlags,
-    pending: list[Any],
-    chosen: dict[str, Any],
-    created: int,
-    replicas: int,
-    cpus: float,
-    gpus: float,
-) -> Any:
-    """The chunks' outputs from an actor pool on Ray; Ray is stopped when they are done."""
-    from quotegen.cluster import connect, disconnect, replica_device, run_on_ray
-
-    started = connect(address)
-    try:
-        fields = ref.to_fields()
-        yield from run_on_ray(
-            fields,
-            {**asdict(flags), "device": replica_device(gpus)},
-            pending,
+        report = run_file_job(
+            input_file,
+            output,
+            target.ref,
             chosen,
-            created,
-            replicas=replicas,
-            cpus_per_replica=cpus,
-            gpus_per_replica=gpus,
-            threads=max(1, int(cpus)),
+            batch_size=batch_size,
+            local=lambda ref: target.engine(quiet=quiet, ref=ref),
+            load=asdict(flags),
+            ray=ray,
+            allow_pickle=flags.allow_pickle,
+            notify=None if quiet else print_note,
+            progress=report_progress,
         )
-    finally:
-        disconnect(started)
+    if quiet:
+        return
+    if report.written == report.done_before:
+        print_note(f"{output}: all {report.lines} lines are done.")
+        return
+    print_note(
+        f"{output}: {report.written - report.done_before} lines in {report.seconds:.1f} s "
+        f"({report.lines} in all)."
+    )

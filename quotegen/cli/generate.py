@@ -7,19 +7,26 @@ import os
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import typer
 
 from quotegen.cli.options import (
-    GENERATION_FLAGS,
-    MODEL_OPTION,
-    QUIET_OPTION,
+    AllowPickleOpt,
+    DeviceOpt,
+    DtypeOpt,
     LoadFlags,
+    ModelOpt,
+    QuantizeOpt,
+    QuietOpt,
+    Target,
+    TrustCodeOpt,
     UsageError,
+    chosen_settings,
     flag_errors,
-    load_engine,
-    resolve,
+    flag_for,
+    setting_option,
+    setting_switch,
     write,
 )
 from quotegen.config import DEFAULT_BATCH_SIZE, ENV_SERVER
@@ -32,32 +39,56 @@ if TYPE_CHECKING:
 
 def generate(
     context: typer.Context,
-    prompts: list[str] | None = typer.Argument(
-        None, show_default=False, help="Prompts. None or '-': one prompt per line of stdin."
-    ),
-    model: str | None = MODEL_OPTION,
-    as_json: bool = typer.Option(False, "--json", help="JSON Lines: one object per result."),
-    server: str | None = typer.Option(
-        None,
-        "--server",
-        envvar=ENV_SERVER,
-        show_default=False,
-        help="Send the work to a running `quotegen serve` at this URL (client mode: no model "
-        "is loaded here). API key: QUOTEGEN_API_KEY.",
-    ),
-    batch_size: int = typer.Option(
-        DEFAULT_BATCH_SIZE, "--batch-size", "-b", min=1, max=256, help="Rows decoded together."
-    ),
-    quiet: bool = QUIET_OPTION,
-    flags: LoadFlags = LoadFlags(),
-    chosen: dict[str, Any] | None = None,
+    prompts: Annotated[
+        list[str] | None,
+        typer.Argument(
+            show_default=False, help="Prompts. None or '-': one prompt per line of stdin."
+        ),
+    ] = None,
+    model: ModelOpt = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="JSON Lines: one object per result.")
+    ] = False,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            envvar=ENV_SERVER,
+            show_default=False,
+            help="Send the work to a running `quotegen serve` at this URL (client mode: no "
+            "model is loaded here). API key: QUOTEGEN_API_KEY.",
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", "-b", min=1, max=256, help="Rows decoded together.")
+    ] = DEFAULT_BATCH_SIZE,
+    quiet: QuietOpt = False,
+    # The generation settings (quotegen.config.Generation), read by chosen_settings.
+    max_new_tokens: Annotated[int | None, setting_option("max_new_tokens")] = None,
+    min_new_tokens: Annotated[int | None, setting_option("min_new_tokens")] = None,
+    temperature: Annotated[float | None, setting_option("temperature")] = None,
+    top_k: Annotated[int | None, setting_option("top_k")] = None,
+    top_p: Annotated[float | None, setting_option("top_p")] = None,
+    repetition_penalty: Annotated[float | None, setting_option("repetition_penalty")] = None,
+    n: Annotated[int | None, setting_option("n")] = None,
+    seed: Annotated[int | None, setting_option("seed")] = None,
+    greedy: Annotated[bool, setting_switch("do_sample")] = False,
+    stop: Annotated[list[str] | None, setting_option("stop")] = None,
+    no_stop: Annotated[bool, setting_switch("stop")] = False,
+    raw: Annotated[bool, setting_switch("clean")] = False,
+    whole_words: Annotated[bool | None, setting_option("whole_words")] = None,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+    quantize: QuantizeOpt = "none",
+    allow_pickle: AllowPickleOpt = False,
+    trust_remote_code: TrustCodeOpt = False,
 ) -> None:
     """Generate a quote for each prompt (arguments, or stdin lines)."""
-    chosen = dict(chosen or {})
+    chosen = chosen_settings(context)
     if not server:  # before loading anything: a bad flag fails at once
         from quotegen.settings import GenerationSettings
 
-        with flag_errors(GENERATION_FLAGS):
+        with flag_errors(context):
             GenerationSettings(**chosen)
     from_stdin = not prompts or prompts == ["-"]
     if from_stdin and sys.stdin.isatty():
@@ -78,13 +109,13 @@ def generate(
         from quotegen.client import RemoteQuotes
 
         remote = RemoteQuotes(_client(context, server), chosen)
-        with server_flag_errors():
+        with server_flag_errors(context):
             _run(remote, prompts, from_stdin, batch_size, as_json, quiet)
         return
     from quotegen.scheduler import LocalQuotes
 
-    engine = load_engine(resolve(model, flags, quiet=quiet), flags, quiet=quiet)
-    with flag_errors(GENERATION_FLAGS):  # the model's own defaults where no flag was given
+    engine = Target(model, LoadFlags.of(context)).engine(quiet=quiet)
+    with flag_errors(context):  # the model's own defaults where no flag was given
         settings = engine.settings(chosen)
     _run(LocalQuotes(engine, settings), prompts, from_stdin, batch_size, as_json, quiet)
 
@@ -148,7 +179,7 @@ def _client(context: typer.Context, url: str) -> Client:
 
 
 @contextmanager
-def server_flag_errors() -> Iterator[None]:
+def server_flag_errors(context: typer.Context) -> Iterator[None]:
     """The server's refusal of a setting, as the usage error a local run would give."""
     from quotegen.errors import ServerError
 
@@ -159,7 +190,7 @@ def server_flag_errors() -> Iterator[None]:
         if exc.status != 422 or not (exc.param or "").startswith("settings"):
             raise
         message = exc.message.split(": ", 2)[-1].removeprefix("Value error, ")
-        flag = GENERATION_FLAGS.get(field)
+        flag = flag_for(context, field)
         raise UsageError(f"{flag}: {message}" if flag else message) from exc
 
 

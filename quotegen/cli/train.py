@@ -8,53 +8,24 @@ from pathlib import Path
 import typer
 
 from quotegen.cli.options import (
-    ALLOW_PICKLE_OPTION,
-    DEVICE_OPTION,
-    MODEL_OPTION,
-    TRUST_CODE_OPTION,
+    AllowPickleOpt,
+    DeviceOpt,
+    DtypeOpt,
     LoadFlags,
+    ModelOpt,
+    QuantizeOpt,
+    Target,
+    TrustCodeOpt,
     flag_errors,
-    load,
-    resolve,
+    model_fields,
     write,
 )
 from quotegen.config import TRAIN
 from quotegen.console import print_note, progress
 
-_FLAGS = {
-    "epochs": "--epochs",
-    "batch_size": "--batch-size",
-    "max_length": "--max-length",
-    "learning_rate": "--learning-rate",
-    "warmup_ratio": "--warmup",
-    "weight_decay": "--weight-decay",
-    "grad_clip": "--grad-clip",
-    "val_split": "--val-split",
-    "seed": "--seed",
-    "vocab_size": "--vocab-size",
-    "n_layer": "--n-layer",
-    "n_head": "--n-head",
-    "n_embd": "--n-embd",
-    "context": "--context",
-    "dropout": "--dropout",
-    "tokenizer": "--tokenizer",
-    "min_count": "--min-count",
-    "max_words": "--max-words",
-    "spelling_pieces": "--spelling-pieces",
-    "vocab_from": "--vocab-from",
-    "save_dtype": "--save-dtype",
-    "mixed_precision": "--mixed-precision",
-    "lora_r": "--lora-r",
-    "lora_alpha": "--lora-alpha",
-    "lora_dropout": "--lora-dropout",
-    "lora_targets": "--lora-targets",
-    "frame_token": "--frame-token",
-    "max_steps": "--max-steps",
-    "checkpoint_every": "--checkpoint-every",
-}
-
 
 def train(
+    ctx: typer.Context,
     data: Path = typer.Argument(..., help="Quotes: .txt (one per line), .jsonl or .csv."),
     out: Path = typer.Option(..., "--out", "-o", help="Directory to save the model in."),
     base: str | None = typer.Option(
@@ -144,9 +115,9 @@ def train(
         "--checkpoint-every",
         help="Steps between resumable checkpoints (0: none); the same command resumes.",
     ),
-    device: str = DEVICE_OPTION,
-    allow_pickle: bool = ALLOW_PICKLE_OPTION,
-    trust_remote_code: bool = TRUST_CODE_OPTION,
+    device: DeviceOpt = "auto",
+    allow_pickle: AllowPickleOpt = False,
+    trust_remote_code: TrustCodeOpt = False,
     as_json: bool = typer.Option(False, "--json", help="Print the training report as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -156,45 +127,8 @@ def train(
     from quotegen.settings import TrainConfig
     from quotegen.training import train as run_training
 
-    with flag_errors(_FLAGS):
-        config = TrainConfig(
-            out=out,
-            base=base,
-            from_scratch=from_scratch,
-            epochs=epochs,
-            batch_size=batch_size,
-            max_length=max_length,
-            learning_rate=learning_rate,
-            warmup_ratio=warmup_ratio,
-            weight_decay=weight_decay,
-            grad_clip=grad_clip,
-            val_split=val_split,
-            seed=seed,
-            device=device,
-            vocab_size=vocab_size,
-            n_layer=n_layer,
-            n_head=n_head,
-            n_embd=n_embd,
-            context=context,
-            dropout=dropout,
-            tokenizer=tokenizer,
-            min_count=min_count,
-            max_words=max_words,
-            spelling_pieces=spelling_pieces,
-            vocab_from=vocab_from,
-            save_dtype=save_dtype,
-            mixed_precision=mixed_precision,
-            lora=lora,
-            lora_r=lora_r,
-            lora_alpha=lora_alpha,
-            lora_dropout=lora_dropout,
-            lora_targets=lora_targets,
-            frame_token=frame_token,
-            max_steps=max_steps,
-            checkpoint_every=checkpoint_every,
-            allow_pickle=allow_pickle,
-            trust_remote_code=trust_remote_code,
-        )
+    with flag_errors(ctx):  # the flags are TrainConfig's fields, by the same names
+        config = TrainConfig(**model_fields(ctx, TrainConfig.model_fields))
     quotes = read_quotes(data, text_column)
     with progress("Training", show=not quiet) as bar:
 
@@ -226,20 +160,25 @@ def train(
 
 
 def evaluate(
+    context: typer.Context,
     data: Path = typer.Argument(..., help="Quotes: .txt (one per line), .jsonl or .csv."),
-    model: str | None = MODEL_OPTION,
+    model: ModelOpt = None,
     text_column: str | None = typer.Option(None, "--text-column", show_default=False),
     batch_size: int = typer.Option(16, "--batch-size", "-b", min=1, max=1024),
     as_json: bool = typer.Option(False, "--json", help="JSON output."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
-    flags: LoadFlags = LoadFlags(),
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+    quantize: QuantizeOpt = "none",
+    allow_pickle: AllowPickleOpt = False,
+    trust_remote_code: TrustCodeOpt = False,
 ) -> None:
     """Token-level perplexity of a model on a quotes file."""
     from quotegen.evaluation import evaluate as run_evaluation
     from quotegen.inputs import read_quotes
 
     quotes = read_quotes(data, text_column)
-    loaded = load(resolve(model, flags, quiet=quiet), flags, quiet=quiet)
+    loaded = Target(model, LoadFlags.of(context)).load(quiet=quiet)
     with progress("Evaluating", show=not quiet, total=len(quotes)) as bar:
         done = 0
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from quotegen.cli.options import QUIET_OPTION, UsageError, write
+from quotegen.cli.options import QuietOpt, UsageError, write
 from quotegen.console import print_note, status
 from quotegen.errors import QuotegenError
 
@@ -32,7 +32,7 @@ def upload(
         show_default=False,
         help="Hub token with write access \\[default: HF_TOKEN or the stored login].",
     ),
-    quiet: bool = QUIET_OPTION,
+    quiet: QuietOpt = False,
 ) -> None:
     """Publish a model directory to the Hugging Face Hub; print the commit URL.
 

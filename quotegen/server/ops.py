@@ -8,10 +8,9 @@ from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from quotegen import __version__
-from quotegen.config import MAX_PROMPTS
+from quotegen.config import MAX_NEW_TOKENS, MAX_PROMPTS, MAX_SAMPLES
 from quotegen.schemas import Health, Info, Limits
 from quotegen.server.deps import Auth, Ready, State
-from quotegen.settings import MAX_NEW_TOKENS, MAX_SAMPLES
 
 router = APIRouter()
 

@@ -103,7 +103,7 @@ async def generate_seed1(
     Optional fields (`seed`, `temperature`, `max_new_tokens`, …) override those defaults.
     """
     check_prompts([body.text], state, "text")
-    prompt = _seed_route_prompt(body.text, body.seed)
+    prompt = _seed_route_prompt(body.text, body.given().get("seed"))
     used = tickets.engine.count_tokens(prompt)
     base = _seed_settings(used, max_length=35, top_k=50, top_p=1.0, clean=False)
     ticket = tickets.submit([prompt], body.apply(base))
@@ -125,7 +125,7 @@ async def generate_quote(
     `top_p` 0.9, `top_k` 0, `temperature` 1.0, cleaned. An empty prompt picks a default.
     """
     check_prompts([query.prompt], state, "prompt")
-    prompt = _seed_route_prompt(query.prompt, query.seed)
+    prompt = _seed_route_prompt(query.prompt, query.given().get("seed"))
     log.info("Prompt selected: %s", prompt)
     used = tickets.engine.count_tokens(prompt)
     base = _seed_settings(used, max_length=25, min_length=3, top_k=0, top_p=0.9, clean=True)
