@@ -3,11 +3,21 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from quotegen.errors import QuotegenError
-from quotegen.openaischemas import CompletionChoice, Usage
-from quotegen.schemas import ErrorResponse, GenerationResult, TokenLogprobs
+from quotegen.openaischemas import (
+    ChatChunkChoice,
+    ChatCompletionChunk,
+    ChatDelta,
+    ChatLogprobs,
+    ChatTokenLogprob,
+    ChatTopLogprob,
+    CompletionChoice,
+    CompletionResponse,
+    Usage,
+)
+from quotegen.schemas import ErrorResponse, GenerationResult, Schema, TokenLogprobs
 
 
 def completion_choices(results: list[GenerationResult], echo: bool) -> list[CompletionChoice]:
@@ -45,6 +55,29 @@ def completion_logprobs(result: GenerationResult, echo: bool) -> TokenLogprobs |
     )
 
 
+def chat_logprobs(scored: TokenLogprobs | None, top: int) -> ChatLogprobs | None:
+    """Completion logprobs in the chat API's shape: one entry per token, with bytes."""
+    if scored is None:
+        return None
+    content = []
+    for token, logprob, alternatives in zip(
+        scored.tokens, scored.token_logprobs, scored.top_logprobs, strict=True
+    ):
+        likeliest = sorted((alternatives or {}).items(), key=lambda kv: -kv[1])[:top]
+        content.append(
+            ChatTokenLogprob(
+                token=token,
+                logprob=logprob if logprob is not None else 0.0,
+                bytes=list(token.encode("utf-8")),
+                top_logprobs=[
+                    ChatTopLogprob(token=t, logprob=v, bytes=list(t.encode("utf-8")))
+                    for t, v in likeliest
+                ],
+            )
+        )
+    return ChatLogprobs(content=content)
+
+
 def usage(results: list[GenerationResult]) -> Usage:
     # Samples of one prompt share it: count each prompt's tokens once, as OpenAI does.
     prompt_tokens = sum(r.prompt_tokens for r in results if r.sample == 0)
@@ -79,3 +112,71 @@ def error_body(
 
 def exception_body(exc: QuotegenError) -> dict[str, Any]:
     return error_body(exc.error_type, exc.message, exc.http_status, exc.param)
+
+
+# -- streamed responses -----------------------------------------------------------------------
+
+
+class StreamChunks(Protocol):
+    """The chunks of one streamed OpenAI response, as schemas: what a choice's prompt adds
+    first (or None), each text piece, each choice's last chunk, and the usage chunk."""
+
+    def start(self, index: int, prompt: str) -> Schema | None: ...
+
+    def piece(self, index: int, text: str) -> Schema: ...
+
+    def end(self, index: int, result: GenerationResult) -> Schema: ...
+
+    def usage(self, counts: Usage) -> Schema: ...
+
+
+class CompletionChunks:
+    """A streamed completion: ``text_completion`` objects of one choice each (the prompt
+    first with ``echo``); a choice's logprobs come whole with its last chunk."""
+
+    def __init__(self, head: dict[str, Any], echo: bool) -> None:
+        self.head, self.echo = head, echo
+
+    def _chunk(self, index: int, text: str, finish: Any = None, logprobs: Any = None) -> Schema:
+        choice = CompletionChoice(text=text, index=index, logprobs=logprobs, finish_reason=finish)
+        return CompletionResponse(**self.head, choices=[choice])
+
+    def start(self, index: int, prompt: str) -> Schema | None:
+        return self._chunk(index, prompt) if self.echo else None
+
+    def piece(self, index: int, text: str) -> Schema:
+        return self._chunk(index, text)
+
+    def end(self, index: int, result: GenerationResult) -> Schema:
+        scored = completion_logprobs(result, self.echo)
+        return self._chunk(index, "", finish_reason(result), scored)
+
+    def usage(self, counts: Usage) -> Schema:
+        return CompletionResponse(**self.head, choices=[], usage=counts)
+
+
+class ChatChunks:
+    """A streamed chat completion: ``chat.completion.chunk`` objects; each choice opens with
+    the assistant's role (and, for a base model's quote, the user's words)."""
+
+    def __init__(self, head: dict[str, Any], echo: bool, top: int) -> None:
+        self.head, self.echo, self.top = head, echo, top
+
+    def _chunk(
+        self, index: int, delta: ChatDelta, finish: Any = None, scored: Any = None
+    ) -> Schema:
+        choice = ChatChunkChoice(index=index, delta=delta, logprobs=scored, finish_reason=finish)
+        return ChatCompletionChunk(**self.head, choices=[choice])
+
+    def start(self, index: int, prompt: str) -> Schema | None:
+        return self._chunk(index, ChatDelta(role="assistant", content=prompt if self.echo else ""))
+
+    def piece(self, index: int, text: str) -> Schema:
+        return self._chunk(index, ChatDelta(content=text))
+
+    def end(self, index: int, result: GenerationResult) -> Schema:
+        scored = chat_logprobs(result.logprobs, self.top)
+        return self._chunk(index, ChatDelta(), finish_reason(result), scored)
+
+    def usage(self, counts: Usage) -> Schema:
+        return ChatCompletionChunk(**self.head, choices=[], usage=counts)

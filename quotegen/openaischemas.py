@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_serializer, model_validator
 
 from quotegen.config import GENERATION_SETTINGS, MAX_PROMPTS
 from quotegen.schemas import Schema, TokenLogprobs
@@ -195,6 +195,34 @@ class CompletionResponse(Schema):
     created: int
     model: str
     choices: list[CompletionChoice]
+    usage: Usage | None = None
+
+
+class ChatDelta(Schema):
+    """What a streamed chat chunk adds to its choice: the role first, then content."""
+
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _only_set(self, handler: Any) -> dict[str, Any]:
+        # OpenAI's deltas carry only what they add ({} on the last chunk).
+        return {key: value for key, value in handler(self).items() if value is not None}
+
+
+class ChatChunkChoice(Schema):
+    index: int
+    delta: ChatDelta
+    logprobs: ChatLogprobs | None = None
+    finish_reason: Literal["stop", "length"] | None = None
+
+
+class ChatCompletionChunk(Schema):
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChatChunkChoice]
     usage: Usage | None = None
 
 

@@ -11,30 +11,24 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from quotegen.errors import InvalidRequestError, QuotegenError
+from quotegen.errors import InvalidRequestError
 from quotegen.generation import TextEngine
-from quotegen.openaiformat import exception_body, finish_reason, usage
+from quotegen.openaiformat import ChatChunks, chat_logprobs, finish_reason, usage
 from quotegen.openaischemas import (
     ChatChoice,
     ChatCompletionRequest,
     ChatCompletionResponse,
-    ChatLogprobs,
     ChatReply,
-    ChatTokenLogprob,
-    ChatTopLogprob,
     OpenAIRequest,
 )
-from quotegen.schemas import ErrorResponse, GenerationResult, TokenLogprobs
-from quotegen.server.deps import Auth, Ready, State, check_model, check_prompts
-from quotegen.server.responses import ERRORS, event_stream, sse
-from quotegen.server.tickets import Ticket, Tickets
+from quotegen.schemas import ErrorResponse
+from quotegen.server.deps import Auth, Service
+from quotegen.server.responses import ERRORS, event_stream, openai_events
 
 router = APIRouter(prefix="/v1", dependencies=Auth)
 
@@ -74,30 +68,30 @@ def chat_prompt(engine: TextEngine, body: ChatCompletionRequest) -> ChatPrompt:
     summary="OpenAI-compatible chat completions (stream as server-sent events)",
 )
 async def chat_completions(
-    body: ChatCompletionRequest, request: Request, state: State, tickets: Ready
+    body: ChatCompletionRequest, request: Request, service: Service
 ) -> Response:
     """OpenAI's chat completions API: works with the official `openai` SDK unchanged. A base
     model without a chat template continues the last message as a quote and replies with
     the whole quote."""
-    served = check_model(body.model, tickets)
-    prompt = chat_prompt(tickets.engine, body)
-    check_prompts([prompt.text], state, "messages")
+    served = service.check_model(body.model)
+    prompt = chat_prompt(service.engine, body)
+    service.check_prompts([prompt.text], "messages")
     given = body.requested()
     if not prompt.echo:  # a rendered template ends in its own markup, not in a user's word
         given.setdefault("whole_words", False)
-    settings = tickets.engine.settings(given, OpenAIRequest.DEFAULTS)
+    settings = service.settings(given, OpenAIRequest.DEFAULTS)
     head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": served}
     top = body.top_logprobs or 0
     if body.stream:
-        ticket = tickets.submit([prompt.text], settings, stream=True)
+        ticket = service.submit([prompt.text], settings, stream=True)
         include_usage = bool((body.stream_options or {}).get("include_usage"))
-        return event_stream(_events(tickets, ticket, head, prompt.echo, top, include_usage))
-    ticket = tickets.submit([prompt.text], settings)
-    results = await tickets.result(ticket, request.is_disconnected)
+        chunks = ChatChunks(head, prompt.echo, top)
+        return event_stream(openai_events(service.tickets, ticket, chunks, include_usage))
+    results = await service.results(service.submit([prompt.text], settings), request)
     choices = [
         ChatChoice(
             index=i,
-            message=ChatReply(content=_content(r, prompt.echo)),
+            message=ChatReply(content=r.text if prompt.echo else r.completion),
             logprobs=chat_logprobs(r.logprobs, top),
             finish_reason=finish_reason(r),
         )
@@ -105,60 +99,3 @@ async def chat_completions(
     ]
     response = ChatCompletionResponse(**head, choices=choices, usage=usage(results))
     return JSONResponse(response.model_dump())
-
-
-def _content(result: GenerationResult, echo: bool) -> str:
-    return result.text if echo else result.completion
-
-
-def chat_logprobs(scored: TokenLogprobs | None, top: int) -> ChatLogprobs | None:
-    """Completion logprobs in the chat API's shape: one entry per token, with bytes."""
-    if scored is None:
-        return None
-    content = []
-    for token, logprob, alternatives in zip(
-        scored.tokens, scored.token_logprobs, scored.top_logprobs, strict=True
-    ):
-        likeliest = sorted((alternatives or {}).items(), key=lambda kv: -kv[1])[:top]
-        content.append(
-            ChatTokenLogprob(
-                token=token,
-                logprob=logprob if logprob is not None else 0.0,
-                bytes=list(token.encode("utf-8")),
-                top_logprobs=[
-                    ChatTopLogprob(token=t, logprob=v, bytes=list(t.encode("utf-8")))
-                    for t, v in likeliest
-                ],
-            )
-        )
-    return ChatLogprobs(content=content)
-
-
-async def _events(
-    tickets: Tickets,
-    ticket: Ticket,
-    head: dict[str, Any],
-    echo: bool,
-    top: int,
-    include_usage: bool,
-) -> AsyncIterator[str]:
-    def chunk(index: int, delta: dict[str, str], finish: str | None, logprobs: Any = None) -> str:
-        choice = {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
-        return sse({**head, "object": "chat.completion.chunk", "choices": [choice]})
-
-    try:
-        for i, row in enumerate(ticket.rows):
-            yield chunk(i, {"role": "assistant", "content": row.text_prefix if echo else ""}, None)
-        async for index, text in tickets.stream(ticket):
-            yield chunk(index, {"content": text}, None)
-        results = await ticket.done
-        for i, result in enumerate(results):
-            # A choice's logprobs come whole with its last chunk.
-            scored = chat_logprobs(result.logprobs, top)
-            yield chunk(i, {}, finish_reason(result), scored.model_dump() if scored else None)
-        if include_usage:
-            counts = usage(results).model_dump()
-            yield sse({**head, "object": "chat.completion.chunk", "choices": [], "usage": counts})
-        yield sse("[DONE]")
-    except QuotegenError as exc:
-        yield sse(exception_body(exc))

@@ -1,16 +1,24 @@
-"""Route dependencies: the app state, the request door once the model is ready, the API key,
-and the checks every generation route makes on its prompts."""
+"""Route dependencies: the app state, the API key, and ``Service``, the one thing a
+generation route uses: the engine, the request door once the model is ready, and the limits
+(with the checks every route makes on its prompts and model name)."""
 
 from __future__ import annotations
 
 import hmac
-from typing import Annotated, Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
 
 from quotegen.errors import InvalidRequestError, UnauthorizedError, UnknownModelError
 from quotegen.server.state import ServerState
-from quotegen.server.tickets import Tickets
+from quotegen.server.tickets import Ticket, Tickets
+
+if TYPE_CHECKING:
+    from quotegen.generation import TextEngine
+    from quotegen.schemas import GenerationResult
+    from quotegen.settings import GenerationSettings, ServeConfig
 
 
 def get_state(request: Request) -> ServerState:
@@ -19,13 +27,6 @@ def get_state(request: Request) -> ServerState:
 
 
 State = Annotated[ServerState, Depends(get_state)]
-
-
-def get_tickets(state: State) -> Tickets:
-    return state.ready_tickets()
-
-
-Ready = Annotated[Tickets, Depends(get_tickets)]
 
 
 def require_api_key(request: Request, state: State) -> None:
@@ -46,9 +47,65 @@ def require_api_key(request: Request, state: State) -> None:
 Auth: list[Any] = [Depends(require_api_key)]
 
 
-def check_prompts(prompts: list[str], state: ServerState, field_name: str) -> None:
+@dataclass(frozen=True)
+class GenerationService:
+    """The engine, its request door and the server's limits: what generation routes use."""
+
+    tickets: Tickets
+    config: ServeConfig
+    created: int
+
+    @property
+    def engine(self) -> TextEngine:
+        return self.tickets.engine
+
+    def settings(
+        self, given: Mapping[str, Any], fallback: Mapping[str, Any] | None = None
+    ) -> GenerationSettings:
+        """What a request set, over the model's defaults (over an API's own ``fallback``)."""
+        return self.engine.settings(given, fallback)
+
+    def check_prompts(self, prompts: Sequence[str], field: str) -> None:
+        """The prompts within the limits (``field`` named when one is not)."""
+        check_prompts(list(prompts), self.config.max_prompt_bytes, field)
+
+    def submit(
+        self,
+        prompts: Sequence[str],
+        settings: GenerationSettings,
+        *,
+        stream: bool = False,
+        start_index: int = 0,
+    ) -> Ticket:
+        """Queue the prompts; refused at once (503) when the queue is full."""
+        return self.tickets.submit(prompts, settings, stream=stream, start_index=start_index)
+
+    async def results(self, ticket: Ticket, request: Request) -> list[GenerationResult]:
+        """The ticket's results; it is cancelled if the client goes away or time runs out."""
+        return await self.tickets.result(ticket, request.is_disconnected)
+
+    def check_model(self, requested: str | None) -> str:
+        """The served model's name, if the request names it (or no model): 404 otherwise."""
+        served = self.engine.info.name
+        if requested not in (None, "", served, "quotegen"):
+            raise UnknownModelError(
+                f"The model '{requested}' is not served here; this server serves '{served}' "
+                "(see GET /v1/models).",
+                param="model",
+            )
+        return served
+
+
+def get_service(state: State) -> GenerationService:
+    """The service once the model is ready; a clear 503 before."""
+    return GenerationService(state.ready_tickets(), state.config, state.created)
+
+
+Service = Annotated[GenerationService, Depends(get_service)]
+
+
+def check_prompts(prompts: list[str], limit: int, field_name: str) -> None:
     """The byte limit and no NUL characters, with the offending field named."""
-    limit = state.config.max_prompt_bytes
     for i, prompt in enumerate(prompts):
         size = len(prompt.encode("utf-8", "surrogatepass"))
         if size > limit:
@@ -60,15 +117,3 @@ def check_prompts(prompts: list[str], state: ServerState, field_name: str) -> No
             raise InvalidRequestError(
                 f"{field_name}: NUL characters are not allowed in prompts.", param=field_name
             )
-
-
-def check_model(requested: str | None, tickets: Tickets) -> str:
-    """The served model's name, if the request names it (or no model): a 404 otherwise."""
-    served = tickets.engine.info.name
-    if requested not in (None, "", served, "quotegen"):
-        raise UnknownModelError(
-            f"The model '{requested}' is not served here; this server serves '{served}' "
-            "(see GET /v1/models).",
-            param="model",
-        )
-    return served

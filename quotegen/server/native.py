@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
-from fastapi.responses import StreamingResponse
+from fastapi.sse import EventSourceResponse
 
 from quotegen.errors import QuotegenError
 from quotegen.openaiformat import exception_body
 from quotegen.schemas import GenerateRequest, GenerateResponse, StreamRequest
-from quotegen.server.deps import Auth, Ready, State, check_prompts
+from quotegen.server.deps import Auth, GenerationService, Service
 from quotegen.server.responses import ERRORS, event_stream, sse
 from quotegen.server.tickets import Ticket, Tickets
 from quotegen.settings import GenerationSettings
@@ -26,13 +26,13 @@ router = APIRouter(prefix="/v1", dependencies=Auth)
     summary="Native: many prompts, full settings",
 )
 async def generate_native(
-    body: GenerateRequest, request: Request, state: State, tickets: Ready
+    body: GenerateRequest, request: Request, service: Service
 ) -> GenerateResponse:
     """Results in the same schema as `quotegen generate --json`."""
-    check_prompts(body.prompts, state, "prompts")
-    settings = _settings(tickets, body.settings)
-    ticket = tickets.submit(body.prompts, settings, start_index=body.start_index)
-    return GenerateResponse(results=await tickets.result(ticket, request.is_disconnected))
+    service.check_prompts(body.prompts, "prompts")
+    settings = _settings(service, body.settings)
+    ticket = service.submit(body.prompts, settings, start_index=body.start_index)
+    return GenerateResponse(results=await service.results(ticket, request))
 
 
 @router.post(
@@ -40,23 +40,23 @@ async def generate_native(
     responses={**ERRORS, 200: {"content": {"text/event-stream": {}}}},
     summary="Native streaming: `prompt`, `token` events, then one `result` event",
 )
-async def generate_stream(body: StreamRequest, state: State, tickets: Ready) -> StreamingResponse:
+async def generate_stream(body: StreamRequest, service: Service) -> EventSourceResponse:
     """Server-sent events: `event: prompt` with `{"prompt": …}` (the prompt as used), then
     `event: token` with `{"text": …}` pieces, then `event: result`
     with the full result (the `generate --json` schema); `event: error` if it fails.
     """
-    check_prompts([body.prompt], state, "prompt")
-    settings = _settings(tickets, body.settings).model_copy(update={"n": 1})
-    ticket = tickets.submit([body.prompt], settings, stream=True)
-    return event_stream(_events(tickets, ticket))
+    service.check_prompts([body.prompt], "prompt")
+    settings = _settings(service, body.settings).model_copy(update={"n": 1})
+    ticket = service.submit([body.prompt], settings, stream=True)
+    return event_stream(_events(service.tickets, ticket))
 
 
-def _settings(tickets: Tickets, requested: GenerationSettings) -> GenerationSettings:
+def _settings(service: GenerationService, requested: GenerationSettings) -> GenerationSettings:
     """What the request set, over the model's defaults: unset fields are the model's."""
-    return tickets.engine.settings(requested.model_dump(include=requested.model_fields_set))
+    return service.settings(requested.model_dump(include=requested.model_fields_set))
 
 
-async def _events(tickets: Tickets, ticket: Ticket) -> AsyncIterator[str]:
+async def _events(tickets: Tickets, ticket: Ticket) -> AsyncIterator[bytes]:
     # The prompt as used (a default one when it was empty), before its continuation.
     yield sse({"prompt": ticket.rows[0].text_prefix}, event="prompt")
     try:

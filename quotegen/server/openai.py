@@ -5,20 +5,11 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from quotegen.errors import QuotegenError
-from quotegen.openaiformat import (
-    completion_choices,
-    completion_logprobs,
-    exception_body,
-    finish_reason,
-    usage,
-)
+from quotegen.openaiformat import CompletionChunks, completion_choices, usage
 from quotegen.openaischemas import (
     CompletionRequest,
     CompletionResponse,
@@ -27,9 +18,8 @@ from quotegen.openaischemas import (
     OpenAIRequest,
 )
 from quotegen.schemas import ErrorResponse
-from quotegen.server.deps import Auth, Ready, State, check_model, check_prompts
-from quotegen.server.responses import ERRORS, event_stream, sse
-from quotegen.server.tickets import Ticket, Tickets
+from quotegen.server.deps import Auth, Service
+from quotegen.server.responses import ERRORS, event_stream, openai_events
 
 router = APIRouter(prefix="/v1", dependencies=Auth)
 
@@ -44,21 +34,19 @@ router = APIRouter(prefix="/v1", dependencies=Auth)
     },
     summary="OpenAI-compatible completions (stream as server-sent events)",
 )
-async def completions(
-    body: CompletionRequest, request: Request, state: State, tickets: Ready
-) -> Response:
+async def completions(body: CompletionRequest, request: Request, service: Service) -> Response:
     """OpenAI's completions API: works with the official `openai` SDK unchanged."""
-    served = check_model(body.model, tickets)
+    served = service.check_model(body.model)
     prompts = body.prompts
-    check_prompts(prompts, state, "prompt")
-    settings = tickets.engine.settings(body.requested(), OpenAIRequest.DEFAULTS)
+    service.check_prompts(prompts, "prompt")
+    settings = service.settings(body.requested(), OpenAIRequest.DEFAULTS)
     head = {"id": f"cmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": served}
     if body.stream:
-        ticket = tickets.submit(prompts, settings, stream=True)
+        ticket = service.submit(prompts, settings, stream=True)
         include_usage = bool((body.stream_options or {}).get("include_usage"))
-        return event_stream(_events(tickets, ticket, head, body.echo, include_usage))
-    ticket = tickets.submit(prompts, settings)
-    results = await tickets.result(ticket, request.is_disconnected)
+        chunks = CompletionChunks(head, body.echo)
+        return event_stream(openai_events(service.tickets, ticket, chunks, include_usage))
+    results = await service.results(service.submit(prompts, settings), request)
     response = CompletionResponse(
         **head, choices=completion_choices(results, body.echo), usage=usage(results)
     )
@@ -66,31 +54,6 @@ async def completions(
 
 
 @router.get("/models", response_model=ModelList, summary="The served model")
-async def models(state: State, tickets: Ready) -> ModelList:
+async def models(service: Service) -> ModelList:
     """OpenAI's model list: the one model this server serves."""
-    return ModelList(data=[ModelCard(id=tickets.engine.info.name, created=state.created)])
-
-
-async def _events(
-    tickets: Tickets, ticket: Ticket, head: dict[str, Any], echo: bool, include_usage: bool
-) -> AsyncIterator[str]:
-    def chunk(index: int, text: str, finish: str | None, logprobs: Any = None) -> str:
-        choice = {"text": text, "index": index, "logprobs": logprobs, "finish_reason": finish}
-        return sse({**head, "object": "text_completion", "choices": [choice]})
-
-    try:
-        if echo:
-            for i, row in enumerate(ticket.rows):
-                yield chunk(i, row.text_prefix, None)
-        async for index, text in tickets.stream(ticket):
-            yield chunk(index, text, None)
-        results = await ticket.done
-        for i, result in enumerate(results):
-            # A choice's logprobs come whole with its last chunk (offsets into its text).
-            yield chunk(i, "", finish_reason(result), completion_logprobs(result, echo))
-        if include_usage:
-            counts = usage(results).model_dump()
-            yield sse({**head, "object": "text_completion", "choices": [], "usage": counts})
-        yield sse("[DONE]")
-    except QuotegenError as exc:
-        yield sse(exception_body(exc))
+    return ModelList(data=[ModelCard(id=service.engine.info.name, created=service.created)])

@@ -10,7 +10,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from quotegen import __version__
 from quotegen.config import MAX_NEW_TOKENS, MAX_PROMPTS, MAX_SAMPLES
 from quotegen.schemas import Health, Info, Limits
-from quotegen.server.deps import Auth, Ready, State
+from quotegen.server.deps import Auth, Service, State
 
 router = APIRouter()
 
@@ -27,9 +27,9 @@ async def health(state: State) -> JSONResponse:
 
 
 @router.get("/info", response_model=Info, dependencies=Auth, summary="Model, device and limits")
-async def info(state: State, tickets: Ready) -> Info:
-    model = tickets.engine.info
-    config = state.config
+async def info(service: Service) -> Info:
+    model = service.engine.info
+    config = service.config
     return Info(
         model=model.name,
         revision=model.revision,
@@ -50,7 +50,7 @@ async def info(state: State, tickets: Ready) -> Info:
             max_samples=MAX_SAMPLES,
             context_length=model.context_length,
         ),
-        defaults=tickets.engine.settings({}),
+        defaults=service.settings({}),
     )
 
 

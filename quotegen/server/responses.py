@@ -1,5 +1,5 @@
 """What every router answers with: error bodies and their handlers, documented error
-responses, and server-sent event framing."""
+responses, server-sent events (FastAPI's framing) and the one OpenAI stream."""
 
 from __future__ import annotations
 
@@ -12,13 +12,15 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import ValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.sse import EventSourceResponse, format_sse_event
+from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from quotegen.errors import QuotegenError
-from quotegen.openaiformat import error_body, exception_body
+from quotegen.openaiformat import StreamChunks, error_body, exception_body, usage
 from quotegen.schemas import ErrorResponse
+from quotegen.server.tickets import Ticket, Tickets
 
 log = logging.getLogger("quotegen.server")
 
@@ -33,19 +35,46 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def sse(data: Any, event: str | None = None) -> str:
-    """One server-sent event: JSON data (or a literal string such as ``[DONE]``)."""
-    payload = data if isinstance(data, str) else json.dumps(jsonable_encoder(data))
-    head = f"event: {event}\n" if event else ""
-    return f"{head}data: {payload}\n\n"
+def sse(data: Any, event: str | None = None) -> bytes:
+    """One server-sent event (FastAPI's framing): a schema or JSON data, or a literal string
+    such as ``[DONE]``. A schema's ``usage`` is left out while it is null (OpenAI's chunks)."""
+    if isinstance(data, BaseModel):
+        unset_usage = getattr(data, "usage", True) is None
+        payload = data.model_dump_json(exclude={"usage"} if unset_usage else None)
+    elif isinstance(data, str):
+        payload = data
+    else:
+        payload = json.dumps(jsonable_encoder(data))
+    return format_sse_event(data_str=payload, event=event)
 
 
-def event_stream(events: AsyncIterator[str]) -> StreamingResponse:
-    return StreamingResponse(
-        events,
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+def event_stream(events: AsyncIterator[bytes]) -> EventSourceResponse:
+    return EventSourceResponse(
+        events, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     )
+
+
+async def openai_events(
+    tickets: Tickets, ticket: Ticket, chunks: StreamChunks, include_usage: bool
+) -> AsyncIterator[bytes]:
+    """A streamed OpenAI response (completions or chat): each choice's opening chunk, the
+    text pieces as they come, each choice's last chunk, usage if asked, then ``[DONE]``; an
+    error mid-stream is its own event."""
+    try:
+        for index, row in enumerate(ticket.rows):
+            opening = chunks.start(index, row.text_prefix)
+            if opening is not None:
+                yield sse(opening)
+        async for index, text in tickets.stream(ticket):
+            yield sse(chunks.piece(index, text))
+        results = await ticket.done
+        for index, result in enumerate(results):
+            yield sse(chunks.end(index, result))
+        if include_usage:
+            yield sse(chunks.usage(usage(results)))
+        yield sse("[DONE]")
+    except QuotegenError as exc:
+        yield sse(exception_body(exc))
 
 
 def _json_safe(value: Any) -> Any:

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from quotegen.schemas import Seed1Request, Seed1Response, Seed2Message, Seed2Query
-from quotegen.server.deps import Auth, Ready, State, check_prompts
+from quotegen.server.deps import Auth, Service, State
 from quotegen.server.responses import ERRORS
 from quotegen.settings import GenerationSettings
 from quotegen.text import choose_prompt
@@ -95,19 +95,16 @@ async def favicon() -> Response:
     responses=ERRORS,
     summary="Seed 1: continue a text (prompt included in the result)",
 )
-async def generate_seed1(
-    body: Seed1Request, request: Request, state: State, tickets: Ready
-) -> Seed1Response:
+async def generate_seed1(body: Seed1Request, request: Request, service: Service) -> Seed1Response:
     """Seed 1's route: `max_length` 35 tokens including the prompt, sampling with top-k 50.
 
     Optional fields (`seed`, `temperature`, `max_new_tokens`, …) override those defaults.
     """
-    check_prompts([body.text], state, "text")
+    service.check_prompts([body.text], "text")
     prompt = _seed_route_prompt(body.text, body.given().get("seed"))
-    used = tickets.engine.count_tokens(prompt)
+    used = service.engine.count_tokens(prompt)
     base = _seed_settings(used, max_length=35, top_k=50, top_p=1.0, clean=False)
-    ticket = tickets.submit([prompt], body.apply(base))
-    (result,) = await tickets.result(ticket, request.is_disconnected)
+    (result,) = await service.results(service.submit([prompt], body.apply(base)), request)
     return Seed1Response(generated_text=result.text)
 
 
@@ -119,17 +116,16 @@ async def generate_seed1(
     summary="Seed 2: generate a quote (a bare JSON string, prompt included)",
 )
 async def generate_quote(
-    query: Annotated[Seed2Query, Query()], request: Request, state: State, tickets: Ready
+    query: Annotated[Seed2Query, Query()], request: Request, service: Service
 ) -> JSONResponse:
     """Seed 2's route: `min_length` 3 and `max_length` 25 tokens including the prompt,
     `top_p` 0.9, `top_k` 0, `temperature` 1.0, cleaned. An empty prompt picks a default.
     """
-    check_prompts([query.prompt], state, "prompt")
+    service.check_prompts([query.prompt], "prompt")
     prompt = _seed_route_prompt(query.prompt, query.given().get("seed"))
     log.info("Prompt selected: %s", prompt)
-    used = tickets.engine.count_tokens(prompt)
+    used = service.engine.count_tokens(prompt)
     base = _seed_settings(used, max_length=25, min_length=3, top_k=0, top_p=0.9, clean=True)
-    ticket = tickets.submit([prompt], query.apply(base))
-    (result,) = await tickets.result(ticket, request.is_disconnected)
+    (result,) = await service.results(service.submit([prompt], query.apply(base)), request)
     log.info("Quote generated")
     return JSONResponse(result.text)
