@@ -8,21 +8,18 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from quotegen.errors import (
-    DownloadError,
-    HubUnreachableError,
     InvalidModelError,
     InvalidModelReferenceError,
-    ModelAccessError,
     ModelNotCachedError,
     ModelNotFoundError,
     QuotegenError,
     UnsafeWeightsError,
+    hub_errors,
 )
 
 if TYPE_CHECKING:
@@ -104,94 +101,6 @@ def _weight_patterns(files: Sequence[str], allow_pickle: bool, name: str) -> lis
     )
 
 
-_INTERRUPTED = {
-    "RemoteProtocolError",
-    "ReadError",
-    "ReadTimeout",
-    "ChunkedEncodingError",
-    "ProtocolError",
-    "IncompleteRead",
-}
-
-
-@contextmanager
-def hub_errors(ref: ModelRef | str) -> Iterator[None]:
-    """Translate huggingface_hub and network failures into ``QuotegenError`` with a next step."""
-    from huggingface_hub import errors as hf_errors
-
-    name = str(ref)
-    try:
-        yield
-    except QuotegenError:
-        raise
-    except hf_errors.GatedRepoError as exc:
-        raise ModelAccessError(
-            f"Model '{name}' is gated: accept its terms on the Hub, then set HF_TOKEN (or pass "
-            "--token) to a token of that account."
-        ) from exc
-    except hf_errors.RevisionNotFoundError as exc:
-        raise ModelNotFoundError(
-            f"Revision not found for model '{name}'. Check the branch, tag or commit after '@'."
-        ) from exc
-    except hf_errors.RepositoryNotFoundError as exc:
-        status = getattr(getattr(exc, "response", None), "status_code", None)
-        hint = (
-            "It may be private: set HF_TOKEN (or pass --token) to a token that can read it."
-            if status in (401, 403)
-            else "Check the spelling; if it is private, set HF_TOKEN."
-        )
-        raise ModelNotFoundError(f"Model '{name}' was not found on the Hub. {hint}") from exc
-    except hf_errors.LocalEntryNotFoundError as exc:
-        raise ModelNotCachedError(
-            f"Model '{name}' is not in the local cache and the Hub cannot be reached. "
-            f"Run: quotegen download {name}"
-        ) from exc
-    except hf_errors.OfflineModeIsEnabled as exc:
-        raise ModelNotCachedError(
-            f"Model '{name}' is not in the local cache and HF_HUB_OFFLINE=1 forbids downloads. "
-            f"Run: quotegen download {name} (with network access)"
-        ) from exc
-    except hf_errors.HfHubHTTPError as exc:
-        status = getattr(getattr(exc, "response", None), "status_code", None)
-        if status in (401, 403):
-            raise ModelAccessError(
-                f"The Hub refused access to '{name}' (HTTP {status}). Set HF_TOKEN (or pass "
-                "--token) to a token that can read it."
-            ) from exc
-        raise HubUnreachableError(
-            f"The Hub answered HTTP {status} for '{name}'. Try again later."
-        ) from exc
-    except OSError as exc:
-        import errno
-
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-            raise DownloadError(
-                f"The disk is full while downloading '{name}' ({exc.strerror}). Free some space "
-                "(or use --cache-dir elsewhere) and run the same command again; files already "
-                "complete are kept."
-            ) from exc
-        raise HubUnreachableError(
-            f"Could not reach the Hub for '{name}' ({type(exc).__name__}). Check your network; "
-            f"a cached model works offline with HF_HUB_OFFLINE=1."
-        ) from exc
-    except Exception as exc:
-        # huggingface_hub has used requests, httpx and httpx2 over the years: match by name.
-        kinds = {(c.__module__.split(".")[0], c.__name__) for c in type(exc).__mro__}
-        libraries = {module for module, _ in kinds} & {"httpx", "httpx2", "requests", "urllib3"}
-        names = {n for _, n in kinds}
-        if libraries and names & _INTERRUPTED:
-            raise DownloadError(
-                f"The download of '{name}' was interrupted ({type(exc).__name__}) after "
-                "retrying. Run the same command again: files already complete are kept."
-            ) from exc
-        if libraries:
-            raise HubUnreachableError(
-                f"Could not reach the Hub for '{name}' ({type(exc).__name__}). Check your "
-                "network; a cached model works offline with HF_HUB_OFFLINE=1."
-            ) from exc
-        raise
-
-
 def _online_endpoint(ref: ModelRef) -> str | None:
     """The Hub endpoint to download ``ref`` from (``HF_ENDPOINT`` read now: a mirror, or a
     test stand-in), or the error that offline mode forbids it."""
@@ -228,7 +137,7 @@ def fetch_model(
     from huggingface_hub import snapshot_download
 
     endpoint = _online_endpoint(ref)
-    with hub_errors(ref):
+    with hub_errors(str(ref)):
         info = _model_info(ref, endpoint, token)
         files = [s.rfilename for s in (info.siblings or [])]
         patterns = list(include) or [
@@ -319,7 +228,7 @@ def fetch_gguf(
     from huggingface_hub import hf_hub_download
 
     endpoint = _online_endpoint(ref)
-    with hub_errors(ref):
+    with hub_errors(str(ref)):
         info = _model_info(ref, endpoint, token)
         filename = pick_gguf([s.rfilename for s in (info.siblings or [])], ref.gguf, str(ref))
         path = hf_hub_download(

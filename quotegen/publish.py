@@ -4,65 +4,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from quotegen.errors import (
-    HubUnreachableError,
-    InvalidModelError,
-    ModelAccessError,
-    ModelNotFoundError,
-    QuotegenError,
-)
-
-
-@contextmanager
-def upload_errors(repo_id: str) -> Iterator[None]:
-    """Translate a failed upload into ``QuotegenError`` with a next step."""
-    from huggingface_hub import errors as hf_errors
-
-    try:
-        yield
-    except QuotegenError:
-        raise
-    except hf_errors.OfflineModeIsEnabled as exc:
-        raise HubUnreachableError(
-            f"HF_HUB_OFFLINE=1 forbids uploading '{repo_id}': unset it to publish."
-        ) from exc
-    except hf_errors.RepositoryNotFoundError as exc:
-        raise ModelNotFoundError(
-            f"The repo '{repo_id}' does not exist on the Hub, or your token cannot see it. "
-            "Drop --no-create to create it, or check HF_TOKEN."
-        ) from exc
-    except hf_errors.RevisionNotFoundError as exc:
-        raise ModelNotFoundError(
-            f"The revision to upload to was not found in '{repo_id}'."
-        ) from exc
-    except hf_errors.HfHubHTTPError as exc:
-        status = getattr(getattr(exc, "response", None), "status_code", None)
-        detail = str(exc).splitlines()[0]
-        if status == 401:
-            raise ModelAccessError(
-                "The Hub refused your token (HTTP 401). Set HF_TOKEN to a valid token with "
-                "write access, or run `hf auth login`."
-            ) from exc
-        if status == 403:
-            raise ModelAccessError(
-                f"Your token may not write to '{repo_id}' (HTTP 403): use a token with write "
-                "access to that namespace."
-            ) from exc
-        raise HubUnreachableError(f"The Hub refused the upload: {detail}") from exc
-    except ValueError as exc:  # huggingface_hub's own checks, e.g. invalid README metadata
-        raise InvalidModelError(f"Cannot upload to '{repo_id}': {exc}") from exc
-    except Exception as exc:
-        kinds = {c.__module__.split(".")[0] for c in type(exc).__mro__}
-        if kinds & {"httpx", "httpx2", "requests", "urllib3"} or isinstance(exc, OSError):
-            raise HubUnreachableError(
-                f"Could not reach the Hub to upload '{repo_id}' ({type(exc).__name__}). Check "
-                "your network and HF_ENDPOINT."
-            ) from exc
-        raise
+from quotegen.errors import ModelAccessError, hub_errors
 
 
 def upload_files(folder: Path) -> list[Path]:
@@ -95,7 +39,7 @@ def upload_model(
             "`hf auth login`."
         )
     api = HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None, token=token)
-    with upload_errors(repo_id):
+    with hub_errors(repo_id, "upload"):
         if create:
             api.create_repo(repo_id, private=private, exist_ok=True)
         if revision not in (None, "main"):

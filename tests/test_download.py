@@ -14,9 +14,7 @@ from typer.testing import CliRunner
 
 from quotegen.cli import app
 from quotegen.config import DEFAULT_HUB_MODEL, DEFAULT_MODEL_NAME
-from quotegen.errors import DownloadError
-from quotegen.hub import hub_errors
-from quotegen.references import parse_model_ref
+from quotegen.errors import DownloadError, hub_errors
 from tests.conftest import run_cli
 from tests.helpers.hubserver import HubStandIn
 
@@ -224,7 +222,7 @@ def test_disk_full_during_download_then_retry(hub: HubStandIn, tmp_path: Path) -
 
 
 def test_disk_full_is_a_clear_error() -> None:
-    with pytest.raises(DownloadError, match="disk is full"), hub_errors(parse_model_ref("org/x")):
+    with pytest.raises(DownloadError, match="disk is full"), hub_errors("org/x"):
         raise OSError(errno.ENOSPC, "No space left on device")
 
 
