@@ -204,6 +204,19 @@ class Generation:
             model_key="top_p",
         ),
     ]
+    min_p: Annotated[
+        float,
+        Setting(
+            0.0,
+            "Drop tokens less likely than this fraction of the likeliest one; 0 = off.",
+            ge=0.0,
+            le=1.0,
+            flags=("--min-p",),
+            openai="min_p",
+            openai_default=0.0,
+            model_key="min_p",
+        ),
+    ]
     repetition_penalty: Annotated[
         float,
         Setting(

@@ -51,7 +51,7 @@ def choose_tokens(
 
 
 def _sample(logits: torch.Tensor, rows: Sequence[Row]) -> torch.Tensor:
-    """Sample one token per row: temperature, then top-k, then top-p, then a draw.
+    """Sample one token per row: temperature, then min-p, then top-k, then top-p, then a draw.
 
     Rows with a top-k work on their k best candidates only. Rows without one (seed 2's
     ``top_k=0``) keep the whole vocabulary: their nucleus is found by
@@ -63,6 +63,14 @@ def _sample(logits: torch.Tensor, rows: Sequence[Row]) -> torch.Tensor:
     temps = [r.settings.temperature for r in rows]
     if any(t != 1.0 for t in temps):
         logits = logits / torch.tensor(temps, device=logits.device)[:, None]
+    min_ps = [r.settings.min_p for r in rows]
+    if any(min_ps):
+        # p >= min_p * p_max, in logits: logit >= max logit + log(min_p); log(0) keeps all.
+        floor = (
+            logits.amax(dim=-1, keepdim=True)
+            + torch.tensor(min_ps, device=logits.device).log()[:, None]
+        )
+        logits = logits.masked_fill(logits < floor, float("-inf"))
     return _by_group(
         rows,
         lambda row: 0 < row.settings.top_k < vocab,

@@ -5,13 +5,17 @@ keys all follow from the declarations, so a new setting shows up everywhere by i
 from __future__ import annotations
 
 import pytest
+import torch
 import typer.main
 
 from quotegen.cli import app
 from quotegen.config import GENERATION_DEFAULTS, GENERATION_SETTINGS
 from quotegen.openaischemas import ChatCompletionRequest, CompletionRequest, OpenAIRequest
+from quotegen.rows import Row
+from quotegen.sampling import choose_tokens
 from quotegen.schemas import SettingsOverrides
-from quotegen.settings import MODEL_DEFAULT_KEYS, GenerationSettings
+from quotegen.settings import MODEL_DEFAULT_KEYS, GenerationSettings, model_defaults
+from tests.conftest import run_cli
 
 
 def _command_options(name: str) -> set[str]:
@@ -51,3 +55,34 @@ def test_overrides_and_model_default_keys_follow_the_declarations() -> None:
     assert list(SettingsOverrides.model_fields) == overridable
     keys = {s.model_key: n for n, s in GENERATION_SETTINGS.items() if s.model_key}
     assert keys == MODEL_DEFAULT_KEYS
+
+
+def _row(settings: GenerationSettings, seed: int) -> Row:
+    row = Row(0, 0, "p", settings, seed, [1], 1)
+    row.rng = torch.Generator().manual_seed(seed)
+    return row
+
+
+def test_min_p_keeps_only_tokens_near_the_likeliest() -> None:
+    # Probabilities 0.4, 0.3, 0.1, 0.1, 0.1: min_p 0.5 keeps tokens with p >= 0.2 (0 and 1).
+    logits = torch.tensor([[0.4, 0.3, 0.1, 0.1, 0.1]]).log()
+    settings = GenerationSettings(min_p=0.5, top_k=0, top_p=1.0, temperature=1.0)
+    picked = {
+        int(choose_tokens(logits.clone(), [_row(settings, seed)], None, [])[0])
+        for seed in range(300)
+    }
+    assert picked == {0, 1}
+    off = settings.model_copy(update={"min_p": 0.0})
+    every = {
+        int(choose_tokens(logits.clone(), [_row(off, seed)], None, [])[0]) for seed in range(300)
+    }
+    assert every == {0, 1, 2, 3, 4}
+
+
+def test_min_p_reaches_every_door() -> None:
+    assert CompletionRequest.model_validate({"prompt": "x", "min_p": 0.1}).requested()["min_p"]
+    assert model_defaults({"min_p": 0.05}) == {"min_p": 0.05}
+    assert SettingsOverrides.model_validate({"min_p": 0.2}).given() == {"min_p": 0.2}
+    proc = run_cli("generate", "-m", "quotegen-mini", "--min-p", "1.5", "life is")
+    assert proc.returncode == 2
+    assert "--min-p" in proc.stderr

@@ -74,6 +74,7 @@ def batch(
     temperature: Annotated[float | None, setting_option("temperature")] = None,
     top_k: Annotated[int | None, setting_option("top_k")] = None,
     top_p: Annotated[float | None, setting_option("top_p")] = None,
+    min_p: Annotated[float | None, setting_option("min_p")] = None,
     repetition_penalty: Annotated[float | None, setting_option("repetition_penalty")] = None,
     n: Annotated[int | None, setting_option("n")] = None,
     seed: Annotated[int | None, setting_option("seed")] = None,
