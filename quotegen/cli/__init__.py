@@ -22,7 +22,9 @@ from quotegen.cli.download import download, models
 from quotegen.cli.generate import generate
 from quotegen.cli.options import (
     ClickException,
+    ModelCommand,
     PipeClosed,
+    SettingsCommand,
     UsageError,
     examples,
 )
@@ -60,26 +62,29 @@ def _root(
 
 
 app.command(
+    cls=SettingsCommand,
     epilog=examples(
         'quotegen generate "life is"',
         "printf 'love is\\nwork is\\n' | quotegen generate --json --seed 42",
         'quotegen generate -n 3 --temperature 0.7 --model ./my-model "friendship is"',
-    )
+    ),
 )(generate)
 app.command(
+    cls=SettingsCommand,
     epilog=examples(
         "quotegen batch prompts.txt -o results.jsonl --seed 1",
         "quotegen batch requests.jsonl -o answers.jsonl      # OpenAI batch-API lines in and out",
         "quotegen batch prompts.parquet -o results.parquet --ray local --replicas 2",
         "quotegen batch prompts.txt -o results.jsonl --ray ray://head:10001 --replicas 8",
-    )
+    ),
 )(batch)
 app.command(
+    cls=ModelCommand,
     epilog=examples(
         "quotegen serve",
         "quotegen serve --model ./my-model --port 9000 --api-key s3cret",
         "quotegen serve --host 0.0.0.0 --cors-origin https://example.org --max-batch-size 32",
-    )
+    ),
 )(serve)
 app.command(
     epilog=examples(
@@ -103,6 +108,7 @@ app.command(
     )
 )(train)
 app.command(
+    cls=ModelCommand,
     name="eval",
     epilog=examples(
         "quotegen eval heldout.txt --model ./my-quotes",

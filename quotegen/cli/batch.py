@@ -10,25 +10,18 @@ from typing import Annotated
 import typer
 
 from quotegen.cli.options import (
-    AllowPickleOpt,
     CpusOpt,
-    DeviceOpt,
-    DtypeOpt,
     GpusOpt,
     LoadFlags,
     ModelOpt,
-    QuantizeOpt,
     QuietOpt,
     RayOpt,
     ReplicasOpt,
     Target,
-    TrustCodeOpt,
     UsageError,
     check_ray_flags,
     chosen_settings,
     flag_errors,
-    setting_option,
-    setting_switch,
 )
 from quotegen.console import ProgressBar, print_note, progress
 
@@ -68,30 +61,10 @@ def batch(
         ),
     ] = DEFAULT_CHUNK,
     quiet: QuietOpt = False,
-    # The generation settings (quotegen.config.Generation), read by chosen_settings.
-    max_new_tokens: Annotated[int | None, setting_option("max_new_tokens")] = None,
-    min_new_tokens: Annotated[int | None, setting_option("min_new_tokens")] = None,
-    temperature: Annotated[float | None, setting_option("temperature")] = None,
-    top_k: Annotated[int | None, setting_option("top_k")] = None,
-    top_p: Annotated[float | None, setting_option("top_p")] = None,
-    min_p: Annotated[float | None, setting_option("min_p")] = None,
-    repetition_penalty: Annotated[float | None, setting_option("repetition_penalty")] = None,
-    n: Annotated[int | None, setting_option("n")] = None,
-    seed: Annotated[int | None, setting_option("seed")] = None,
-    greedy: Annotated[bool, setting_switch("do_sample")] = False,
-    stop: Annotated[list[str] | None, setting_option("stop")] = None,
-    no_stop: Annotated[bool, setting_switch("stop")] = False,
-    raw: Annotated[bool, setting_switch("clean")] = False,
-    whole_words: Annotated[bool | None, setting_option("whole_words")] = None,
     ray_address: RayOpt = None,
     replicas: ReplicasOpt = 1,
     cpus_per_replica: CpusOpt = 1.0,
     gpus_per_replica: GpusOpt = 0.0,
-    device: DeviceOpt = "auto",
-    dtype: DtypeOpt = "auto",
-    quantize: QuantizeOpt = "none",
-    allow_pickle: AllowPickleOpt = False,
-    trust_remote_code: TrustCodeOpt = False,
 ) -> None:
     """Generate for every line of a prompts file into a results file; resumable."""
     from quotegen.jobs.runner import RayPlan, run_file_job

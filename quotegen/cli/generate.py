@@ -12,21 +12,14 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol
 import typer
 
 from quotegen.cli.options import (
-    AllowPickleOpt,
-    DeviceOpt,
-    DtypeOpt,
     LoadFlags,
     ModelOpt,
-    QuantizeOpt,
     QuietOpt,
     Target,
-    TrustCodeOpt,
     UsageError,
     chosen_settings,
     flag_errors,
     flag_for,
-    setting_option,
-    setting_switch,
     write,
 )
 from quotegen.config import DEFAULT_BATCH_SIZE, ENV_SERVER
@@ -63,26 +56,6 @@ def generate(
         int, typer.Option("--batch-size", "-b", min=1, max=256, help="Rows decoded together.")
     ] = DEFAULT_BATCH_SIZE,
     quiet: QuietOpt = False,
-    # The generation settings (quotegen.config.Generation), read by chosen_settings.
-    max_new_tokens: Annotated[int | None, setting_option("max_new_tokens")] = None,
-    min_new_tokens: Annotated[int | None, setting_option("min_new_tokens")] = None,
-    temperature: Annotated[float | None, setting_option("temperature")] = None,
-    top_k: Annotated[int | None, setting_option("top_k")] = None,
-    top_p: Annotated[float | None, setting_option("top_p")] = None,
-    min_p: Annotated[float | None, setting_option("min_p")] = None,
-    repetition_penalty: Annotated[float | None, setting_option("repetition_penalty")] = None,
-    n: Annotated[int | None, setting_option("n")] = None,
-    seed: Annotated[int | None, setting_option("seed")] = None,
-    greedy: Annotated[bool, setting_switch("do_sample")] = False,
-    stop: Annotated[list[str] | None, setting_option("stop")] = None,
-    no_stop: Annotated[bool, setting_switch("stop")] = False,
-    raw: Annotated[bool, setting_switch("clean")] = False,
-    whole_words: Annotated[bool | None, setting_option("whole_words")] = None,
-    device: DeviceOpt = "auto",
-    dtype: DtypeOpt = "auto",
-    quantize: QuantizeOpt = "none",
-    allow_pickle: AllowPickleOpt = False,
-    trust_remote_code: TrustCodeOpt = False,
 ) -> None:
     """Generate a quote for each prompt (arguments, or stdin lines)."""
     chosen = chosen_settings(context)

@@ -9,13 +9,16 @@ Nothing here imports torch or pydantic at import time: ``quotegen --help`` stays
 from __future__ import annotations
 
 import importlib
+import inspect
+import operator
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer.core import TyperCommand
 
 from quotegen.config import (
     ENV_DEVICE,
@@ -152,14 +155,14 @@ def setting_option(name: str) -> Any:
     if isinstance(default, list):
         help = help.replace(" these.", " these (repeatable).")
     return typer.Option(
-        *setting.flags, show_default=False, rich_help_panel=GENERATION_PANEL, help=help
+        None, *setting.flags, show_default=False, rich_help_panel=GENERATION_PANEL, help=help
     )
 
 
 def setting_switch(name: str) -> Any:
     """A declared setting's switch (``--greedy``, ``--no-stop``, ``--raw``)."""
     flag, _value, help = _switch(name)
-    return typer.Option(flag, rich_help_panel=GENERATION_PANEL, help=help)
+    return typer.Option(False, flag, rich_help_panel=GENERATION_PANEL, help=help)
 
 
 def _switch(name: str) -> tuple[str, Any, str]:
@@ -174,10 +177,86 @@ def _param_name(flag: str) -> str:
     return flag.split("/")[0].lstrip("-").replace("-", "_")
 
 
+KEYWORD = inspect.Parameter.KEYWORD_ONLY
+
+
+def _settings_parameters() -> list[inspect.Parameter]:
+    """Each declared setting's flag and switch, as a command signature would declare them."""
+    parameters = []
+    for name, setting in GENERATION_SETTINGS.items():
+        if setting.flags:
+            optional = operator.or_(setting.kind, None)  # unset: the model's default applies
+            option = setting_option(name)
+            parameters.append(inspect.Parameter(name, KEYWORD, default=option, annotation=optional))
+        if setting.switch is not None:
+            flag, switch = _param_name(setting.switch[0]), setting_switch(name)
+            parameters.append(inspect.Parameter(flag, KEYWORD, default=switch, annotation=bool))
+    return parameters
+
+
+def _loading_parameters() -> list[inspect.Parameter]:
+    """The loading flags (``LoadFlags``' fields), as a command signature would declare them."""
+    return [
+        inspect.Parameter(name, KEYWORD, default=default, annotation=alias)
+        for name, alias, default in (
+            ("device", DeviceOpt, "auto"),
+            ("dtype", DtypeOpt, "auto"),
+            ("quantize", QuantizeOpt, "none"),
+            ("allow_pickle", AllowPickleOpt, False),
+            ("trust_remote_code", TrustCodeOpt, False),
+        )
+    ]
+
+
+def _typer_params(parameters: list[inspect.Parameter]) -> list[Any]:
+    """The click parameters typer itself makes for ``parameters`` (help panels, types,
+    ranges, environment variables included), from a one-command app declaring them."""
+
+    def group(**_: Any) -> None:
+        """An option group."""
+
+    group.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    group.__annotations__ = {p.name: p.annotation for p in parameters}
+    helper = typer.Typer(add_completion=False)
+    helper.command()(group)
+    return list(typer.main.get_command(helper).params)
+
+
+class ModelCommand(TyperCommand):
+    """A command that loads a model: it takes the loading flags (``--device`` …
+    ``--trust-remote-code``, declared once above) after its own options. Option groups like
+    this one reach the command through its context (``LoadFlags.of(context)``), not its
+    signature: each command's signature lists only what is its own."""
+
+    groups: tuple[tuple[str, Callable[[], list[inspect.Parameter]]], ...] = (
+        ("loading", _loading_parameters),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.grouped = {key: _typer_params(make()) for key, make in self.groups}
+        for params in self.grouped.values():
+            self.params.extend(params)
+
+    def invoke(self, ctx: Any) -> Any:
+        for key, params in self.grouped.items():
+            names = {param.name for param in params}
+            ctx.meta[f"quotegen.{key}"] = {n: ctx.params.pop(n) for n in names if n in ctx.params}
+        return super().invoke(ctx)
+
+
+class SettingsCommand(ModelCommand):
+    """A model command that also takes every declared generation setting's flag and switch,
+    derived from the declarations (``quotegen.config.Generation``): a new setting reaches
+    ``generate`` and ``batch`` by itself. Read with ``chosen_settings(context)``."""
+
+    groups = (("settings", _settings_parameters), *ModelCommand.groups)
+
+
 def chosen_settings(context: typer.Context) -> dict[str, Any]:
-    """The generation settings a command's flags set, by their settings names (unset ones
-    are absent): each declared setting the command offers, as a flag or a switch."""
-    params = context.params
+    """The generation settings a ``SettingsCommand``'s flags set, by their settings names
+    (unset ones are absent)."""
+    params = context.meta.get("quotegen.settings", {})
     chosen: dict[str, Any] = {}
     for name, setting in GENERATION_SETTINGS.items():
         value = params.get(name) if setting.flags else None
@@ -253,9 +332,8 @@ class LoadFlags:
 
     @classmethod
     def of(cls, context: typer.Context) -> LoadFlags:
-        """The loading flags a command was given."""
-        params = context.params
-        return cls(**{name: params[name] for name in cls.__dataclass_fields__ if name in params})
+        """The loading flags a ``ModelCommand`` was given."""
+        return cls(**context.meta.get("quotegen.loading", {}))
 
 
 class Target:

@@ -7,18 +7,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from quotegen.cli.options import (
-    AllowPickleOpt,
     CpusOpt,
-    DeviceOpt,
-    DtypeOpt,
     GpusOpt,
     LoadFlags,
     ModelOpt,
-    QuantizeOpt,
     RayOpt,
     ReplicasOpt,
     Target,
-    TrustCodeOpt,
     UsageError,
     check_ray_flags,
     flag_errors,
@@ -130,11 +125,6 @@ def serve(
     ] = None,
     cpus_per_replica: CpusOpt = 1.0,
     gpus_per_replica: GpusOpt = 0.0,
-    device: DeviceOpt = "auto",
-    dtype: DtypeOpt = "auto",
-    quantize: QuantizeOpt = "none",
-    allow_pickle: AllowPickleOpt = False,
-    trust_remote_code: TrustCodeOpt = False,
 ) -> None:
     """Serve the seeds' HTTP API, OpenAI's completions and chat APIs, and a playground."""
     from quotegen.server.runner import LOG_LEVELS, run_server

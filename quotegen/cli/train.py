@@ -10,10 +10,8 @@ import typer
 from quotegen.cli.options import (
     AllowPickleOpt,
     DeviceOpt,
-    DtypeOpt,
     LoadFlags,
     ModelOpt,
-    QuantizeOpt,
     Target,
     TrustCodeOpt,
     flag_errors,
@@ -167,11 +165,6 @@ def evaluate(
     batch_size: int = typer.Option(16, "--batch-size", "-b", min=1, max=1024),
     as_json: bool = typer.Option(False, "--json", help="JSON output."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
-    device: DeviceOpt = "auto",
-    dtype: DtypeOpt = "auto",
-    quantize: QuantizeOpt = "none",
-    allow_pickle: AllowPickleOpt = False,
-    trust_remote_code: TrustCodeOpt = False,
 ) -> None:
     """Token-level perplexity of a model on a quotes file."""
     from quotegen.evaluation import evaluate as run_evaluation

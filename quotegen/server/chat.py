@@ -83,11 +83,11 @@ async def chat_completions(
     head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": served}
     top = body.top_logprobs or 0
     if body.stream:
-        ticket = service.submit([prompt.text], settings, stream=True)
+        ticket = service.tickets.submit([prompt.text], settings, stream=True)
         include_usage = bool((body.stream_options or {}).get("include_usage"))
         chunks = ChatChunks(head, prompt.echo, top)
         return event_stream(openai_events(service.tickets, ticket, chunks, include_usage))
-    results = await service.results(service.submit([prompt.text], settings), request)
+    results = await service.results(service.tickets.submit([prompt.text], settings), request)
     choices = [
         ChatChoice(
             index=i,

@@ -69,19 +69,9 @@ class GenerationService:
         """The prompts within the limits (``field`` named when one is not)."""
         check_prompts(list(prompts), self.config.max_prompt_bytes, field)
 
-    def submit(
-        self,
-        prompts: Sequence[str],
-        settings: GenerationSettings,
-        *,
-        stream: bool = False,
-        start_index: int = 0,
-    ) -> Ticket:
-        """Queue the prompts; refused at once (503) when the queue is full."""
-        return self.tickets.submit(prompts, settings, stream=stream, start_index=start_index)
-
     async def results(self, ticket: Ticket, request: Request) -> list[GenerationResult]:
-        """The ticket's results; it is cancelled if the client goes away or time runs out."""
+        """A ticket's results (from ``tickets.submit``); it is cancelled if the client goes
+        away or time runs out."""
         return await self.tickets.result(ticket, request.is_disconnected)
 
     def check_model(self, requested: str | None) -> str:

@@ -31,7 +31,7 @@ async def generate_native(
     """Results in the same schema as `quotegen generate --json`."""
     service.check_prompts(body.prompts, "prompts")
     settings = _settings(service, body.settings)
-    ticket = service.submit(body.prompts, settings, start_index=body.start_index)
+    ticket = service.tickets.submit(body.prompts, settings, start_index=body.start_index)
     return GenerateResponse(results=await service.results(ticket, request))
 
 
@@ -47,7 +47,7 @@ async def generate_stream(body: StreamRequest, service: Service) -> EventSourceR
     """
     service.check_prompts([body.prompt], "prompt")
     settings = _settings(service, body.settings).model_copy(update={"n": 1})
-    ticket = service.submit([body.prompt], settings, stream=True)
+    ticket = service.tickets.submit([body.prompt], settings, stream=True)
     return event_stream(_events(service.tickets, ticket))
 
 

@@ -42,11 +42,11 @@ async def completions(body: CompletionRequest, request: Request, service: Servic
     settings = service.settings(body.requested(), OpenAIRequest.DEFAULTS)
     head = {"id": f"cmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": served}
     if body.stream:
-        ticket = service.submit(prompts, settings, stream=True)
+        ticket = service.tickets.submit(prompts, settings, stream=True)
         include_usage = bool((body.stream_options or {}).get("include_usage"))
         chunks = CompletionChunks(head, body.echo)
         return event_stream(openai_events(service.tickets, ticket, chunks, include_usage))
-    results = await service.results(service.submit(prompts, settings), request)
+    results = await service.results(service.tickets.submit(prompts, settings), request)
     response = CompletionResponse(
         **head, choices=completion_choices(results, body.echo), usage=usage(results)
     )

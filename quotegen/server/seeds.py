@@ -104,7 +104,7 @@ async def generate_seed1(body: Seed1Request, request: Request, service: Service)
     prompt = _seed_route_prompt(body.text, body.given().get("seed"))
     used = service.engine.count_tokens(prompt)
     base = _seed_settings(used, max_length=35, top_k=50, top_p=1.0, clean=False)
-    (result,) = await service.results(service.submit([prompt], body.apply(base)), request)
+    (result,) = await service.results(service.tickets.submit([prompt], body.apply(base)), request)
     return Seed1Response(generated_text=result.text)
 
 
@@ -126,6 +126,6 @@ async def generate_quote(
     log.info("Prompt selected: %s", prompt)
     used = service.engine.count_tokens(prompt)
     base = _seed_settings(used, max_length=25, min_length=3, top_k=0, top_p=0.9, clean=True)
-    (result,) = await service.results(service.submit([prompt], query.apply(base)), request)
+    (result,) = await service.results(service.tickets.submit([prompt], query.apply(base)), request)
     log.info("Quote generated")
     return JSONResponse(result.text)
