@@ -16,25 +16,44 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from quotegen.conversion import Notify
     from quotegen.generation import Engine
+    from quotegen.model import Placement
+    from quotegen.references import ModelRef
 
 
 def get_model(
-    name: str | None = None,
+    name: str | ModelRef | None = None,
     *,
     device: str = "auto",
     dtype: str = "auto",
     quantize: str = "none",
+    allow_pickle: bool = False,
+    trust_remote_code: bool = False,
+    notify: Notify | None = None,
+    placement: Placement | None = None,
 ) -> Engine:
     """A model ready to generate: ``name`` is any ``--model`` reference (a Hub repo id, a
     local folder, a ``.gguf`` file, a LoRA adapter folder), or None for the default model.
-    It is loaded through the same path as every command (first use fetches, converts and
-    merges what it needs). ``Engine.settings`` lays a request's settings over the model's
+    It is loaded through the one loading path every command and the server use (first use
+    fetches, converts and merges what it needs, said through ``notify``). ``placement``
+    (``quotegen.model.place``) replaces ``device``, ``dtype`` and ``quantize`` when the caller
+    checked them already. ``Engine.settings`` lays a request's settings over the model's
     defaults; ``generate`` returns ``GenerationResult``s in input order, ``stream`` one
     prompt's text piece by piece."""
     from quotegen.generation import Engine
     from quotegen.model import load_model
-    from quotegen.references import resolve_model
+    from quotegen.references import ModelRef, resolve_model
 
-    loaded = load_model(resolve_model(name), device=device, dtype=dtype, quantize=quantize)
+    ref = name if isinstance(name, ModelRef) else resolve_model(name)
+    loaded = load_model(
+        ref,
+        device=device,
+        dtype=dtype,
+        quantize=quantize,
+        placement=placement,
+        allow_pickle=allow_pickle,
+        trust_remote_code=trust_remote_code,
+        notify=notify,
+    )
     return Engine(loaded)

@@ -31,9 +31,10 @@ from quotegen.kvcache import (
     left_padded,
     returned_cache,
 )
-from quotegen.rows import Admit, Row, scored_token, step_scores
+from quotegen.rows import Admit, Row
 from quotegen.sampling import choose_tokens
 from quotegen.schemas import GenerationResult, ModelInfo
+from quotegen.scoring import ScoredToken, scored_token, step_scores
 from quotegen.settings import GenerationSettings, resolve_settings
 from quotegen.text import choose_prompt
 from quotegen.wholewords import first_token_bans, first_token_rule, word_ids
@@ -197,6 +198,11 @@ class Engine(TextEngine):
     def info(self) -> ModelInfo:
         return self._info
 
+    @property
+    def loaded(self) -> LoadedModel:
+        """The model, its tokenizer and where it runs (for evaluation and training)."""
+        return self._loaded
+
     def encode(self, text: str) -> list[int]:
         tokenizer = self._loaded.tokenizer
         # A text that already starts with the begin-of-text token (a rendered chat template)
@@ -282,7 +288,7 @@ class Engine(TextEngine):
                 step_logits = torch.cat(logits)
                 if loaded.suppress_token_ids:
                     step_logits.index_fill_(1, self._suppressed_ids(), float("-inf"))
-                scores = step_scores(step_logits, batch.rows)
+                scores = step_scores(step_logits, [r.settings.logprobs for r in batch.rows])
                 chosen = choose_tokens(step_logits, batch.rows, batch.presence, eos)
                 keep: list[int] = []
                 now = time.perf_counter()
@@ -346,7 +352,7 @@ class Engine(TextEngine):
             k = row.settings.logprobs
             top_values, top_ids = mine.topk(k, dim=-1) if k else (None, None)
             texts = self._pieces(ids)
-            row.prompt_scored = [(texts[0], None, None)]
+            row.prompt_scored = [ScoredToken(texts[0], None, None)]
             for i, token in enumerate(ids[1:]):
                 alternatives = (
                     list(zip(top_ids[i].tolist(), top_values[i].tolist(), strict=True))

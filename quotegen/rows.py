@@ -1,6 +1,6 @@
 """A row: one prompt and one sample travelling through the decode loop, with its own
 settings, seed and callbacks, and the rules that finish it (end-of-text, length, a stop
-string, cancellation); and the token scores (logprobs) it records on the way.
+string, cancellation); it records its token scores (``quotegen.scoring``) on the way.
 
 Rows know nothing of models: ``add_token`` is given a ``decode`` function, so the engine and
 the tests' fake engine advance them the same way.
@@ -8,59 +8,21 @@ the tests' fake engine advance them the same way.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from quotegen.schemas import GenerationResult, TokenLogprobs
+from quotegen.schemas import GenerationResult
+from quotegen.scoring import Decode, ScoredToken, Scores, scored_token, token_logprobs
 from quotegen.settings import FinishReason, GenerationSettings
 from quotegen.text import clean_text, find_stop, holdback
 from quotegen.wholewords import FirstToken
 
 if TYPE_CHECKING:
-    import torch
+    pass
 
 #: Called before every token step with the number of rows running; returns rows to add.
 Admit = Callable[[int], "list[Row]"]
-#: Decodes ``ids`` as they read after ``context`` (the tokens before them).
-Decode = Callable[[Sequence[int], Sequence[int]], str]
-#: One step's scores for one row: the chosen token's log-probability, and the likeliest
-#: alternatives as (token id, log-probability).
-Scores = tuple[float, list[tuple[int, float]]]
-#: A scored token: its text, its log-probability (None: nothing to score it against), and the
-#: alternatives (with itself) by text.
-ScoredToken = tuple[str, float | None, dict[str, float] | None]
-
-
-def scored_token(
-    text: str, scores: Scores, chosen: int, context: Sequence[int], decode: Decode
-) -> ScoredToken:
-    """A token with its scores, the alternatives named by their text after ``context``."""
-    value, alternatives = scores
-    top: dict[str, float] = {}
-    for token, logprob in [*alternatives, (chosen, value)]:
-        top.setdefault(decode(context, [token]), round(logprob, 6))
-    return text, round(value, 6), top
-
-
-def token_logprobs(tokens: Sequence[ScoredToken], length: int) -> TokenLogprobs:
-    """OpenAI's logprobs object for ``tokens``, cut where their text passes ``length``
-    characters (a stop string ended the text inside them)."""
-    offsets: list[int] = []
-    kept: list[ScoredToken] = []
-    at = 0
-    for token in tokens:
-        if at >= length and kept:
-            break
-        offsets.append(at)
-        kept.append(token)
-        at += len(token[0])
-    return TokenLogprobs(
-        tokens=[t[0] for t in kept],
-        token_logprobs=[t[1] for t in kept],
-        top_logprobs=[t[2] for t in kept],
-        text_offset=offsets,
-    )
 
 
 @dataclass
@@ -177,29 +139,3 @@ class Row:
                 else None
             ),
         )
-
-
-def step_scores(logits: torch.Tensor, rows: Sequence[Row]) -> Callable[[int, int], Scores | None]:
-    """``scores(j, token)``: row j's scores for ``token`` where the row asks for logprobs (the
-    log-softmax of ``logits`` as they stand: before the sampling settings reshape them)."""
-    import torch
-
-    wanted = [r.settings.logprobs or 0 for r in rows if r.settings.logprobs is not None]
-    if not wanted:
-        return lambda j, token: None
-    logprobs = torch.log_softmax(logits, dim=-1)
-    k = max(wanted)
-    top_values, top_ids = logprobs.topk(k, dim=-1) if k else (None, None)
-
-    def scores(j: int, token: int) -> Scores | None:
-        k = rows[j].settings.logprobs
-        if k is None:
-            return None
-        alternatives = []
-        if k and top_ids is not None and top_values is not None:
-            alternatives = list(
-                zip(top_ids[j, :k].tolist(), top_values[j, :k].tolist(), strict=True)
-            )
-        return float(logprobs[j, token]), alternatives
-
-    return scores

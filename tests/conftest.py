@@ -55,18 +55,16 @@ def quote_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def loaded_tiny(tiny_model_dir: Path):  # type: ignore[no-untyped-def]
-    from quotegen.model import load_model
-    from quotegen.references import parse_model_ref
+def engine(tiny_model_dir: Path):  # type: ignore[no-untyped-def]
+    """The tiny model through the library's entry point, as the CLI and the server load."""
+    import quotegen
 
-    return load_model(parse_model_ref(str(tiny_model_dir)), device="cpu")
+    return quotegen.get_model(str(tiny_model_dir), device="cpu")
 
 
 @pytest.fixture(scope="session")
-def engine(loaded_tiny):  # type: ignore[no-untyped-def]
-    from quotegen.generation import Engine
-
-    return Engine(loaded_tiny)
+def loaded_tiny(engine):  # type: ignore[no-untyped-def]
+    return engine.loaded
 
 
 @pytest.fixture

@@ -352,25 +352,25 @@ class Target:
     def load(
         self, *, quiet: bool, spinner: bool = True, ref: ModelRef | None = None
     ) -> LoadedModel:
+        """The model alone (``eval``): see ``engine``."""
+        return self.engine(quiet=quiet, spinner=spinner, ref=ref).loaded
+
+    def engine(self, *, quiet: bool, spinner: bool = True, ref: ModelRef | None = None) -> Engine:
         """Load the model (``ref`` instead of the resolved one: a fallback) behind a status
-        line: the one loading path of every command. What a first use fetches, converts or
-        merges, and a fallback, are said on stderr."""
-        from quotegen.model import load_model
+        line, through the library's entry point (``quotegen.get_model``): the one loading path
+        of every command. What a first use fetches, converts or merges, and a fallback, are
+        said on stderr."""
+        from quotegen import get_model
 
         ref = ref or self.ref
         with status(f"Loading {ref}…", show=spinner and not quiet):
-            return load_model(
+            return get_model(
                 ref,
                 placement=self.placement,
                 allow_pickle=self.flags.allow_pickle,
                 trust_remote_code=self.flags.trust_remote_code,
                 notify=None if quiet else print_note,
             )
-
-    def engine(self, *, quiet: bool, spinner: bool = True, ref: ModelRef | None = None) -> Engine:
-        from quotegen.generation import Engine
-
-        return Engine(self.load(quiet=quiet, spinner=spinner, ref=ref))
 
 
 class PipeClosed(Exception):

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse, Response
 
 from quotegen.errors import InvalidRequestError
 from quotegen.generation import TextEngine
-from quotegen.openaiformat import ChatChunks, chat_logprobs, finish_reason, usage
+from quotegen.openaiformat import ChatChunks, finish_reason, usage
 from quotegen.openaischemas import (
     ChatChoice,
     ChatCompletionRequest,
@@ -27,6 +27,7 @@ from quotegen.openaischemas import (
     OpenAIRequest,
 )
 from quotegen.schemas import ErrorResponse
+from quotegen.scoring import chat_logprobs
 from quotegen.server.deps import Auth, Service
 from quotegen.server.responses import ERRORS, event_stream, openai_events
 

@@ -1,0 +1,134 @@
+"""Token scores (logprobs): what the decode loop records for the rows that ask, and their
+shapes: quotegen's own (``TokenLogprobs``, OpenAI completions' shape) and the chat API's.
+
+The scores are the model's log-softmax after the hard constraints (suppressed tokens,
+whole-word first tokens) and before the sampling settings reshape the logits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, NamedTuple
+
+from quotegen.openaischemas import ChatLogprobs, ChatTokenLogprob, ChatTopLogprob
+from quotegen.schemas import GenerationResult, TokenLogprobs
+
+if TYPE_CHECKING:
+    import torch
+
+#: Decodes ``ids`` as they read after ``context`` (the tokens before them).
+Decode = Callable[[Sequence[int], Sequence[int]], str]
+#: One step's scores for one row: the chosen token's log-probability, and the likeliest
+#: alternatives as (token id, log-probability).
+Scores = tuple[float, list[tuple[int, float]]]
+
+
+class ScoredToken(NamedTuple):
+    """A token as generated (or in the prompt), scored."""
+
+    text: str
+    #: Its log-probability (None: nothing to score it against, a text's first token).
+    logprob: float | None
+    #: The likeliest alternatives, itself among them, by their text.
+    top: dict[str, float] | None
+
+
+def scored_token(
+    text: str, scores: Scores, chosen: int, context: Sequence[int], decode: Decode
+) -> ScoredToken:
+    """A token with its scores, the alternatives named by their text after ``context``."""
+    value, alternatives = scores
+    top: dict[str, float] = {}
+    for token, logprob in [*alternatives, (chosen, value)]:
+        top.setdefault(decode(context, [token]), round(logprob, 6))
+    return ScoredToken(text, round(value, 6), top)
+
+
+def token_logprobs(tokens: Sequence[ScoredToken], length: int) -> TokenLogprobs:
+    """OpenAI's logprobs object for ``tokens``, cut where their text passes ``length``
+    characters (a stop string ended the text inside them)."""
+    offsets: list[int] = []
+    kept: list[ScoredToken] = []
+    at = 0
+    for token in tokens:
+        if at >= length and kept:
+            break
+        offsets.append(at)
+        kept.append(token)
+        at += len(token.text)
+    return TokenLogprobs(
+        tokens=[t.text for t in kept],
+        token_logprobs=[t.logprob for t in kept],
+        top_logprobs=[t.top for t in kept],
+        text_offset=offsets,
+    )
+
+
+def step_scores(
+    logits: torch.Tensor, asked: Sequence[int | None]
+) -> Callable[[int, int], Scores | None]:
+    """``scores(j, token)``: row j's scores for ``token`` where the row asks for logprobs
+    (``asked[j]``: its ``settings.logprobs``, how many alternatives, or None) from the
+    log-softmax of ``logits`` as they stand: before the sampling settings reshape them."""
+    import torch
+
+    wanted = [k for k in asked if k is not None]
+    if not wanted:
+        return lambda j, token: None
+    logprobs = torch.log_softmax(logits, dim=-1)
+    most = max(wanted)
+    top_values, top_ids = logprobs.topk(most, dim=-1) if most else (None, None)
+
+    def scores(j: int, token: int) -> Scores | None:
+        k = asked[j]
+        if k is None:
+            return None
+        alternatives = []
+        if k and top_ids is not None and top_values is not None:
+            alternatives = list(
+                zip(top_ids[j, :k].tolist(), top_values[j, :k].tolist(), strict=True)
+            )
+        return float(logprobs[j, token]), alternatives
+
+    return scores
+
+
+def completion_logprobs(result: GenerationResult, echo: bool) -> TokenLogprobs | None:
+    """The choice's logprobs: the completion's tokens, after the prompt's with ``echo``
+    (offsets into the choice's text)."""
+    scored = result.logprobs
+    if scored is None:
+        return None
+    before = result.prompt_logprobs if echo else None
+    if before is None:
+        return scored
+    shift = len(result.text) - len(result.completion)
+    return TokenLogprobs(
+        tokens=before.tokens + scored.tokens,
+        token_logprobs=before.token_logprobs + scored.token_logprobs,
+        top_logprobs=before.top_logprobs + scored.top_logprobs,
+        text_offset=before.text_offset + [shift + o for o in scored.text_offset],
+    )
+
+
+def chat_logprobs(scored: TokenLogprobs | None, top: int) -> ChatLogprobs | None:
+    """Completion logprobs in the chat API's shape: one entry per token, with bytes."""
+    if scored is None:
+        return None
+    content = []
+    for token, logprob, alternatives in zip(
+        scored.tokens, scored.token_logprobs, scored.top_logprobs, strict=True
+    ):
+        likeliest = sorted((alternatives or {}).items(), key=lambda kv: -kv[1])[:top]
+        content.append(
+            ChatTokenLogprob(
+                token=token,
+                logprob=logprob if logprob is not None else 0.0,
+                bytes=list(token.encode("utf-8")),
+                top_logprobs=[
+                    ChatTopLogprob(token=t, logprob=v, bytes=list(t.encode("utf-8")))
+                    for t, v in likeliest
+                ],
+            )
+        )
+    return ChatLogprobs(content=content)
