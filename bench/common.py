@@ -78,15 +78,15 @@ CHOICES: dict[str, dict[str, str]] = {
 
 def real_model() -> Path:
     """The SmolLM2-135M-Instruct folder quotegen converts from the pinned GGUF (made once)."""
-    from quotegen.locating import locate_model
-    from quotegen.references import parse_model_ref
+    from quotegen.loading.locating import locate_model
+    from quotegen.loading.references import parse_model_ref
 
     return locate_model(parse_model_ref(REAL_MODEL), notify=log)
 
 
 def real_gguf() -> Path:
     """The pinned SmolLM2-135M-Instruct Q4_1 GGUF file itself (what llama.cpp runs)."""
-    from quotegen.pinned import PINNED, fetch_pinned
+    from quotegen.loading.pinned import PINNED, fetch_pinned
 
     return fetch_pinned(PINNED[REAL_MODEL], notify=log)
 
@@ -116,7 +116,7 @@ def gpt2_small(path: Path | None = None) -> Path:
         return out
     from transformers import GenerationConfig
 
-    from quotegen.training import new_gpt2, train_tokenizer
+    from quotegen.training.fit import new_gpt2, train_tokenizer
 
     log("building a random GPT-2 small (124M) and training its tokenizer (once)")
     vocab = 50257
@@ -153,7 +153,7 @@ def held_out_quotes(folder: Path | None = None) -> dict[str, list[str]]:
     """Quotes no model here trained on: the corpus's validation split and the modern set
     (``python -m modelbuild.corpus`` builds both into ``folder``, once)."""
     from quotegen.config import TRAIN
-    from quotegen.training import split_quotes
+    from quotegen.training.fit import split_quotes
 
     folder = folder or CACHE / "corpus"
     if not (folder / "corpus.txt").exists():

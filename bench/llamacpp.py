@@ -80,9 +80,9 @@ def run_quotegen(side: str, args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(args.threads)
-    from quotegen.generation import Engine
-    from quotegen.model import load_model
-    from quotegen.references import parse_model_ref
+    from quotegen.engine.generation import Engine
+    from quotegen.loading.model import load_model
+    from quotegen.loading.references import parse_model_ref
     from quotegen.settings import GenerationSettings
 
     model = common.real_model()

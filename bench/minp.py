@@ -20,10 +20,10 @@ import common
 from quality import PROMPTS, SENTENCE_END, WORD, is_word
 
 from quotegen.config import DEFAULT_MODEL_NAME
-from quotegen.generation import Engine
-from quotegen.model import load_model
-from quotegen.references import parse_model_ref
-from quotegen.vocab import read_dictionary
+from quotegen.engine.generation import Engine
+from quotegen.loading.model import load_model
+from quotegen.loading.references import parse_model_ref
+from quotegen.training.vocab import read_dictionary
 
 CHOICES = {
     "top-k 50, top-p 0.9": {"top_k": 50, "top_p": 0.9, "min_p": 0.0},

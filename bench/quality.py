@@ -44,13 +44,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
 
 from quotegen.config import DEFAULT_MODEL_NAME
-from quotegen.conversion import adapter_base, is_adapter
-from quotegen.evaluation import bits_per_byte
-from quotegen.generation import Engine
-from quotegen.locating import locate_model
-from quotegen.model import load_model
-from quotegen.references import parse_model_ref
-from quotegen.vocab import read_dictionary
+from quotegen.engine.generation import Engine
+from quotegen.loading.conversion import adapter_base, is_adapter
+from quotegen.loading.locating import locate_model
+from quotegen.loading.model import load_model
+from quotegen.loading.references import parse_model_ref
+from quotegen.training.evaluation import bits_per_byte
+from quotegen.training.vocab import read_dictionary
 
 PROMPTS = [
     *("life is", "love", "never", "the secret of success", "fear", "music", "friendship is"),

@@ -29,12 +29,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import common
 
 from quotegen.config import DEFAULT_MODEL_NAME
-from quotegen.evaluation import bits_per_byte
-from quotegen.generation import Engine
-from quotegen.locating import locate_model
-from quotegen.model import load_model
-from quotegen.references import parse_model_ref
+from quotegen.engine.generation import Engine
+from quotegen.loading.locating import locate_model
+from quotegen.loading.model import load_model
+from quotegen.loading.references import parse_model_ref
 from quotegen.settings import GenerationSettings
+from quotegen.training.evaluation import bits_per_byte
 
 FRAME = "<|endoftext|>"
 TOKENS = 32

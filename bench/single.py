@@ -23,12 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import common
 
-from quotegen.generation import Engine
-from quotegen.model import LoadedModel, load_model
-from quotegen.quantization import linear_maker
-from quotegen.references import parse_model_ref
+from quotegen.engine.generation import Engine
+from quotegen.loading.model import LoadedModel, load_model
+from quotegen.loading.quantization import linear_maker
+from quotegen.loading.references import parse_model_ref
+from quotegen.loading.speedups import replace_linears
 from quotegen.settings import GenerationSettings
-from quotegen.speedups import replace_linears
 
 
 def float32_before(model: Path) -> LoadedModel:

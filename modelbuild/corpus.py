@@ -30,7 +30,7 @@ from typing import Literal
 from quotegen.config import TRAIN
 from quotegen.errors import InputError
 from quotegen.text import collapse_whitespace
-from quotegen.training import split_quotes
+from quotegen.training.fit import split_quotes
 
 MAX_CHARS = 200
 FORTUNES_DIR = Path("/usr/share/games/fortunes")

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from quotegen.errors import InputError
-from quotegen.saving import staged_files
+from quotegen.training.saving import staged_files
 
 
 def interpolate_weights(base: Path, tuned: Path, weight: float) -> None:
@@ -43,7 +43,7 @@ def set_generation_defaults(model_dir: Path, values: dict[str, Any]) -> None:
     from transformers import AutoTokenizer, GenerationConfig
 
     from quotegen.settings import MODEL_DEFAULT_KEYS, model_defaults
-    from quotegen.vocab import SPACE, spelling_ids
+    from quotegen.training.vocab import SPACE, spelling_ids
 
     names = {name: key for key, name in MODEL_DEFAULT_KEYS.items()}
     unknown = set(values) - set(names)

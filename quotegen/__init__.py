@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from quotegen.conversion import Notify
-    from quotegen.generation import Engine
-    from quotegen.model import Placement
-    from quotegen.references import ModelRef
+    from quotegen.engine.generation import Engine
+    from quotegen.loading.conversion import Notify
+    from quotegen.loading.model import Placement
+    from quotegen.loading.references import ModelRef
 
 
 def get_model(
@@ -37,13 +37,13 @@ def get_model(
     local folder, a ``.gguf`` file, a LoRA adapter folder), or None for the default model.
     It is loaded through the one loading path every command and the server use (first use
     fetches, converts and merges what it needs, said through ``notify``). ``placement``
-    (``quotegen.model.place``) replaces ``device``, ``dtype`` and ``quantize`` when the caller
-    checked them already. ``Engine.settings`` lays a request's settings over the model's
+    (``quotegen.loading.model.place``) replaces ``device``, ``dtype`` and ``quantize`` when
+    the caller checked them already. ``Engine.settings`` lays a request's settings over the model's
     defaults; ``generate`` returns ``GenerationResult``s in input order, ``stream`` one
     prompt's text piece by piece."""
-    from quotegen.generation import Engine
-    from quotegen.model import load_model
-    from quotegen.references import ModelRef, resolve_model
+    from quotegen.engine.generation import Engine
+    from quotegen.loading.model import load_model
+    from quotegen.loading.references import ModelRef, resolve_model
 
     ref = name if isinstance(name, ModelRef) else resolve_model(name)
     loaded = load_model(

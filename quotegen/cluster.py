@@ -2,7 +2,8 @@
 Ray Serve (the same FastAPI app, replicated and autoscaled).
 
 Ray is an extra (``pip install 'quotegen[ray]'``) and is imported only here, only when asked
-for. Every replica loads its model through ``quotegen.model.load_model``, the one loading path.
+for. Every replica loads its model through ``quotegen.loading.model.load_model``, the one
+loading path.
 """
 
 from __future__ import annotations
@@ -94,9 +95,9 @@ class ChunkGenerator:
     ) -> None:
         import torch
 
-        from quotegen.generation import Engine
-        from quotegen.model import load_model
-        from quotegen.references import ModelRef
+        from quotegen.engine.generation import Engine
+        from quotegen.loading.model import load_model
+        from quotegen.loading.references import ModelRef
 
         torch.set_num_threads(threads)
         self.engine = Engine(load_model(ModelRef.from_fields(model), **load))

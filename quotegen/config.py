@@ -18,10 +18,11 @@ DEFAULT_HUB_MODEL = "nandinib1999/quote-generator"
 DEFAULT_HUB_REVISION = "refs/pr/1"
 
 #: The default model: a LoRA quote adapter shipped in the package, on the SmolLM2-135M-Instruct
-#: base that quotegen fetches (pinned) on first use; see ``quotegen.pinned``.
+#: base that quotegen fetches (pinned) on first use; see ``quotegen.loading.pinned``.
 DEFAULT_MODEL_NAME = "quotegen-135m"
 
-#: Name of the small model shipped inside the package (see ``quotegen.model.bundled_model_dir``).
+#: Name of the small model shipped inside the package (see
+#: ``quotegen.loading.references.bundled_model_dir``).
 BUNDLED_MODEL_NAME = "quotegen-mini"
 
 #: Seed 2's default prompts, used whenever a prompt is empty.
@@ -126,7 +127,7 @@ class Setting:
 
 class Generation:
     """quotegen's generation settings, each declared once (``Setting``); the annotation is
-    the value's type. Adding a setting: one entry here, and its use in ``quotegen.sampling``
+    the value's type. Adding a setting: one entry here, and its use in ``quotegen.engine.sampling``
     (see docs/architecture.md, "Adding a setting")."""
 
     max_new_tokens: Annotated[

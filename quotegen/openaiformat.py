@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, Protocol
 
+from quotegen.engine.scoring import chat_logprobs, completion_logprobs
 from quotegen.errors import QuotegenError
 from quotegen.openaischemas import (
     ChatChunkChoice,
@@ -15,7 +16,6 @@ from quotegen.openaischemas import (
     Usage,
 )
 from quotegen.schemas import ErrorResponse, GenerationResult, Schema
-from quotegen.scoring import chat_logprobs, completion_logprobs
 
 
 def completion_choices(results: list[GenerationResult], echo: bool) -> list[CompletionChoice]:

@@ -220,7 +220,8 @@ class TrainConfig(BaseModel):
     dropout: float = Field(TRAIN.dropout, ge=0.0, le=0.9)
     tokenizer: Literal["bpe", "words"] = Field(
         TRAIN.tokenizer,  # type: ignore[arg-type]
-        description="From scratch: byte-level BPE, or whole dictionary words (quotegen.vocab).",
+        description="From scratch: byte-level BPE, or whole dictionary words "
+        "(quotegen.training.vocab).",
     )
     min_count: int = Field(
         TRAIN.min_count, ge=1, le=1000, description="Words: fewest sightings to be a piece."

@@ -16,10 +16,10 @@ import json
 import sys
 from pathlib import Path
 
-from quotegen.evaluation import bits_per_byte
-from quotegen.locating import locate_model
-from quotegen.references import parse_model_ref
-from quotegen.training import split_quotes
+from quotegen.loading.locating import locate_model
+from quotegen.loading.references import parse_model_ref
+from quotegen.training.evaluation import bits_per_byte
+from quotegen.training.fit import split_quotes
 
 WEIGHTS = (0.6, 0.8, 1.0)
 

@@ -52,7 +52,7 @@ print(next(b for b in re.findall(r"```json\n(.*?)\n```", card, re.S) if "lora_r"
 
 # Float16 adapter weights: half the size in the package (cast back to float32 when merged).
 "$python" -c 'import sys; from pathlib import Path
-from quotegen.saving import cast_weights
+from quotegen.training.saving import cast_weights
 cast_weights(Path(sys.argv[1]), "float16")' "$work/adapter/adapter_model.safetensors"
 
 # Generation defaults, chosen by reading samples at several settings (see the model card).

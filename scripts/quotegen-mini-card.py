@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from quotegen.saving import used_settings
+from quotegen.training.saving import used_settings
 
 CLEANING = """\
 - Entries split from each source's own format (fortune files' `%` lines, tfortunes' tag lines,

@@ -30,8 +30,14 @@ os.environ["TOKENIZERS_PARALLELISM"] = "false"
 os.environ["OMP_NUM_THREADS"] = "1"
 os.environ["MKL_NUM_THREADS"] = "1"
 #: Where CI prepared the real default model before pytest (`QUOTEGEN_CACHE=DIR quotegen
-#: download`): the default-model checks read it; nothing else sees it.
-PREPARED_CACHE = os.environ.get("QUOTEGEN_CACHE", "").strip() or None
+#: download`): the default-model checks read it; nothing else sees it. It is handed to the
+#: xdist workers under a name of its own (they start with this environment, QUOTEGEN_* gone).
+_PREPARED = "QG_TESTS_PREPARED_CACHE"
+PREPARED_CACHE = (
+    os.environ.get("QUOTEGEN_CACHE", "").strip() or os.environ.get(_PREPARED, "").strip() or None
+)
+if PREPARED_CACHE is not None:
+    os.environ[_PREPARED] = PREPARED_CACHE
 for _name in list(os.environ):
     if _name.startswith("QUOTEGEN_"):
         del os.environ[_name]

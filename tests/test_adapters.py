@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from quotegen.errors import InputError
-from quotegen.locating import is_prepared
-from quotegen.model import load_model
-from quotegen.references import parse_model_ref
+from quotegen.loading.locating import is_prepared
+from quotegen.loading.model import load_model
+from quotegen.loading.references import parse_model_ref
 from quotegen.settings import TrainConfig
-from quotegen.training import train
+from quotegen.training.fit import train
 from tests.conftest import run_cli
 from tests.helpers.ggufwriter import build_tiny_llama
 from tests.helpers.modelfactory import CORPUS

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from quotegen.config import BUNDLED_MODEL_NAME, DEFAULT_MODEL_NAME
-from quotegen.model import load_model
-from quotegen.references import bundled_model_dir, parse_model_ref, resolve_model
+from quotegen.loading.model import load_model
+from quotegen.loading.references import bundled_model_dir, parse_model_ref, resolve_model
 from tests.conftest import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,8 +95,8 @@ def test_bundled_model_found_from_an_installed_wheel(tmp_path: Path) -> None:
         timeout=300,
     )
     probe = (
-        "import quotegen.model as m, quotegen.references as r;"
-        "from quotegen.generation import Engine;"
+        "import quotegen.loading.model as m, quotegen.loading.references as r;"
+        "from quotegen.engine.generation import Engine;"
         "from quotegen.settings import GenerationSettings;"
         "print(r.bundled_model_dir());"
         "g = Engine(m.load_model(r.parse_model_ref('quotegen-mini'), device='cpu'));"
@@ -162,8 +162,8 @@ def test_bundled_model_writes_real_words() -> None:
     import os
     import re
 
-    from quotegen.generation import Engine
-    from quotegen.vocab import DICTIONARY, read_dictionary
+    from quotegen.engine.generation import Engine
+    from quotegen.training.vocab import DICTIONARY, read_dictionary
 
     if not DICTIONARY.is_file() and not os.environ.get("CI"):
         pytest.skip("needs Debian's word list: apt-get install wamerican-large (CI installs it)")

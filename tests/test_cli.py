@@ -156,7 +156,7 @@ def test_no_model_anywhere_names_download(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    import quotegen.references as references
+    import quotegen.loading.references as references
     from quotegen.cli import main
 
     monkeypatch.setattr(references, "bundled_model_dir", lambda name="": tmp_path / "absent" / name)

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from quotegen.conversion import cache_root
 from quotegen.errors import InputError, InvalidModelError, ModelNotCachedError
-from quotegen.locating import is_prepared
-from quotegen.model import load_model
-from quotegen.references import parse_model_ref
+from quotegen.loading.conversion import cache_root
+from quotegen.loading.locating import is_prepared
+from quotegen.loading.model import load_model
+from quotegen.loading.references import parse_model_ref
 from tests.conftest import run_cli
 from tests.helpers.ggufwriter import build_tiny_llama, write_gguf
 from tests.helpers.modelfactory import CORPUS, build_tiny_gpt2
@@ -101,7 +101,7 @@ def test_gguf_generate_end_to_end(gguf_files: dict) -> None:
 def test_gguf_interrupted_conversion_leaves_nothing(
     gguf_files: dict, fresh_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import quotegen.conversion as conversion
+    import quotegen.loading.conversion as conversion
 
     def fails(path: Path, out: Path) -> None:
         (out / "config.json").write_text("{}")  # half written
@@ -194,7 +194,7 @@ def test_gguf_not_prepared_offline(gguf_files: dict) -> None:
 
 def test_train_frame_token_must_exist(sources: dict[str, Path], tmp_path: Path) -> None:
     from quotegen.settings import TrainConfig
-    from quotegen.training import train
+    from quotegen.training.fit import train
 
     config = TrainConfig(
         out=tmp_path / "x", base=str(sources["llama"]), lora=True, frame_token="<|nope|>"
@@ -259,7 +259,7 @@ def test_file_hashes_are_remembered_and_an_unwritable_cache_is_fine(
 ) -> None:
     import hashlib
 
-    from quotegen import conversion
+    from quotegen.loading import conversion
 
     data = tmp_path / "weights.bin"
     data.write_bytes(b"quotegen" * 1000)

@@ -24,7 +24,7 @@ from modelbuild.corpus import (
 )
 from quotegen.errors import InputError
 from quotegen.inputs import read_quotes
-from quotegen.training import split_quotes
+from quotegen.training.fit import split_quotes
 
 FORTUNE_FILE = (
     """A day for firm decisions!!!!!  Or is it?

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from quotegen.errors import QuotegenError
-from quotegen.references import parse_model_ref
+from quotegen.loading.references import parse_model_ref
 from quotegen.settings import GenerationSettings
 from quotegen.text import clean_text, find_stop
 from tests.helpers.live import LiveServer, serving

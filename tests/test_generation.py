@@ -8,8 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from quotegen.config import DEFAULT_PROMPTS
+from quotegen.engine.generation import Engine
 from quotegen.errors import PromptTooLongError
-from quotegen.generation import Engine
 from quotegen.settings import GenerationSettings
 from quotegen.text import CleanStream, choose_prompt, clean_text, find_stop
 
@@ -220,8 +220,8 @@ def test_max_new_tokens_trimmed_to_context_unless_strict(engine: Engine) -> None
 
 
 def test_model_with_added_special_tokens_generates(quote_model_dir) -> None:  # type: ignore[no-untyped-def]
-    from quotegen.model import load_model
-    from quotegen.references import parse_model_ref
+    from quotegen.loading.model import load_model
+    from quotegen.loading.references import parse_model_ref
 
     loaded = load_model(parse_model_ref(str(quote_model_dir)), device="cpu")
     assert loaded.tokenizer.pad_token == "<PAD>"

@@ -16,9 +16,9 @@ from quotegen.errors import (
     NoModelAvailableError,
     UnsafeWeightsError,
 )
-from quotegen.locating import locate_model
-from quotegen.model import choose_device, choose_dtype, load_model
-from quotegen.references import ModelRef, parse_model_ref, resolve_model
+from quotegen.loading.locating import locate_model
+from quotegen.loading.model import choose_device, choose_dtype, load_model
+from quotegen.loading.references import ModelRef, parse_model_ref, resolve_model
 
 
 @pytest.mark.parametrize(
@@ -57,7 +57,7 @@ def test_parse_local_paths(tmp_path: Path) -> None:
 def test_default_resolution_with_empty_cache_names_download(
     hf_cache: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    import quotegen.references as references
+    import quotegen.loading.references as references
 
     monkeypatch.setattr(references, "bundled_model_dir", lambda name="": tmp_path / "absent" / name)
     with pytest.raises(NoModelAvailableError, match="ships neither the default model nor"):
@@ -163,7 +163,7 @@ def test_pickle_weights_need_opt_in(tmp_path: Path, tiny_model_dir: Path) -> Non
 def test_bundled_model_missing_names_download(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    import quotegen.references as references
+    import quotegen.loading.references as references
 
     monkeypatch.setattr(references, "bundled_model_dir", lambda name="": tmp_path / "absent")
     with pytest.raises(NoModelAvailableError, match="not part of this installation"):
@@ -183,7 +183,7 @@ def test_unavailable_devices_are_clear_errors(device: str) -> None:
 def test_auto_device_and_dtype_on_cpu() -> None:
     import torch
 
-    from quotegen.quantization import cpu_has_bf16
+    from quotegen.loading.quantization import cpu_has_bf16
 
     device = choose_device("auto")
     if device.type == "cpu":

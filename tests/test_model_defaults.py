@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from quotegen.generation import Engine
-from quotegen.model import load_model
-from quotegen.references import parse_model_ref
+from quotegen.engine.generation import Engine
+from quotegen.loading.model import load_model
+from quotegen.loading.references import parse_model_ref
 from quotegen.server import create_app
 from quotegen.settings import GenerationSettings, model_defaults
 from tests.conftest import run_cli

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-import quotegen.pinned as pinned
+import quotegen.loading.pinned as pinned
 from quotegen.errors import DownloadError, ModelNotCachedError
-from quotegen.locating import is_prepared
-from quotegen.model import load_model
-from quotegen.pinned import PINNED, PinnedFile, fetch_pinned
-from quotegen.references import ModelRef, bundled_model_dir, parse_model_ref
+from quotegen.loading.locating import is_prepared
+from quotegen.loading.model import load_model
+from quotegen.loading.pinned import PINNED, PinnedFile, fetch_pinned
+from quotegen.loading.references import ModelRef, bundled_model_dir, parse_model_ref
 from tests.helpers.ggufwriter import build_tiny_llama, write_gguf
 
 MEMBER = "tinybase/tiny-llama.Q8_0.gguf"

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from quotegen import quantization
+from quotegen.engine.generation import Engine
+from quotegen.engine.kvcache import left_padded
 from quotegen.errors import DeviceError
-from quotegen.generation import Engine
-from quotegen.kvcache import left_padded
-from quotegen.model import LoadedModel, load_model
-from quotegen.references import parse_model_ref
+from quotegen.loading import quantization
+from quotegen.loading.model import LoadedModel, load_model
+from quotegen.loading.references import parse_model_ref
 from quotegen.settings import GenerationSettings
 from tests.conftest import run_cli
 from tests.helpers.ggufwriter import build_tiny_llama

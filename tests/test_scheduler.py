@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from quotegen.engine.rows import Row
+from quotegen.engine.scheduler import Scheduler, generate_ordered
 from quotegen.errors import OverloadedError, QuotegenError
-from quotegen.rows import Row
-from quotegen.scheduler import Scheduler, generate_ordered
 from quotegen.settings import GenerationSettings
 from tests.helpers.fakes import FakeEngine
 from tests.helpers.tickets import connected, open_tickets

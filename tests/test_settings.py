@@ -10,9 +10,9 @@ import typer.main
 
 from quotegen.cli import app
 from quotegen.config import GENERATION_DEFAULTS, GENERATION_SETTINGS
+from quotegen.engine.rows import Row
+from quotegen.engine.sampling import choose_tokens
 from quotegen.openaischemas import ChatCompletionRequest, CompletionRequest, OpenAIRequest
-from quotegen.rows import Row
-from quotegen.sampling import choose_tokens
 from quotegen.schemas import SettingsOverrides
 from quotegen.settings import MODEL_DEFAULT_KEYS, GenerationSettings, model_defaults
 from tests.conftest import run_cli

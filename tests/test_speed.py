@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from quotegen.generation import Engine
-from quotegen.model import load_model
-from quotegen.references import parse_model_ref
-from quotegen.rows import Row
-from quotegen.sampling import _draw, nucleus_threshold
-from quotegen.scheduler import generate_ordered
+from quotegen.engine.generation import Engine
+from quotegen.engine.rows import Row
+from quotegen.engine.sampling import _draw, nucleus_threshold
+from quotegen.engine.scheduler import generate_ordered
+from quotegen.loading.model import load_model
+from quotegen.loading.references import parse_model_ref
 from quotegen.settings import GenerationSettings
 from tests.helpers.fakes import FakeEngine
 from tests.helpers.tickets import connected, open_tickets

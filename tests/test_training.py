@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from quotegen.evaluation import perplexity
-from quotegen.model import load_model
-from quotegen.references import parse_model_ref
-from quotegen.saving import save_model
+from quotegen.loading.model import load_model
+from quotegen.loading.references import parse_model_ref
 from quotegen.schemas import EpochReport, TrainReport
-from quotegen.training import TrainConfig, train
+from quotegen.training.evaluation import perplexity
+from quotegen.training.fit import TrainConfig, train
+from quotegen.training.saving import save_model
 from tests.conftest import run_cli
 from tests.helpers.modelfactory import CORPUS, build_tiny_gpt2
 
@@ -90,7 +90,7 @@ def test_train_from_scratch_gives_a_loadable_better_model(tmp_path: Path) -> Non
 def test_saved_tokenizer_files_load_quickly_and_unchanged(tmp_path: Path) -> None:
     from transformers import AutoTokenizer
 
-    from quotegen.saving import quick_tokenizer_files
+    from quotegen.training.saving import quick_tokenizer_files
 
     out = build_tiny_gpt2(tmp_path / "m", tokenizer_kind="words")
     before = AutoTokenizer.from_pretrained(out)
@@ -113,7 +113,7 @@ def test_saved_tokenizer_files_load_quickly_and_unchanged(tmp_path: Path) -> Non
 def test_batches_hold_every_example_once_and_pad_little() -> None:
     import random
 
-    from quotegen.training import _batches
+    from quotegen.training.fit import _batches
 
     rng = random.Random(0)
     examples = [[7] * rng.randint(1, 90) for _ in range(3000)]
@@ -442,7 +442,7 @@ def test_interpolate_weights_mixes_a_fine_tuned_model_with_its_base(tmp_path: Pa
 
 
 def test_card_names_a_hub_base_in_its_metadata(tmp_path: Path) -> None:
-    from quotegen.saving import hub_base_model
+    from quotegen.training.saving import hub_base_model
 
     assert hub_base_model("org/name@v1") == "org/name"
     assert hub_base_model("smollm2-135m-instruct") == "HuggingFaceTB/SmolLM2-135M-Instruct"

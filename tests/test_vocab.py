@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from quotegen.generation import Engine
-from quotegen.model import load_model
-from quotegen.references import parse_model_ref
+from quotegen.engine.generation import Engine
+from quotegen.loading.model import load_model
+from quotegen.loading.references import parse_model_ref
 from quotegen.settings import GenerationSettings
-from quotegen.vocab import SPACE, build_tokenizer
+from quotegen.training.vocab import SPACE, build_tokenizer
 from tests.helpers.modelfactory import CORPUS, build_tiny_gpt2
 
 WORDS = {w.strip(".,;!?\"'").lower() for t in CORPUS for w in t.split()} | {"I"}
@@ -135,7 +135,7 @@ SPELLING_WORDS = {"the", "walker", "is", "walking", "walk", "here", "and", "zone
 def test_spelling_pieces_spell_rare_words_in_fewer_pieces(tmp_path: Path) -> None:
     from transformers import AutoTokenizer
 
-    from quotegen.vocab import spelling_ids
+    from quotegen.training.vocab import spelling_ids
 
     plain, _ = build_tokenizer(SPELLING_TEXTS, SPELLING_WORDS, min_count=2)
     tokenizer, suppressed = build_tokenizer(

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from quotegen.generation import Engine
-from quotegen.model import load_model
-from quotegen.references import parse_model_ref
+from quotegen.engine.generation import Engine
+from quotegen.engine.wholewords import first_token_rule
+from quotegen.loading.model import load_model
+from quotegen.loading.references import parse_model_ref
 from quotegen.settings import GenerationSettings
-from quotegen.wholewords import first_token_rule
 from tests.helpers.modelfactory import build_tiny_gpt2
 
 # Prompts ending mid-word for which these tokenizers have many continuation pieces.

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
-    from quotegen.references import ModelRef
+    from quotegen.loading.references import ModelRef
 
 from quotegen.cli.options import UsageError, write
 from quotegen.config import DEFAULT_MODEL_NAME
@@ -53,9 +53,9 @@ def download(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress; only the path."),
 ) -> None:
     """Download a model into the caches and make it ready to load offline; print its path."""
-    from quotegen.hub import fetch_model
-    from quotegen.model import load_model
-    from quotegen.references import ModelRef, resolve_model
+    from quotegen.loading.hub import fetch_model
+    from quotegen.loading.model import load_model
+    from quotegen.loading.references import ModelRef, resolve_model
 
     if cache_dir is not None and local_dir is not None:
         raise UsageError("--cache-dir and --local-dir cannot be used together.")
@@ -105,7 +105,7 @@ def download(
 
 def prepare(ref: ModelRef, *, quiet: bool) -> None:
     """Fetch, convert and merge what ``ref`` needs, then print the folder it loads from."""
-    from quotegen.locating import locate_model
+    from quotegen.loading.locating import locate_model
 
     if ref.bundled:
         write(f"{ref.path}\n")
@@ -122,7 +122,7 @@ def models(
 ) -> None:
     """List the default model (prepared or not, and the folder it loads from), the bundled
     one, the pinned bases and the models in the HF cache."""
-    from quotegen.locating import list_local_models
+    from quotegen.loading.locating import list_local_models
 
     found = list_local_models()
     if as_json:

@@ -86,7 +86,7 @@ def generate(
         with server_flag_errors(context):
             _run(remote, prompts, from_stdin, batch_size, as_json, quiet)
         return
-    from quotegen.scheduler import LocalQuotes
+    from quotegen.engine.scheduler import LocalQuotes
 
     engine = Target(model, LoadFlags.of(context)).engine(quiet=quiet)
     with flag_errors(context):  # the model's own defaults where no flag was given

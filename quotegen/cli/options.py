@@ -30,9 +30,9 @@ from quotegen.config import (
 from quotegen.console import print_note, status
 
 if TYPE_CHECKING:
-    from quotegen.generation import Engine
-    from quotegen.model import LoadedModel, Placement
-    from quotegen.references import ModelRef
+    from quotegen.engine.generation import Engine
+    from quotegen.loading.model import LoadedModel, Placement
+    from quotegen.loading.references import ModelRef
 
 # Recent typer vendors its own click; reach its exception classes through a public name so this
 # works whichever click typer uses.
@@ -341,8 +341,8 @@ class Target:
     flags are checked here, once (``model.place``), before anything is fetched."""
 
     def __init__(self, model: str | None, flags: LoadFlags) -> None:
-        from quotegen.model import place
-        from quotegen.references import resolve_model
+        from quotegen.loading.model import place
+        from quotegen.loading.references import resolve_model
 
         self.flags = flags
         # A bad --device/--dtype/--quantize fails before anything else.

@@ -23,7 +23,7 @@ from quotegen.config import DEFAULT_HOST, DEFAULT_PORT, ENV_API_KEY, ENV_HOST, E
 from quotegen.console import print_note
 
 if TYPE_CHECKING:
-    from quotegen.generation import Engine
+    from quotegen.engine.generation import Engine
     from quotegen.settings import ServeConfig
 
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}

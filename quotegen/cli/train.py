@@ -123,7 +123,7 @@ def train(
     from scratch."""
     from quotegen.inputs import read_quotes
     from quotegen.settings import TrainConfig
-    from quotegen.training import train as run_training
+    from quotegen.training.fit import train as run_training
 
     with flag_errors(ctx):  # the flags are TrainConfig's fields, by the same names
         config = TrainConfig(**model_fields(ctx, TrainConfig.model_fields))
@@ -167,8 +167,8 @@ def evaluate(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Token-level perplexity of a model on a quotes file."""
-    from quotegen.evaluation import evaluate as run_evaluation
     from quotegen.inputs import read_quotes
+    from quotegen.training.evaluation import evaluate as run_evaluation
 
     quotes = read_quotes(data, text_column)
     loaded = Target(model, LoadFlags.of(context)).load(quiet=quiet)

@@ -50,9 +50,9 @@ def upload(
     if not directory.is_dir():
         raise UsageError(f"DIRECTORY: '{directory}' is not a directory.")
 
-    from quotegen.model import load_model
+    from quotegen.loading.model import load_model
+    from quotegen.loading.references import parse_model_ref
     from quotegen.publish import upload_files, upload_model
-    from quotegen.references import parse_model_ref
 
     with status(f"Checking that {directory} loads…", show=not quiet):
         loaded = load_model(parse_model_ref(str(directory)), device="cpu")
@@ -84,8 +84,8 @@ def upload(
 
 def _note_adapter_base(directory: Path) -> None:
     """An adapter whose base is a local path or file loads only where that path exists."""
-    from quotegen.conversion import adapter_base, is_adapter
-    from quotegen.saving import hub_base_model
+    from quotegen.loading.conversion import adapter_base, is_adapter
+    from quotegen.training.saving import hub_base_model
 
     if not is_adapter(directory):
         return

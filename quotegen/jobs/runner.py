@@ -15,9 +15,9 @@ from quotegen.jobs.chunks import ModelDefaults, chunks, now, rows_per_line, run_
 from quotegen.jobs.files import Job, Manifest, ResultsFile, file_digest, manifest_path, read_jobs
 
 if TYPE_CHECKING:
-    from quotegen.conversion import Notify
-    from quotegen.generation import TextEngine
-    from quotegen.references import ModelRef
+    from quotegen.engine.generation import TextEngine
+    from quotegen.loading.conversion import Notify
+    from quotegen.loading.references import ModelRef
 
 #: Progress: (lines done, lines in all, a short rate text).
 Progress = Callable[[int, int, str], None]
@@ -63,8 +63,8 @@ def run_file_job(
     with the same input, model and settings left. ``local`` loads the engine for a run here
     (called only when work is left); with ``ray``, replicas load the model with ``load``
     (``load_model``'s keyword arguments) instead."""
-    from quotegen.locating import locate_or_fall_back
-    from quotegen.model import declared_defaults
+    from quotegen.loading.locating import locate_or_fall_back
+    from quotegen.loading.model import declared_defaults
 
     jobs = read_jobs(input_file)
     ref, path = locate_or_fall_back(ref, allow_pickle=allow_pickle, notify=notify)

@@ -17,8 +17,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from quotegen import __version__
+from quotegen.engine.generation import TextEngine
 from quotegen.errors import QuotegenError
-from quotegen.generation import TextEngine
 from quotegen.server.chat import router as chat_router
 from quotegen.server.middleware import AccessLogMiddleware, BodyLimitMiddleware, MetricsMiddleware
 from quotegen.server.native import router as native_router

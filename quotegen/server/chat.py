@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from quotegen.engine.generation import TextEngine
+from quotegen.engine.scoring import chat_logprobs
 from quotegen.errors import InvalidRequestError
-from quotegen.generation import TextEngine
 from quotegen.openaiformat import ChatChunks, finish_reason, usage
 from quotegen.openaischemas import (
     ChatChoice,
@@ -27,7 +28,6 @@ from quotegen.openaischemas import (
     OpenAIRequest,
 )
 from quotegen.schemas import ErrorResponse
-from quotegen.scoring import chat_logprobs
 from quotegen.server.deps import Auth, Service
 from quotegen.server.responses import ERRORS, event_stream, openai_events
 

@@ -16,7 +16,7 @@ from quotegen.server.state import ServerState
 from quotegen.server.tickets import Ticket, Tickets
 
 if TYPE_CHECKING:
-    from quotegen.generation import TextEngine
+    from quotegen.engine.generation import TextEngine
     from quotegen.schemas import GenerationResult
     from quotegen.settings import GenerationSettings, ServeConfig
 

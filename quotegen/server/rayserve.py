@@ -2,8 +2,8 @@
 Serve deployment of model replicas, autoscaled on ongoing requests.
 
 Each replica builds the app with ``create_app`` when it starts (``__serve_build_asgi_app__``)
-and loads its model through ``quotegen.model.load_model``; Ray Serve runs the app's lifespan,
-so each replica has its own continuous-batching scheduler, started and drained as under
+and loads its model through ``quotegen.loading.model.load_model``; Ray Serve runs the app's
+lifespan, so each replica has its own continuous-batching scheduler, started and drained as under
 uvicorn. Ray's HTTP proxy routes requests to the replicas. Imported only with ``--ray``.
 """
 
@@ -33,9 +33,9 @@ class QuotegenReplica:
         self.config = dict(config)
 
     def __serve_build_asgi_app__(self) -> Any:
-        from quotegen.generation import Engine
-        from quotegen.model import load_model
-        from quotegen.references import ModelRef
+        from quotegen.engine.generation import Engine
+        from quotegen.loading.model import load_model
+        from quotegen.loading.references import ModelRef
         from quotegen.server.app import create_app
         from quotegen.settings import ServeConfig
 
@@ -93,7 +93,7 @@ def app_builder(args: Mapping[str, str]) -> Any:
     import os
 
     from quotegen.config import ENV_API_KEY, ENV_MODEL
-    from quotegen.references import resolve_model
+    from quotegen.loading.references import resolve_model
     from quotegen.settings import ServeConfig
 
     ref = resolve_model(args.get("model") or os.environ.get(ENV_MODEL))

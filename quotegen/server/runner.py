@@ -7,8 +7,8 @@ import signal
 import sys
 from collections.abc import Callable
 
+from quotegen.engine.generation import TextEngine
 from quotegen.errors import QuotegenError
-from quotegen.generation import TextEngine
 from quotegen.settings import ServeConfig
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")

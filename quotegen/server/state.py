@@ -9,9 +9,9 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from quotegen.engine.generation import TextEngine
+from quotegen.engine.scheduler import Scheduler
 from quotegen.errors import NotReadyError, QuotegenError
-from quotegen.generation import TextEngine
-from quotegen.scheduler import Scheduler
 from quotegen.server.tickets import Tickets
 from quotegen.settings import ServeConfig
 

@@ -16,10 +16,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from quotegen.engine.generation import TextEngine
+from quotegen.engine.rows import Row
+from quotegen.engine.scheduler import Scheduler
 from quotegen.errors import OverloadedError, RequestTimeoutError, as_user_error
-from quotegen.generation import TextEngine
-from quotegen.rows import Row
-from quotegen.scheduler import Scheduler
 from quotegen.schemas import GenerationResult
 from quotegen.settings import GenerationSettings
 

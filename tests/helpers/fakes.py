@@ -13,8 +13,8 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 
-from quotegen.generation import TextEngine
-from quotegen.rows import Admit, Row
+from quotegen.engine.generation import TextEngine
+from quotegen.engine.rows import Admit, Row
 from quotegen.schemas import ModelInfo
 
 

@@ -16,7 +16,7 @@ from tests.helpers.modelfactory import CORPUS
 
 
 def _tokenizer(vocab_size: int) -> Any:
-    from quotegen.training import train_tokenizer
+    from quotegen.training.fit import train_tokenizer
 
     tokenizer = train_tokenizer(CORPUS * 4, vocab_size, 128, min_frequency=1)
     return tokenizer

@@ -54,11 +54,11 @@ def build_tiny_gpt2(
     """
     from transformers import GenerationConfig
 
-    from quotegen.training import new_gpt2, train_tokenizer
+    from quotegen.training.fit import new_gpt2, train_tokenizer
 
     texts = (corpus or CORPUS) * 4
-    if tokenizer_kind == "words":  # whole words (quotegen.vocab), a leading-space marker
-        from quotegen.vocab import build_tokenizer
+    if tokenizer_kind == "words":  # whole words (quotegen.training.vocab), a leading-space marker
+        from quotegen.training.vocab import build_tokenizer
 
         words = dictionary or {w.strip(".,;!?\"'") for t in texts for w in t.split()}
         tokenizer, spelling = build_tokenizer(

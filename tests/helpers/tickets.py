@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from quotegen.scheduler import Scheduler
+from quotegen.engine.scheduler import Scheduler
 from quotegen.server.tickets import Tickets
 from tests.helpers.fakes import FakeEngine
 

@@ -23,8 +23,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from quotegen.conversion import Notify, cache_root, file_sha256
 from quotegen.errors import DownloadError
+from quotegen.loading.conversion import Notify, cache_root, file_sha256
 
 DEFAULT_INDEX = "https://pypi.org/simple"
 

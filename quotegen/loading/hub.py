@@ -23,7 +23,7 @@ from quotegen.errors import (
 )
 
 if TYPE_CHECKING:
-    from quotegen.references import ModelRef
+    from quotegen.loading.references import ModelRef
 
 #: What loading a model needs from a repo; weights are added by ``_weight_patterns``.
 LOAD_PATTERNS = [

@@ -5,7 +5,7 @@ and callbacks, so a batch can mix requests with different temperatures, lengths 
 strings. Rows may join the running batch at any token step (continuous batching: their
 prompts are run and their KV caches merged in) and leave it as soon as they finish or are
 cancelled, so a departed client stops costing compute. Scheduling lives in
-``quotegen.scheduler``, token choice in ``quotegen.sampling``, string work in
+``quotegen.engine.scheduler``, token choice in ``quotegen.engine.sampling``, string work in
 ``quotegen.text``.
 
 ``TextEngine`` is the public interface the scheduler, the server and the CLI use: a subclass
@@ -25,24 +25,24 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from quotegen.config import MAX_SEED
-from quotegen.errors import InvalidRequestError, PromptTooLongError, as_user_error
-from quotegen.kvcache import (
+from quotegen.engine.kvcache import (
     DecodeBatch,
     left_padded,
     returned_cache,
 )
-from quotegen.rows import Admit, Row
-from quotegen.sampling import choose_tokens
+from quotegen.engine.rows import Admit, Row
+from quotegen.engine.sampling import choose_tokens
+from quotegen.engine.scoring import ScoredToken, scored_token, step_scores
+from quotegen.engine.wholewords import first_token_bans, first_token_rule, word_ids
+from quotegen.errors import InvalidRequestError, PromptTooLongError, as_user_error
 from quotegen.schemas import GenerationResult, ModelInfo
-from quotegen.scoring import ScoredToken, scored_token, step_scores
 from quotegen.settings import GenerationSettings, resolve_settings
 from quotegen.text import choose_prompt
-from quotegen.wholewords import first_token_bans, first_token_rule, word_ids
 
 if TYPE_CHECKING:
     import torch
 
-    from quotegen.model import LoadedModel
+    from quotegen.loading.model import LoadedModel
 
 
 class TextEngine(ABC):
@@ -159,7 +159,7 @@ class TextEngine(ABC):
     ) -> list[GenerationResult]:
         """Generate ``settings.n`` results for each prompt, in input order: up to
         ``batch_size`` rows at a time, each finished row's place taken by the next at once
-        (the CLI and the server feed rows through ``quotegen.scheduler``'s scheduler instead)."""
+        (the CLI and the server feed rows through ``quotegen.engine.scheduler`` instead)."""
         rows = self.prepare(list(prompts), settings)
         pending = deque(rows[batch_size:])
 

@@ -1,6 +1,6 @@
 """A row: one prompt and one sample travelling through the decode loop, with its own
 settings, seed and callbacks, and the rules that finish it (end-of-text, length, a stop
-string, cancellation); it records its token scores (``quotegen.scoring``) on the way.
+string, cancellation); it records its token scores (``quotegen.engine.scoring``) on the way.
 
 Rows know nothing of models: ``add_token`` is given a ``decode`` function, so the engine and
 the tests' fake engine advance them the same way.
@@ -12,11 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from quotegen.engine.scoring import Decode, ScoredToken, Scores, scored_token, token_logprobs
+from quotegen.engine.wholewords import FirstToken
 from quotegen.schemas import GenerationResult
-from quotegen.scoring import Decode, ScoredToken, Scores, scored_token, token_logprobs
 from quotegen.settings import FinishReason, GenerationSettings
 from quotegen.text import clean_text, find_stop, holdback
-from quotegen.wholewords import FirstToken
 
 if TYPE_CHECKING:
     pass

@@ -1,4 +1,4 @@
-"""Weight precisions for CPU inference: the linear layers ``quotegen.leanllama`` is built with.
+"""Weight precisions for CPU inference: the linear layers ``leanllama`` is built with.
 
 - ``float32``: the weights as loaded, products through oneDNN;
 - ``bfloat16`` (``float16``): bf16 (fp16) weights, inputs rounded the same way for the

@@ -11,13 +11,13 @@ computes the same function with fewer, larger operations:
 - torch's fused ``rms_norm``, ``silu`` and ``scaled_dot_product_attention`` (grouped-query
   attention handled inside it, no repeated keys);
 - one rotary table lookup and one attention mask per forward pass, shared by every layer;
-- a ``DynamicCache`` like transformers', so continuous batching (``quotegen.kvcache``) works
+- a ``DynamicCache`` like transformers', so continuous batching (``quotegen.engine.kvcache``) works
   unchanged;
 - built straight from the checkpoint's tensors (``from_tensors``): no transformers model class
   is imported, which takes about a second off a cold start.
 
 Its linear layers are whatever ``make_linear`` builds from each weight, so the precisions of
-``quotegen.quantization`` plug in without this module knowing them. Only plain Llama configs
+``quotegen.loading.quantization`` plug in without this module knowing them. Only plain Llama configs
 qualify (``supports``); anything else keeps transformers' forward. torch and transformers are
 imported inside the functions.
 """
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 if TYPE_CHECKING:
     import torch
 
-    from quotegen.quantization import MakeLinear
+    from quotegen.loading.quantization import MakeLinear
 
 
 def supports(model: Any) -> bool:

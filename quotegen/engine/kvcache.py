@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-    from quotegen.rows import Row
+    from quotegen.engine.rows import Row
 
 
 def cache_argument(model: Any) -> str:

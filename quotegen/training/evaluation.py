@@ -16,7 +16,7 @@ from quotegen.schemas import EvalReport
 if TYPE_CHECKING:
     import torch
 
-    from quotegen.model import LoadedModel
+    from quotegen.loading.model import LoadedModel
 
 
 def right_padded(
@@ -52,7 +52,7 @@ def negative_log_likelihood(
     """Summed NLL (nats) and the number of predicted tokens over ``quotes``."""
     import torch
 
-    from quotegen.model import context_length
+    from quotegen.loading.model import context_length
 
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (eos or 0)
@@ -102,7 +102,7 @@ def bits_per_byte(
     """
     import torch
 
-    from quotegen.model import context_length
+    from quotegen.loading.model import context_length
 
     eos = tokenizer.eos_token_id
     limit = context_length(model.config)

@@ -164,8 +164,8 @@ def hub_base_model(base: str | None) -> str | None:
     a pinned base's origin; None for a local folder or file."""
     if base is None:
         return None
-    from quotegen.pinned import PINNED
-    from quotegen.references import parse_model_ref
+    from quotegen.loading.pinned import PINNED
+    from quotegen.loading.references import parse_model_ref
 
     ref = parse_model_ref(base)
     if ref.pinned is not None:

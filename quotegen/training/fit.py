@@ -16,11 +16,11 @@ from typing import Any
 
 from quotegen.console import quiet_transformers
 from quotegen.errors import DeviceError, InputError
-from quotegen.evaluation import perplexity, quote_examples, right_padded
-from quotegen.model import context_length, load_model
-from quotegen.saving import save_model
+from quotegen.loading.model import context_length, load_model
 from quotegen.schemas import EpochReport, TrainReport
 from quotegen.settings import TrainConfig
+from quotegen.training.evaluation import perplexity, quote_examples, right_padded
+from quotegen.training.saving import save_model
 
 EOS = "<|endoftext|>"
 
@@ -133,9 +133,9 @@ def train(
     many steps; a later run with the same settings and data resumes from it."""
     import torch
 
-    from quotegen.checkpoint import Checkpoint
-    from quotegen.model import choose_device
-    from quotegen.references import parse_model_ref
+    from quotegen.loading.model import choose_device
+    from quotegen.loading.references import parse_model_ref
+    from quotegen.training.checkpoint import Checkpoint
 
     started = time.perf_counter()
     quiet_transformers()
@@ -158,7 +158,7 @@ def train(
     if config.from_scratch:
         if config.tokenizer == "words":
             from quotegen.inputs import read_quotes
-            from quotegen.vocab import build_tokenizer, read_dictionary
+            from quotegen.training.vocab import build_tokenizer, read_dictionary
 
             counted = train_quotes if config.vocab_from is None else read_quotes(config.vocab_from)
             tokenizer, suppress = build_tokenizer(

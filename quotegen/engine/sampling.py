@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-    from quotegen.rows import Row
+    from quotegen.engine.rows import Row
 
 
 def choose_tokens(

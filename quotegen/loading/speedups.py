@@ -1,8 +1,8 @@
 """The CPU inference form of a loaded model: linear layers in the chosen precision
-(``quotegen.quantization``), a Llama's lean forward pass (``quotegen.leanllama``), GPT-2's
-GELU fused, and the weights file's memory mapping released.
+(``quantization``), a Llama's lean forward pass (``leanllama``), GPT-2's GELU fused, and
+the weights file's memory mapping released.
 
-Applied by ``quotegen.model.load_model`` to models on the CPU; the quality cost of each
+Applied by ``quotegen.loading.model.load_model`` to models on the CPU; the quality cost of each
 precision is measured in docs/performance.md. torch and transformers are imported inside the
 functions.
 """
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-    from quotegen.quantization import MakeLinear
+    from quotegen.loading.quantization import MakeLinear
 
 
 def _replace_modules(model: Any, make: Callable[[Any], Any | None]) -> int:
@@ -49,7 +49,7 @@ def _float_linear(module: Any) -> tuple[torch.Tensor, torch.Tensor | None] | Non
 
 def replace_linears(model: Any, make: MakeLinear) -> int:
     """Swap every linear layer (``nn.Linear``, GPT-2's ``Conv1D``, the output head) for the
-    one ``make`` builds from its weight and bias (``quotegen.quantization.linear_maker``)."""
+    one ``make`` builds from its weight and bias (``quantization.linear_maker``)."""
     names = {id(module): name for name, module in model.named_modules()}
 
     def swap(module: Any) -> Any:
@@ -107,11 +107,11 @@ def _own_tensors(model: Any, loaded: set[int]) -> None:
 
 def load_lean(model_dir: Path, config: dict[str, Any], precision: str) -> Any:
     """A plain Llama checkpoint (safetensors) straight into its lean inference form, its
-    linear layers in ``precision``: no transformers model is built (``quotegen.leanllama``)."""
+    linear layers in ``precision``: no transformers model is built (``leanllama``)."""
     from safetensors.torch import load_file
 
-    from quotegen import leanllama
-    from quotegen.quantization import adapter_low_rank, linear_maker
+    from quotegen.loading import leanllama
+    from quotegen.loading.quantization import adapter_low_rank, linear_maker
 
     tensors: dict[str, Any] = {}
     for weights in sorted(model_dir.glob("*.safetensors")):
@@ -126,11 +126,11 @@ def load_lean(model_dir: Path, config: dict[str, Any], precision: str) -> Any:
 
 def optimize_for_inference(model: Any, precision: str, model_dir: Path | None = None) -> Any:
     """The CPU inference form of ``model`` with its linear layers in ``precision`` (see
-    ``quotegen.quantization``): a plain Llama becomes a ``quotegen.leanllama.LeanLlama``;
+    ``quantization``): a plain Llama becomes a ``leanllama.LeanLlama``;
     other models get their linear layers swapped and GPT-2's GELU fused. For int4, the LoRA
     update of a merged model (``model_dir``'s provenance) is kept beside the base weights."""
-    from quotegen import leanllama
-    from quotegen.quantization import adapter_low_rank, linear_maker
+    from quotegen.loading import leanllama
+    from quotegen.loading.quantization import adapter_low_rank, linear_maker
 
     loaded = {tensor.data_ptr() for _, _, tensor in _tensor_slots(model)}
     low_rank = adapter_low_rank(model_dir) if precision == "int4" and model_dir else {}

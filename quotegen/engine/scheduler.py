@@ -20,9 +20,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from quotegen.config import DEFAULT_BATCH_SIZE, PROMPT_READER
+from quotegen.engine.generation import TextEngine, TextStream
+from quotegen.engine.rows import Row
 from quotegen.errors import OverloadedError, QuotegenError, as_user_error
-from quotegen.generation import TextEngine, TextStream
-from quotegen.rows import Row
 from quotegen.schemas import GenerationResult
 from quotegen.settings import GenerationSettings
 

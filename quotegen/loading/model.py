@@ -3,8 +3,8 @@
 ``generate``, ``serve``, ``download``, ``train`` and ``eval`` all go through ``load_model``,
 so device and dtype choice, offline handling, the safetensors preference, GGUF files,
 adapters and the default's fallback cannot drift apart between commands (the files are found
-and prepared by ``quotegen.locating``). torch and transformers are imported lazily: importing
-this module is cheap.
+and prepared by ``locating``). torch and transformers are imported lazily: importing this
+module is cheap.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from quotegen.console import quiet_transformers
-from quotegen.conversion import Notify
 from quotegen.errors import DeviceError, InvalidModelError, UnsafeWeightsError, brief
-from quotegen.hub import weight_files
-from quotegen.locating import locate_or_fall_back
-from quotegen.references import ModelRef
+from quotegen.loading.conversion import Notify
+from quotegen.loading.hub import weight_files
+from quotegen.loading.locating import locate_or_fall_back
+from quotegen.loading.references import ModelRef
 from quotegen.schemas import ModelInfo
 from quotegen.settings import model_defaults
 
@@ -121,7 +121,7 @@ def choose_dtype(dtype: str, device: torch.device, *, inference: bool = True) ->
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         if device.type == "mps":
             return torch.float16
-        from quotegen.quantization import cpu_has_bf16
+        from quotegen.loading.quantization import cpu_has_bf16
 
         return torch.bfloat16 if inference and cpu_has_bf16() else torch.float32
     table = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -147,7 +147,7 @@ def check_quantize(quantize: str, device: torch.device, dtype: str = "auto") -> 
         )
     if dtype.strip().lower() != "auto":
         raise DeviceError(f"--quantize {wanted} sets the weights' precision: drop --dtype.")
-    from quotegen.quantization import supported
+    from quotegen.loading.quantization import supported
 
     if not supported(wanted):
         raise DeviceError(f"This torch build has no {wanted} CPU kernels: use --quantize none.")
@@ -311,7 +311,7 @@ def load_model(
     if placement is None:
         placement = place(device, dtype, quantize, inference=optimize)
     torch_device, torch_dtype, quantize = placement.device, placement.dtype, placement.quantize
-    # On the CPU the inference form is made from float32 weights (quotegen.speedups): only
+    # On the CPU the inference form is made from float32 weights (quotegen.loading.speedups): only
     # the linear layers take the chosen precision, norms and the residual stay float32.
     cpu_inference = optimize and torch_device.type == "cpu"
     ref, path = locate_or_fall_back(ref, allow_pickle=allow_pickle, notify=notify)
@@ -346,7 +346,7 @@ def load_model(
         model.to(torch_device)
         model.eval()
         if cpu_inference:
-            from quotegen.speedups import optimize_for_inference
+            from quotegen.loading.speedups import optimize_for_inference
 
             model = optimize_for_inference(model, precision, path)
 
@@ -380,8 +380,8 @@ def load_model(
 
 def _lean_checkpoint(path: Path, trust_remote_code: bool) -> bool:
     """Whether ``path`` holds a plain Llama in safetensors, which loads straight into its
-    lean inference form (``quotegen.leanllama``) without transformers' model classes."""
-    from quotegen.leanllama import supports_config
+    lean inference form (``quotegen.loading.leanllama``) without transformers' model classes."""
+    from quotegen.loading.leanllama import supports_config
 
     return (
         not trust_remote_code
@@ -398,7 +398,7 @@ def _unreadable_weights(ref: ModelRef, path: Path, exc: BaseException) -> Invali
 
 
 def _load_lean(ref: ModelRef, path: Path, precision: str) -> Any:
-    from quotegen.speedups import load_lean
+    from quotegen.loading.speedups import load_lean
 
     try:
         return load_lean(path, _read_json(path / "config.json"), precision)

@@ -8,14 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from quotegen.config import BUNDLED_MODEL_NAME, DEFAULT_MODEL_NAME
-from quotegen.conversion import (
-    Notify,
-    adapter_base,
-    converted_gguf,
-    is_adapter,
-    merged_adapter,
-    merged_folder,
-)
 from quotegen.errors import (
     DownloadError,
     InvalidModelError,
@@ -24,7 +16,15 @@ from quotegen.errors import (
     NoModelAvailableError,
     QuotegenError,
 )
-from quotegen.hub import (
+from quotegen.loading.conversion import (
+    Notify,
+    adapter_base,
+    converted_gguf,
+    is_adapter,
+    merged_adapter,
+    merged_folder,
+)
+from quotegen.loading.hub import (
     cached_gguf,
     cached_snapshot,
     fetch_gguf,
@@ -32,8 +32,13 @@ from quotegen.hub import (
     is_offline,
     weight_files,
 )
-from quotegen.pinned import PINNED, fetch_pinned, pinned_path
-from quotegen.references import ModelRef, bundled_model_dir, default_model_ref, parse_model_ref
+from quotegen.loading.pinned import PINNED, fetch_pinned, pinned_path
+from quotegen.loading.references import (
+    ModelRef,
+    bundled_model_dir,
+    default_model_ref,
+    parse_model_ref,
+)
 from quotegen.schemas import LocalModelEntry
 
 
