@@ -64,8 +64,11 @@ def main() -> None:
     if not args.quick and (args.summary_only or llamacpp_installed()):
         llamacpp = {r["side"]: r for r in run("llamacpp", args_for("llamacpp"))["rows"]}
 
-    # The fastest choice that costs at most 1 % bits per byte on every model measured.
+    # The fastest choice that costs at most 1 % bits per byte on every model measured, and is
+    # not slower than float32 for a batch of 16 (float16 can be quick alone, slow batched).
     kept = {q["choice"] for q in quantize} - {q["choice"] for q in quantize if q["change_pct"] > 1}
+    floor = single["quotegen_float32"].get("batch16_tok_s") or 0.0
+    kept = {c for c in kept if (single[f"quotegen_{c}"].get("batch16_tok_s") or floor) >= floor}
     best = max(kept, key=lambda choice: single[f"quotegen_{choice}"]["tok_s"])
     best_single = single[f"quotegen_{best}"]
 

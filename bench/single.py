@@ -7,8 +7,10 @@ tokens for one prompt with seed 2's sampling (top_p 0.9, top_k off, temperature 
 the seed's pipeline; quotegen's float32 through transformers' own forward pass with oneDNN
 linear layers (``float32_before``: the path every release before the lean forward took);
 and quotegen as it loads now in float32, bfloat16, float16, int8 and int4. Calls alternate between
-the sides so drift hits all of them; the median call is reported. JSON in
-bench/results/single.json.
+the sides so drift hits all of them; the median call is reported. Each quotegen side also
+generates 16 prompts as one batch (``batch16_tok_s``, the better of two runs): a precision
+that is quick for one prompt can be slow for batches (float16 on CPUs without fp16 units).
+JSON in bench/results/single.json.
 """
 
 from __future__ import annotations
@@ -78,6 +80,15 @@ def main() -> None:
             if tokens != new:
                 raise SystemExit(f"{name} made {tokens} tokens on call {i}, not {new}")
     rate = {name: new / common.median(times) for name, times in seconds.items()}
+    batch = common.prompts(16)
+    batch_rate: dict[str, float] = {}
+    for name, engine in engines.items():
+        runs = []
+        for _ in range(2):
+            started = time.perf_counter()
+            results = engine.generate(batch, settings)
+            runs.append(time.perf_counter() - started)
+        batch_rate[f"quotegen_{name}"] = sum(r.completion_tokens for r in results) / min(runs)
     common.report(
         "single",
         [
@@ -87,6 +98,7 @@ def main() -> None:
                 "median_call_s": common.median(seconds[name]),
                 "vs_pipeline": rate[name] / rate["pipeline"],
                 "vs_float32_before": rate[name] / rate["quotegen_float32_before"],
+                "batch16_tok_s": batch_rate.get(name),
             }
             for name in sides
         ],
