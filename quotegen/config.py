@@ -320,10 +320,6 @@ def _declared(spec: type) -> dict[str, Setting]:
 
 #: Every generation setting by name, in declaration order.
 GENERATION_SETTINGS: dict[str, Setting] = _declared(Generation)
-#: quotegen's default for each (what a user, an API and the model leave unset).
-GENERATION_DEFAULTS: dict[str, object] = {
-    name: setting.default for name, setting in GENERATION_SETTINGS.items()
-}
 
 
 class ServeDefaults:

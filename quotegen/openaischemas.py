@@ -50,12 +50,10 @@ class _OpenAIRequest(Schema):
 
     def requested(self) -> dict[str, Any]:
         """The generation settings this request sets, by their ``GenerationSettings`` names
-        (unset fields take the model's defaults, then OpenAI's: see the openai router).
-        OpenAI's text is returned as generated (no cleaning)."""
-        names = OPENAI_NAMES
-        values = self.model_dump(include=self.model_fields_set & set(names))
-        given = {names[k]: v for k, v in values.items() if v is not None}
-        return given | {"clean": False}
+        (unset fields take the model's defaults, then OpenAI's ``DEFAULTS``, which also return
+        the text as generated: no cleaning)."""
+        values = self.model_dump(include=self.model_fields_set & set(OPENAI_NAMES))
+        return {OPENAI_NAMES[k]: v for k, v in values.items() if v is not None}
 
 
 _NAMES = OPENAI_NAMES.items()

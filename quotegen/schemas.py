@@ -180,14 +180,14 @@ class _SettingsOverrides(Schema):
 
     def given(self) -> dict[str, Any]:
         """The settings this request sets."""
-        return self.model_dump(exclude_none=True, include=_OVERRIDES)
+        return self.model_dump(exclude_none=True, include=set(_OVERRIDES))
 
     def apply(self, base: GenerationSettings) -> GenerationSettings:
         """``base`` with the given fields replaced, validated again as a whole."""
         return GenerationSettings(**{**base.model_dump(), **self.given()})
 
 
-_OVERRIDES = {name for name, setting in GENERATION_SETTINGS.items() if setting.override}
+_OVERRIDES = [name for name, setting in GENERATION_SETTINGS.items() if setting.override]
 
 if TYPE_CHECKING:
     SettingsOverrides = _SettingsOverrides
@@ -195,7 +195,7 @@ else:
     SettingsOverrides = with_settings(
         "SettingsOverrides",
         _SettingsOverrides,
-        {name: (name, None) for name in sorted(_OVERRIDES, key=list(GENERATION_SETTINGS).index)},
+        {name: (name, None) for name in _OVERRIDES},
         extra="forbid",
     )
 

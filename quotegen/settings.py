@@ -43,15 +43,18 @@ def setting_field(name: str, default: Any = ..., **extra: Any) -> Any:
 
 
 def setting_type(name: str, one_or_list: bool = False) -> Any:
-    """A declared setting's value type: a list's items and length constrained as declared;
-    ``one_or_list``: one item or a list of them (OpenAI's ``stop``)."""
+    """A declared setting's value type, a list's items constrained as declared (its length is
+    the field's: ``setting_field``); ``one_or_list``: one item, or a list of them with its
+    length constrained here (OpenAI's ``stop``, whose field has no bounds)."""
     setting = GENERATION_SETTINGS[name]
     if setting.item_length is None:
         return setting.kind
     shortest, longest = setting.item_length
     item = Annotated[str, Field(min_length=shortest, max_length=longest)]
-    items = Annotated[list[item], Field(**setting.bounds)]
-    return item | items if one_or_list else items
+    if one_or_list:
+        bounded: dict[str, Any] = dict(setting.bounds)
+        return item | Annotated[list[item], Field(**bounded)]
+    return list[item]
 
 
 def with_settings(
@@ -65,8 +68,8 @@ def with_settings(
     itself: the models' setting fields, derived from the declarations, not written again."""
     own = set(base.model_fields)
     definitions: dict[str, Any] = {
-        field: (setting_type(name), setting_field(name, default))
-        for field, (name, default) in fields.items()
+        field: (setting_type(setting), setting_field(setting, default))
+        for field, (setting, default) in fields.items()
         if field not in own
     }
     model: type[ModelT] = create_model(

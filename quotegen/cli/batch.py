@@ -68,11 +68,8 @@ def batch(
 ) -> None:
     """Generate for every line of a prompts file into a results file; resumable."""
     from quotegen.jobs.runner import RayPlan, run_file_job
-    from quotegen.settings import GenerationSettings
 
     chosen = chosen_settings(context)
-    with flag_errors(context):
-        GenerationSettings(**chosen)
     if output.resolve() == input_file.resolve():
         raise UsageError("OUTPUT must not be the INPUT file.")
     check_ray_flags(ray_address, replicas, cpus_per_replica, gpus_per_replica)
@@ -99,7 +96,6 @@ def batch(
             local=lambda ref: target.engine(quiet=quiet, ref=ref),
             load=asdict(flags),
             ray=ray,
-            allow_pickle=flags.allow_pickle,
             notify=None if quiet else print_note,
             progress=report_progress,
         )

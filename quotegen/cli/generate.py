@@ -58,12 +58,7 @@ def generate(
     quiet: QuietOpt = False,
 ) -> None:
     """Generate a quote for each prompt (arguments, or stdin lines)."""
-    chosen = chosen_settings(context)
-    if not server:  # before loading anything: a bad flag fails at once
-        from quotegen.settings import GenerationSettings
-
-        with flag_errors(context):
-            GenerationSettings(**chosen)
+    chosen = chosen_settings(context, check=not server)
     from_stdin = not prompts or prompts == ["-"]
     if from_stdin and sys.stdin.isatty():
         raise UsageError(

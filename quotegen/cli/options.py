@@ -14,7 +14,7 @@ import operator
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -144,7 +144,7 @@ GpusOpt = Annotated[
 ]
 
 
-def setting_option(name: str) -> Any:
+def _setting_option(name: str) -> Any:
     """The CLI flag of a declared generation setting (``quotegen.config.Generation``): its
     flags and help, its default shown; unset, the model's own default applies."""
     setting = GENERATION_SETTINGS[name]
@@ -159,18 +159,11 @@ def setting_option(name: str) -> Any:
     )
 
 
-def setting_switch(name: str) -> Any:
+def _setting_switch(name: str) -> Any:
     """A declared setting's switch (``--greedy``, ``--no-stop``, ``--raw``)."""
-    flag, _value, help = _switch(name)
-    return typer.Option(False, flag, rich_help_panel=GENERATION_PANEL, help=help)
-
-
-def _switch(name: str) -> tuple[str, Any, str]:
     switch = GENERATION_SETTINGS[name].switch
-    if switch is None:
-        raise KeyError(f"setting {name} declares no switch")
-    flag, value, help = switch
-    return flag, value, str(help)
+    assert switch is not None, f"setting {name} declares no switch"
+    return typer.Option(False, switch[0], rich_help_panel=GENERATION_PANEL, help=switch[2])
 
 
 def _param_name(flag: str) -> str:
@@ -186,25 +179,27 @@ def _settings_parameters() -> list[inspect.Parameter]:
     for name, setting in GENERATION_SETTINGS.items():
         if setting.flags:
             optional = operator.or_(setting.kind, None)  # unset: the model's default applies
-            option = setting_option(name)
+            option = _setting_option(name)
             parameters.append(inspect.Parameter(name, KEYWORD, default=option, annotation=optional))
         if setting.switch is not None:
-            flag, switch = _param_name(setting.switch[0]), setting_switch(name)
+            flag, switch = _param_name(setting.switch[0]), _setting_switch(name)
             parameters.append(inspect.Parameter(flag, KEYWORD, default=switch, annotation=bool))
     return parameters
 
 
 def _loading_parameters() -> list[inspect.Parameter]:
-    """The loading flags (``LoadFlags``' fields), as a command signature would declare them."""
+    """The loading flags (``LoadFlags``' fields and defaults), as a signature would declare
+    them."""
+    aliases = {
+        "device": DeviceOpt,
+        "dtype": DtypeOpt,
+        "quantize": QuantizeOpt,
+        "allow_pickle": AllowPickleOpt,
+        "trust_remote_code": TrustCodeOpt,
+    }
     return [
-        inspect.Parameter(name, KEYWORD, default=default, annotation=alias)
-        for name, alias, default in (
-            ("device", DeviceOpt, "auto"),
-            ("dtype", DtypeOpt, "auto"),
-            ("quantize", QuantizeOpt, "none"),
-            ("allow_pickle", AllowPickleOpt, False),
-            ("trust_remote_code", TrustCodeOpt, False),
-        )
+        inspect.Parameter(f.name, KEYWORD, default=f.default, annotation=aliases[f.name])
+        for f in fields(LoadFlags)
     ]
 
 
@@ -253,9 +248,10 @@ class SettingsCommand(ModelCommand):
     groups = (("settings", _settings_parameters), *ModelCommand.groups)
 
 
-def chosen_settings(context: typer.Context) -> dict[str, Any]:
+def chosen_settings(context: typer.Context, *, check: bool = True) -> dict[str, Any]:
     """The generation settings a ``SettingsCommand``'s flags set, by their settings names
-    (unset ones are absent)."""
+    (unset ones are absent); ``check``: validated now, so a bad flag fails before anything
+    is loaded (client mode leaves that to the server and imports no settings model)."""
     params = context.meta.get("quotegen.settings", {})
     chosen: dict[str, Any] = {}
     for name, setting in GENERATION_SETTINGS.items():
@@ -271,6 +267,11 @@ def chosen_settings(context: typer.Context) -> dict[str, Any]:
             value = list(switched) if isinstance(switched, list) else switched
         if value is not None:
             chosen[name] = value
+    if check:
+        from quotegen.settings import GenerationSettings
+
+        with flag_errors(context):
+            GenerationSettings(**chosen)
     return chosen
 
 

@@ -53,20 +53,20 @@ def run_file_job(
     *,
     batch_size: int,
     local: Callable[[ModelRef], TextEngine],
-    load: Mapping[str, Any] | None = None,
+    load: Mapping[str, Any],
     ray: RayPlan | None = None,
-    allow_pickle: bool = False,
     notify: Notify | None = None,
     progress: Progress | None = None,
 ) -> JobReport:
     """Generate every line of ``input_file`` into ``output``, resuming what a previous run
-    with the same input, model and settings left. ``local`` loads the engine for a run here
-    (called only when work is left); with ``ray``, replicas load the model with ``load``
-    (``load_model``'s keyword arguments) instead."""
+    with the same input, model and settings left. ``load`` is ``load_model``'s keyword
+    arguments (the loading flags); ``local`` loads the engine for a run here (called only
+    when work is left); with ``ray``, the replicas load the model with ``load`` instead."""
     from quotegen.loading.locating import locate_or_fall_back
     from quotegen.loading.model import declared_defaults
 
     jobs = read_jobs(input_file)
+    allow_pickle = bool(load.get("allow_pickle"))
     ref, path = locate_or_fall_back(ref, allow_pickle=allow_pickle, notify=notify)
     resolver = ModelDefaults(declared_defaults(path))
     given = dict(given)
@@ -107,7 +107,7 @@ def run_file_job(
             started = time.monotonic()
             produced = run_local(engine, pending, given, results.manifest.created)
         else:
-            produced = _on_ray(ray, ref, dict(load or {}), pending, given, results.manifest.created)
+            produced = _on_ray(ray, ref, dict(load), pending, given, results.manifest.created)
         if progress is not None:
             progress(done, len(jobs), "")
         for chunk, outputs in zip(pending, produced, strict=False):

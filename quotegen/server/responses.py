@@ -36,15 +36,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def sse(data: Any, event: str | None = None) -> bytes:
-    """One server-sent event (FastAPI's framing): a schema or JSON data, or a literal string
-    such as ``[DONE]``. A schema's ``usage`` is left out while it is null (OpenAI's chunks)."""
-    if isinstance(data, BaseModel):
-        unset_usage = getattr(data, "usage", True) is None
-        payload = data.model_dump_json(exclude={"usage"} if unset_usage else None)
-    elif isinstance(data, str):
-        payload = data
-    else:
-        payload = json.dumps(jsonable_encoder(data))
+    """One server-sent event (FastAPI's framing): JSON data, or text sent as it is (a
+    serialized schema, or ``[DONE]``)."""
+    payload = data if isinstance(data, str) else json.dumps(jsonable_encoder(data))
     return format_sse_event(data_str=payload, event=event)
 
 
@@ -60,18 +54,24 @@ async def openai_events(
     """A streamed OpenAI response (completions or chat): each choice's opening chunk, the
     text pieces as they come, each choice's last chunk, usage if asked, then ``[DONE]``; an
     error mid-stream is its own event."""
+
+    def chunk(schema: BaseModel) -> bytes:
+        # OpenAI's chunks carry "usage" only on the usage chunk, the one that sets it.
+        unset = None if "usage" in schema.model_fields_set else {"usage"}
+        return sse(schema.model_dump_json(exclude=unset))
+
     try:
         for index, row in enumerate(ticket.rows):
             opening = chunks.start(index, row.text_prefix)
             if opening is not None:
-                yield sse(opening)
+                yield chunk(opening)
         async for index, text in tickets.stream(ticket):
-            yield sse(chunks.piece(index, text))
+            yield chunk(chunks.piece(index, text))
         results = await ticket.done
         for index, result in enumerate(results):
-            yield sse(chunks.end(index, result))
+            yield chunk(chunks.end(index, result))
         if include_usage:
-            yield sse(chunks.usage(usage(results)))
+            yield chunk(chunks.usage(usage(results)))
         yield sse("[DONE]")
     except QuotegenError as exc:
         yield sse(exception_body(exc))
