@@ -10,12 +10,37 @@ import json
 import os
 import sys
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from quotegen.errors import InputError
 from quotegen.text import collapse_whitespace
 
 TEXT_COLUMNS = ("text", "quote", "content", "sentence")
+ROLES = ("system", "user", "assistant")
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """A chat training example (OpenAI's fine-tuning format, ``{"messages": [...]}``): the
+    model learns the last message, the assistant's reply, from the turns before it."""
+
+    messages: tuple[tuple[str, str], ...]  # (role, content)
+
+    @property
+    def reply(self) -> str:
+        return self.messages[-1][1]
+
+    def as_dicts(self, end: int | None = None) -> list[dict[str, str]]:
+        return [{"role": role, "content": text} for role, text in self.messages[:end]]
+
+    def key(self) -> str:
+        """One line that stands for the conversation (training fingerprints)."""
+        return json.dumps(self.messages)
+
+
+#: A training example: a plain quote, or a conversation whose last reply is learned.
+Example = str | Conversation
 
 
 def stdin_lines() -> Iterator[bytes]:
@@ -78,6 +103,42 @@ def read_quotes(path: Path, text_column: str | None = None) -> list[str]:
     return quotes
 
 
+def read_examples(path: Path, text_column: str | None = None) -> list[Example]:
+    """Training examples: a quotes file's quotes, and in ``.jsonl`` also conversations
+    (rows with ``messages``, the last one the assistant's), the two mixed as given."""
+    if path.suffix.lower() != ".jsonl" or not path.is_file():
+        return list(read_quotes(path, text_column))
+    rows = _jsonl_rows(path, path.read_text("utf-8"))
+    plain = [row for row in rows if "messages" not in row]
+    column = _pick_column(path, plain[0].keys(), text_column) if plain else ""
+    examples: list[Example] = []
+    for number, row in enumerate(rows, start=1):
+        if "messages" in row:
+            examples.append(_conversation(path, number, row["messages"]))
+        elif text := collapse_whitespace(str(row.get(column) or "")):
+            examples.append(text)
+    if not examples:
+        raise InputError(f"'{path}' holds no examples.")
+    return examples
+
+
+def _conversation(path: Path, number: int, messages: object) -> Conversation:
+    where = f"Row {number} of '{path}'"
+    if not isinstance(messages, list) or not messages:
+        raise InputError(f"{where}: messages must be a non-empty list.")
+    turns: list[tuple[str, str]] = []
+    for message in messages:
+        if not isinstance(message, dict) or message.get("role") not in ROLES:
+            raise InputError(f"{where}: each message needs a role ({', '.join(ROLES)}).")
+        content = message.get("content")
+        if not isinstance(content, str) or not content.strip():
+            raise InputError(f"{where}: each message needs a text content.")
+        turns.append((str(message["role"]), content.strip()))
+    if turns[-1][0] != "assistant" or len(turns) < 2:
+        raise InputError(f"{where}: the last message must be the assistant's reply to a turn.")
+    return Conversation(tuple(turns))
+
+
 def _pick_column(path: Path, columns: Iterable[str], wanted: str | None) -> str:
     names = list(columns)
     if wanted is not None:
@@ -93,6 +154,14 @@ def _pick_column(path: Path, columns: Iterable[str], wanted: str | None) -> str:
 
 
 def _jsonl_texts(path: Path, text: str, wanted: str | None) -> list[str]:
+    rows = _jsonl_rows(path, text)
+    if not rows:
+        return []
+    column = _pick_column(path, rows[0].keys(), wanted)
+    return [str(row.get(column) or "") for row in rows]
+
+
+def _jsonl_rows(path: Path, text: str) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -104,10 +173,7 @@ def _jsonl_texts(path: Path, text: str, wanted: str | None) -> list[str]:
         if not isinstance(row, dict):
             raise InputError(f"Line {number} of '{path}' is not a JSON object.")
         rows.append(row)
-    if not rows:
-        return []
-    column = _pick_column(path, rows[0].keys(), wanted)
-    return [str(row.get(column) or "") for row in rows]
+    return rows
 
 
 def _csv_texts(path: Path, text: str, wanted: str | None) -> list[str]:

@@ -264,6 +264,10 @@ class TrainConfig(BaseModel):
         description="Modules that get adapters: auto (peft's choice for the architecture), "
         "names (q_proj,k_proj,v_proj,o_proj) or all-linear.",
     )
+    lora_init: Path | None = Field(
+        None,
+        description="Start the LoRA adapter from this adapter's weights (train it further).",
+    )
     frame_token: str | None = Field(
         None,
         min_length=1,
@@ -288,6 +292,8 @@ class TrainConfig(BaseModel):
             raise ValueError("Choose one: --base MODEL to fine-tune, or --from-scratch.")
         if self.from_scratch and (self.lora or self.frame_token):
             raise ValueError("--lora and --frame-token fine-tune a --base model.")
+        if self.lora_init is not None and not self.lora:
+            raise ValueError("--lora-init needs --lora.")
         if self.vocab_from is not None and not (self.from_scratch and self.tokenizer == "words"):
             raise ValueError("--vocab-from needs --from-scratch --tokenizer words.")
         if self.n_embd % self.n_head:

@@ -1,6 +1,10 @@
-"""The default model's training text, from the corpus that ``python -m modelbuild.corpus`` built.
+"""The default model's training examples, from the corpus that ``python -m modelbuild.corpus``
+built, in two framings (``modelbuild/framing.py``): plain sayings and chat requests for a
+quote about a topic.
 
-    python scripts/quote-training-text.py CORPUS_DIR OUT_FILE
+    python scripts/quote-training-text.py CORPUS_DIR OUT_FILE.jsonl [PLAIN CHAT]
+
+PLAIN plain sayings and CHAT conversations (default 4500 and 5500) are drawn by weight.
 
 - The sayings of ``corpus.txt`` less those of ``validation.txt`` (bench/quality.py measures
   bits per byte there, so they stay unseen).
@@ -15,10 +19,13 @@
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import sys
 from pathlib import Path
+
+from modelbuild.framing import Saying, conversation, read_sayings, weighted_sample
 
 SENTENCE = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[A-Z\"'(])")
 DEFINITION = re.compile(r"^([A-Z][\w' -]*), ((?:[a-z]+\.\s*)+):?\s+(.*)$")
@@ -41,19 +48,34 @@ def as_saying(text: str) -> str | None:
 
 def main() -> None:
     corpus, out = Path(sys.argv[1]), Path(sys.argv[2])
+    n_plain, n_chat = (int(sys.argv[3]), int(sys.argv[4])) if len(sys.argv) > 4 else (4500, 5500)
     held_out = set((corpus / "validation.txt").read_text("utf-8").splitlines())
     rng = random.Random(0)
-    kept: list[str] = []
-    for line in (corpus / "corpus.txt").read_text("utf-8").splitlines():
-        saying = as_saying(line) if line not in held_out else None
-        if saying is None or sentences(saying) > 2:
-            continue
-        if rng.random() < LOWER_SHARE and re.match(r"[A-Z][a-z]", saying):
-            saying = saying[0].lower() + saying[1:]
-        kept.append(saying)
+    sayings: list[Saying] = []
+    for saying in read_sayings(corpus, held_out):
+        text = as_saying(saying.text)
+        if text is not None and sentences(text) <= 2:
+            sayings.append(Saying(text, saying.source, saying.weight, saying.topics))
+    rows: list[dict[str, object]] = []
+    for saying in weighted_sample(sayings, n_plain, rng):
+        text = saying.text
+        if rng.random() < LOWER_SHARE and re.match(r"[A-Z][a-z]", text):
+            text = text[0].lower() + text[1:]
+        rows.append({"text": text})
+    answering = [s for s in sayings if s.topics and s.weight >= 1.0]
+    by_topic: dict[str, list[Saying]] = {}
+    for saying in answering:
+        by_topic.setdefault(saying.topics[0], []).append(saying)
+    for saying in weighted_sample(answering, n_chat, rng):
+        rows.append({"messages": conversation(saying, by_topic, rng)})
+    rng.shuffle(rows)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("".join(s + "\n" for s in kept), "utf-8")
-    print(f"{len(kept)} sayings -> {out}", file=sys.stderr)
+    out.write_text("".join(json.dumps(r) + "\n" for r in rows), "utf-8")
+    print(
+        f"{len(sayings)} sayings, {len(answering)} with a topic -> {n_plain} plain and "
+        f"{n_chat} chat examples in {out}",
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

@@ -24,7 +24,11 @@ from quotegen.console import print_note, progress
 
 def train(
     ctx: typer.Context,
-    data: Path = typer.Argument(..., help="Quotes: .txt (one per line), .jsonl or .csv."),
+    data: Path = typer.Argument(
+        ...,
+        help="Quotes: .txt (one per line), .jsonl or .csv; .jsonl rows may also be "
+        'conversations ({"messages": [...]}, the last reply learned).',
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Directory to save the model in."),
     base: str | None = typer.Option(
         None, "--base", show_default=False, help="Model to fine-tune (any --model reference)."
@@ -98,6 +102,12 @@ def train(
         "--lora-targets",
         help="Modules to adapt: auto, all-linear, or names (q_proj,k_proj,v_proj,o_proj).",
     ),
+    lora_init: Path | None = typer.Option(
+        None,
+        "--lora-init",
+        show_default=False,
+        help="Start the LoRA adapter from this adapter folder's weights (train it further).",
+    ),
     frame_token: str | None = typer.Option(
         None,
         "--frame-token",
@@ -121,13 +131,13 @@ def train(
 ) -> None:
     """Fine-tune a model on a quotes file (whole, or a LoRA adapter), or train a small one
     from scratch."""
-    from quotegen.inputs import read_quotes
+    from quotegen.inputs import read_examples
     from quotegen.settings import TrainConfig
     from quotegen.training.fit import train as run_training
 
     with flag_errors(ctx):  # the flags are TrainConfig's fields, by the same names
         config = TrainConfig(**model_fields(ctx, TrainConfig.model_fields))
-    quotes = read_quotes(data, text_column)
+    quotes = read_examples(data, text_column)
     with progress("Training", show=not quiet) as bar:
 
         def update(kind: str, done: int, total: int, values: dict[str, float]) -> None:

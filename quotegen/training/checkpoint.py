@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from quotegen.errors import InputError
+from quotegen.inputs import Example
 from quotegen.schemas import TrainReport
 from quotegen.settings import TrainConfig
 
@@ -55,11 +56,12 @@ class Resumed:
 class Checkpoint:
     """The checkpoint of one run, in ``config.out / ".checkpoint"``."""
 
-    def __init__(self, config: TrainConfig, train_quotes: Sequence[str]) -> None:
+    def __init__(self, config: TrainConfig, train_quotes: Sequence[Example]) -> None:
         settings = config.model_dump(mode="json", exclude=_FREE)
         digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
         for quote in train_quotes:
-            digest.update(quote.encode("utf-8") + b"\n")
+            line = quote if isinstance(quote, str) else quote.key()
+            digest.update(line.encode("utf-8") + b"\n")
         self.fingerprint = digest.hexdigest()
         self.path = config.out / ".checkpoint" / "state.pt"
         #: Training seconds spent before this process resumed.

@@ -16,6 +16,7 @@ from quotegen.schemas import EvalReport
 if TYPE_CHECKING:
     import torch
 
+    from quotegen.inputs import Example
     from quotegen.loading.model import LoadedModel
 
 
@@ -40,33 +41,77 @@ def quote_examples(tokenizer: Any, quotes: Sequence[str], max_length: int) -> li
     return [([*ids, eos] if eos is not None else list(ids))[:max_length] for ids in encoded]
 
 
+def encode_examples(
+    tokenizer: Any, examples: Sequence[Example], max_length: int
+) -> list[tuple[list[int], int]]:
+    """Each example's tokens and how many of the first are context, not learned.
+
+    A plain quote is ``quote_examples``' (nothing held back: its first token is never
+    predicted anyway). A conversation is its earlier turns rendered by the tokenizer's chat
+    template with the assistant's turn opened (tokenized as the engine tokenizes a rendered
+    chat), then the reply and the template's end of turn, which alone are learned."""
+    from quotegen.inputs import Conversation
+
+    plain = [e for e in examples if isinstance(e, str)]
+    encoded = iter(quote_examples(tokenizer, plain, max_length))
+    out: list[tuple[list[int], int]] = []
+    for example in examples:
+        if not isinstance(example, Conversation):
+            out.append((next(encoded), 0))
+            continue
+        if not getattr(tokenizer, "chat_template", None):
+            raise ValueError("conversations need a tokenizer with a chat template")
+        context = tokenizer.apply_chat_template(
+            example.as_dicts(-1), add_generation_prompt=True, tokenize=False
+        )
+        whole = tokenizer.apply_chat_template(example.as_dicts(), tokenize=False)
+        if not whole.startswith(context):
+            raise ValueError("the chat template renders the reply's turn unlike a new turn")
+        bos = getattr(tokenizer, "bos_token", None)
+        special = not (bos and context.startswith(bos))
+        head = tokenizer(context, add_special_tokens=special)["input_ids"]
+        reply = tokenizer(whole[len(context) :].rstrip(), add_special_tokens=False)["input_ids"]
+        out.append(([*head, *reply][:max_length], len(head)))
+    return out
+
+
+def learned_mask(mask: torch.Tensor, held: Sequence[int]) -> torch.Tensor:
+    """``mask`` with each row's first ``held[i]`` positions cleared (context, not learned)."""
+    import torch
+
+    positions = torch.arange(mask.shape[1], device=mask.device)
+    limits = torch.tensor(list(held), device=mask.device)[:, None]
+    return mask * (positions[None, :] >= limits)
+
+
 def negative_log_likelihood(
     model: Any,
     tokenizer: Any,
-    quotes: Sequence[str],
+    quotes: Sequence[Example],
     *,
     batch_size: int = 16,
     max_length: int | None = None,
     on_batch: Callable[[int], None] | None = None,
 ) -> tuple[float, int]:
-    """Summed NLL (nats) and the number of predicted tokens over ``quotes``."""
+    """Summed NLL (nats) and the number of predicted tokens over ``quotes`` (a conversation's
+    reply only)."""
     import torch
 
     from quotegen.loading.model import context_length
 
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (eos or 0)
-    examples = quote_examples(tokenizer, quotes, max_length or context_length(model.config))
+    examples = encode_examples(tokenizer, quotes, max_length or context_length(model.config))
     device = next(model.parameters()).device
     total, count = 0.0, 0
     with torch.inference_mode():
         for start in range(0, len(examples), batch_size):
             rows = examples[start : start + batch_size]
-            ids, mask = right_padded(rows, pad, device)
+            ids, mask = right_padded([r for r, _ in rows], pad, device)
             logits = model(input_ids=ids, attention_mask=mask).logits.float()
             logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
             picked = logprobs.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-            valid = mask[:, 1:].bool()
+            valid = learned_mask(mask, [h for _, h in rows])[:, 1:].bool()
             total -= float(picked[valid].sum())
             count += int(valid.sum())
             if on_batch is not None:
@@ -74,7 +119,7 @@ def negative_log_likelihood(
     return total, count
 
 
-def perplexity(model: Any, tokenizer: Any, quotes: Sequence[str], **options: Any) -> float:
+def perplexity(model: Any, tokenizer: Any, quotes: Sequence[Example], **options: Any) -> float:
     """Token-level perplexity of ``model`` on ``quotes`` (options: see
     ``negative_log_likelihood``)."""
     return _exp_mean(*negative_log_likelihood(model, tokenizer, quotes, **options))

@@ -12,14 +12,15 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from quotegen.console import quiet_transformers
 from quotegen.errors import DeviceError, InputError
 from quotegen.loading.model import context_length, load_model
 from quotegen.schemas import EpochReport, TrainReport
 from quotegen.settings import TrainConfig
-from quotegen.training.evaluation import perplexity, quote_examples, right_padded
+from quotegen.inputs import Conversation, Example
+from quotegen.training.evaluation import encode_examples, learned_mask, perplexity, right_padded
 from quotegen.training.saving import save_model
 
 EOS = "<|endoftext|>"
@@ -83,9 +84,12 @@ def new_gpt2(
     )
 
 
+_T = TypeVar("_T", str, Example)
+
+
 def split_quotes(
-    quotes: Sequence[str], val_fraction: float, seed: int
-) -> tuple[list[str], list[str]]:
+    quotes: Sequence[_T], val_fraction: float, seed: int
+) -> tuple[list[_T], list[_T]]:
     """A seeded shuffle, then ``val_fraction`` held out (at least one of each when possible)."""
     if not 0.0 < val_fraction < 1.0:
         raise InputError(f"--val-split must be between 0 and 1, not {val_fraction}.")
@@ -98,7 +102,7 @@ def split_quotes(
 
 
 def _batches(
-    examples: Sequence[list[int]], batch_size: int, pad_id: int, rng: random.Random
+    examples: Sequence[tuple[list[int], int]], batch_size: int, pad_id: int, rng: random.Random
 ) -> list[tuple[Any, Any, Any]]:
     """Shuffled batches of examples of about the same length ("sortish"): each pool of 50
     batches' worth of shuffled examples is sorted by length before it is cut, so a batch pads
@@ -109,19 +113,20 @@ def _batches(
     pool = batch_size * 50
     groups = []
     for start in range(0, len(order), pool):
-        ranked = sorted(order[start : start + pool], key=lambda i: len(examples[i]))
+        ranked = sorted(order[start : start + pool], key=lambda i: len(examples[i][0]))
         groups += [ranked[i : i + batch_size] for i in range(0, len(ranked), batch_size)]
     rng.shuffle(groups)
     batches = []
     for group in groups:
-        ids, mask = right_padded([examples[i] for i in group], pad_id)
-        batches.append((ids, mask, ids.masked_fill(mask == 0, -100)))
+        ids, mask = right_padded([examples[i][0] for i in group], pad_id)
+        learned = learned_mask(mask, [examples[i][1] for i in group])
+        batches.append((ids, mask, ids.masked_fill(learned == 0, -100)))
     return batches
 
 
 def train(
     config: TrainConfig,
-    quotes: Sequence[str],
+    quotes: Sequence[Example],
     *,
     progress: Progress | None = None,
     data_name: str = "quotes",
@@ -139,6 +144,9 @@ def train(
 
     started = time.perf_counter()
     quiet_transformers()
+    chats = any(isinstance(q, Conversation) for q in quotes)
+    if chats and config.from_scratch:
+        raise InputError("Conversations fine-tune a --base model with a chat template.")
     train_quotes, val_quotes = split_quotes(quotes, config.val_split, config.seed)
     torch.manual_seed(config.seed)
     device = choose_device(config.device)
@@ -194,7 +202,9 @@ def train(
         model, tokenizer = loaded.model, loaded.tokenizer
         suppress = loaded.suppress_token_ids  # a whole-word base's spelling pieces stay unwritten
         if config.frame_token is not None:
-            frame_quotes(tokenizer, config.frame_token)
+            frame_quotes(tokenizer, config.frame_token, keep_chat_template=chats)
+        if chats and not getattr(tokenizer, "chat_template", None):
+            raise InputError(f"{config.base} has no chat template to train conversations on.")
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         base_name = loaded.name
@@ -202,7 +212,7 @@ def train(
             model = with_lora(model, config)
     tokenizer.padding_side = "right"
     max_length = min(config.max_length, context_length(model.config))
-    train_examples = quote_examples(tokenizer, train_quotes, max_length)
+    train_examples = encode_examples(tokenizer, train_quotes, max_length)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     trainable = [p for p in model.parameters() if p.requires_grad]
 
@@ -330,10 +340,11 @@ def train(
     return report
 
 
-def frame_quotes(tokenizer: Any, token: str) -> None:
+def frame_quotes(tokenizer: Any, token: str, *, keep_chat_template: bool = False) -> None:
     """Make ``token`` the start and the end of every quote: the tokenizer adds it in front of
     each text and generation stops at it, so training and generation agree. A chat template
-    no longer applies to a model that learns bare quotes, so it is dropped."""
+    no longer applies to a model that learns bare quotes, so it is dropped, unless the model
+    learns conversations too."""
     token_id = tokenizer.convert_tokens_to_ids(token)
     if not isinstance(token_id, int) or (
         token_id == tokenizer.unk_token_id and token != (tokenizer.unk_token)
@@ -349,7 +360,8 @@ def frame_quotes(tokenizer: Any, token: str) -> None:
         ) from exc
     if tokenizer(["x"])["input_ids"][0][0] != token_id:
         raise InputError(f"The base's tokenizer does not put {token!r} in front of a text.")
-    tokenizer.chat_template = None
+    if not keep_chat_template:
+        tokenizer.chat_template = None
 
 
 def with_lora(model: Any, config: TrainConfig) -> Any:
@@ -371,7 +383,12 @@ def with_lora(model: Any, config: TrainConfig) -> Any:
             target_modules=targets,
             task_type="CAUSAL_LM",
         )
-        wrapped = get_peft_model(model, lora)
+        if config.lora_init is not None:
+            from peft import PeftModel
+
+            wrapped = PeftModel.from_pretrained(model, str(config.lora_init), is_trainable=True)
+        else:
+            wrapped = get_peft_model(model, lora)
     except ValueError as exc:
         raise InputError(f"--lora-targets {config.lora_targets}: {exc}") from exc
     wrapped.peft_config["default"].base_model_name_or_path = config.base

@@ -45,7 +45,7 @@ def save_model(
         model.generation_config = GenerationConfig(
             **defaults,
             bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
+            eos_token_id=_end_ids(tokenizer),
             pad_token_id=tokenizer.pad_token_id,
             suppress_tokens=list(suppress) or None,
         )
@@ -70,6 +70,18 @@ def save_model(
         for path in out.iterdir():
             # safetensors files are written private (0600); a model is meant to be shared.
             path.chmod(0o644)
+
+
+def _end_ids(tokenizer: Any) -> int | list[int]:
+    """End-of-text, and with a chat template also its end of turn (what a reply ends with)."""
+    eos = int(tokenizer.eos_token_id)
+    if not getattr(tokenizer, "chat_template", None):
+        return eos
+    rendered = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}], tokenize=False
+    )
+    tail = tokenizer(rendered.rstrip().rpartition("y")[2], add_special_tokens=False)["input_ids"]
+    return [eos, int(tail[0])] if tail and tail[0] != eos else eos
 
 
 @contextlib.contextmanager
