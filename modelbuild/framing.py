@@ -18,6 +18,7 @@ are never used to build a request.
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 from collections import Counter
@@ -86,18 +87,22 @@ SYSTEM_MESSAGES = (
 )
 #: Nouns too general to be what a quote is about.
 GENERIC = frozenset(
-    """thing things way one man men woman people person something nothing anything everything
-    lot kind part day year time times someone anyone everyone nobody somebody fact case end
-    place side point number world sort other others lots bit piece rest place hand hands
-    good best better course reason mind many much more most less least way ways use want mine longer
-    need""".split()
+    str.split(
+        """thing things way one man men woman people person something nothing anything
+        everything lot kind part day year time times someone anyone everyone nobody somebody
+        fact case end place side point number world sort other others lots bit piece rest
+        hand hands good best better course reason mind many much more most less least ways
+        use want mine longer need"""
+    )
 )
 STOP = frozenset(
-    """a an the and or but if of to in on at by for with from as is are was were be been being
-    it its this that these those he she they them his her their you your we our i me my not no
-    so than then there here what who whom which when where why how all any some each every do
-    does did done have has had will would can could should may might must shall into out up
-    down over under again very just only also too about""".split()
+    str.split(
+        """a an the and or but if of to in on at by for with from as is are was were be been
+        being it its this that these those he she they them his her their you your we our i
+        me my not no so than then there here what who whom which when where why how all any
+        some each every do does did done have has had will would can could should may might
+        must shall into out up down over under again very just only also too about"""
+    )
 )
 
 
@@ -204,7 +209,7 @@ def topics(
         found.append(noun)
     found.sort(key=lambda n: -counts[n])
     pairs = []
-    for first, second in zip(words, words[1:], strict=False):
+    for first, second in itertools.pairwise(words):
         noun = lemma(second, noun_set)
         if noun in found and first in adj_set and first not in STOP and first not in noun_set:
             pairs.append(f"{first} {second}")
@@ -226,9 +231,7 @@ def read_sayings(corpus: Path, held_out: set[str]) -> list[Saying]:
     noun_set, adj_set = nouns(), adjectives()
     counts: Counter[str] = Counter()
     for line in lines:
-        counts.update(
-            {n for w in re.findall(r"[a-z]+", line.lower()) if (n := lemma(w, noun_set))}
-        )
+        counts.update({n for w in re.findall(r"[a-z]+", line.lower()) if (n := lemma(w, noun_set))})
     return [
         Saying(line, source, weight(line, source), topics(line, noun_set, adj_set, counts))
         for line, source in zip(lines, sources, strict=True)

@@ -39,6 +39,8 @@ MAX_SEED = 2**53 - 1
 MAX_PROMPTS = 64
 MAX_NEW_TOKENS = 2048
 MAX_SAMPLES = 16
+#: The longest topic ``about`` takes, in characters.
+MAX_TOPIC_LENGTH = 60
 MAX_STOP_STRINGS = 8
 MAX_STOP_LENGTH = 64
 MAX_LOGPROBS = 5
@@ -243,6 +245,18 @@ class Generation:
             override=False,
         ),
     ]
+    best_of: Annotated[
+        int,
+        Setting(
+            1,
+            "Candidates written for each quote returned; the best by the model's scorer is "
+            "kept (a model may set its own default).",
+            ge=1,
+            le=MAX_SAMPLES,
+            flags=("--best-of",),
+            model_key="best_of",
+        ),
+    ]
     seed: Annotated[
         int | None,
         Setting(
@@ -286,6 +300,15 @@ class Generation:
             "adds letters to it (false, --mid-word: it may complete the word).",
             flags=("--whole-words/--mid-word",),
             openai="whole_words",
+        ),
+    ]
+    about: Annotated[
+        str | None,
+        Setting(
+            None,
+            "A topic (a word or two): the quote is about it, and starts with the prompt if "
+            "one is given. Needs a model with a chat template (the default has one).",
+            flags=("--about",),
         ),
     ]
     logprobs: Annotated[

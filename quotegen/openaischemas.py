@@ -4,11 +4,12 @@ streamed chunks are built from them by ``quotegen.openaiformat``."""
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_serializer, model_validator
 
-from quotegen.config import GENERATION_SETTINGS, MAX_PROMPTS
+from quotegen.config import GENERATION_SETTINGS, MAX_PROMPTS, MAX_SAMPLES
 from quotegen.schemas import Schema, TokenLogprobs
 from quotegen.settings import setting_field, setting_type, with_settings
 
@@ -80,7 +81,14 @@ class CompletionRequest(OpenAIRequest):
     prompt: str | list[str] = Field(description="A prompt or a list of prompts.")
     echo: bool = Field(False, description="Return the prompt before the completion.")
     logprobs: int | None = setting_field("logprobs")
-    best_of: Annotated[int, Field(ge=1, le=1)] | None = None
+    best_of: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_SAMPLES * MAX_SAMPLES,
+        description="Candidates written per prompt (at least n), the n best returned, as "
+        "judged by the model's scorer; not with stream. Default: the model's own best_of "
+        "for each quote.",
+    )
 
     @field_validator("prompt")
     @classmethod
@@ -93,11 +101,22 @@ class CompletionRequest(OpenAIRequest):
     def prompts(self) -> list[str]:
         return [self.prompt] if isinstance(self.prompt, str) else list(self.prompt)
 
+    @model_validator(mode="after")
+    def _check_best_of(self) -> CompletionRequest:
+        n = getattr(self, "n", None) or 1
+        if self.best_of is not None and self.best_of < n:
+            raise ValueError(f"best_of ({self.best_of}) must be at least n ({n})")
+        if self.best_of is not None and self.best_of > 1 and self.stream:
+            raise ValueError("best_of cannot be used with stream: candidates are not streamed")
+        return self
+
     def requested(self) -> dict[str, Any]:
-        scoring = {
+        scoring: dict[str, Any] = {
             "logprobs": self.logprobs,
             "prompt_logprobs": self.echo and self.logprobs is not None,
         }
+        if self.best_of is not None:  # OpenAI counts candidates per prompt, quotegen per quote
+            scoring["best_of"] = math.ceil(self.best_of / (getattr(self, "n", None) or 1))
         return super().requested() | scoring
 
 

@@ -69,6 +69,11 @@ class GenerationResult(Schema):
     prompt_logprobs: TokenLogprobs | None = Field(
         None, description="The prompt's tokens scored (when settings.prompt_logprobs is set)."
     )
+    score: float | None = Field(
+        None,
+        description="The scorer's log-odds that a reader keeps this quote (when it was chosen "
+        "from several candidates, best_of > 1 or n > 1).",
+    )
 
 
 class ErrorBody(Schema):

@@ -57,8 +57,11 @@ def generate(
     ] = DEFAULT_BATCH_SIZE,
     quiet: QuietOpt = False,
 ) -> None:
-    """Generate a quote for each prompt (arguments, or stdin lines)."""
+    """Generate a quote for each prompt (arguments, or stdin lines); with --about, quotes
+    about a topic (alone: one quote; prompts start the quotes)."""
     chosen = chosen_settings(context, check=not server)
+    if not prompts and chosen.get("about") and sys.stdin.isatty():
+        prompts = [""]  # `generate --about courage`: one quote about it, started by the model
     from_stdin = not prompts or prompts == ["-"]
     if from_stdin and sys.stdin.isatty():
         raise UsageError(

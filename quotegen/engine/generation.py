@@ -24,7 +24,8 @@ from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from quotegen.config import MAX_SEED
+from quotegen.config import MAX_SEED, MAX_TOPIC_LENGTH
+from quotegen.engine.choosing import candidates, choose
 from quotegen.engine.kvcache import (
     DecodeBatch,
     left_padded,
@@ -32,6 +33,7 @@ from quotegen.engine.kvcache import (
 )
 from quotegen.engine.rows import Admit, Row
 from quotegen.engine.sampling import choose_tokens
+from quotegen.engine.scorer import Scorer, penalty, pooled_states
 from quotegen.engine.scoring import ScoredToken, scored_token, step_scores
 from quotegen.engine.wholewords import first_token_bans, first_token_rule, word_ids
 from quotegen.errors import InvalidRequestError, PromptTooLongError, as_user_error
@@ -87,25 +89,34 @@ class TextEngine(ABC):
         start_index: int = 0,
         strict_context: bool = False,
     ) -> list[Row]:
-        """Rows for ``prompts`` x ``settings.n``, each with its own derived seed.
+        """Rows for ``prompts`` x ``candidates(settings)`` (``settings.n`` quotes, each the
+        best of ``settings.best_of``, spares to replace repeats: ``quotegen.engine.choosing``),
+        each with its own derived seed; with ``settings.about`` each prompt is the start of a
+        quote about that topic (``topic_prompt``).
 
-        Row ``k`` of prompt ``i`` gets seed ``base + i * n + k``: a row's seed, settings and
-        cache never depend on how the input was batched, so the same batch composition gives
-        the same results; across batch sizes its logits differ by float rounding (about 1e-6),
-        which can flip a sample drawn at a near-tie (a real model rarely; a random test model
-        with flat distributions more often). ``strict_context`` rejects prompt +
-        max_new_tokens beyond the context (the HTTP API's contract); otherwise max_new_tokens
-        is trimmed to fit and only a prompt that cannot fit at all is an error.
+        Row ``k`` of prompt ``i`` gets seed ``base + i * candidates + k``: a row's seed,
+        settings and cache never depend on how the input was batched, so the same batch
+        composition gives the same results; across batch sizes its logits differ by float
+        rounding (about 1e-6), which can flip a sample drawn at a near-tie (a real model
+        rarely; a random test model with flat distributions more often). ``strict_context``
+        rejects prompt + max_new_tokens beyond the context (the HTTP API's contract);
+        otherwise max_new_tokens is trimmed to fit and only a prompt that cannot fit at all is
+        an error.
         """
         context_length = self.info.context_length
         base_seed = settings.seed if settings.seed is not None else secrets.randbelow(MAX_SEED)
         kept = settings.model_copy(update={"seed": base_seed})
+        width = candidates(settings)
         rows: list[Row] = []
         for offset, raw_prompt in enumerate(prompts):
             index = start_index + offset
-            for sample in range(settings.n):
-                seed = (base_seed + index * settings.n + sample) % MAX_SEED
-                prompt = choose_prompt(raw_prompt, random.Random(seed))
+            for sample in range(width):
+                seed = (base_seed + index * width + sample) % MAX_SEED
+                shown: str | None = None
+                if settings.about is not None:
+                    prompt, shown = self.topic_prompt(settings.about, raw_prompt)
+                else:
+                    prompt = choose_prompt(raw_prompt, random.Random(seed))
                 # No tokenizer packs 32 characters into a token on average; refusing longer
                 # prompts before tokenizing keeps a megabyte of input from tying up the CPU.
                 if len(prompt) > context_length * 32:
@@ -113,7 +124,7 @@ class TextEngine(ABC):
                         f"The prompt is {len(prompt)} characters, more than the model's "
                         f"context of {context_length} tokens can hold. Shorten it."
                     )
-                rule = first_token_rule(prompt, settings.whole_words)
+                rule = first_token_rule(prompt if shown is None else shown, settings.whole_words)
                 ids = self.encode(prompt.rstrip() if rule == "after_space" else prompt)
                 max_new = settings.max_new_tokens
                 if len(ids) >= context_length or (
@@ -134,12 +145,59 @@ class TextEngine(ABC):
                         prompt_ids=ids,
                         max_new_tokens=min(max_new, context_length - len(ids)),
                         first_token=rule,
+                        shown_prompt=shown,
                     )
                 )
         return rows
 
+    def topic_prompt(self, about: str, start: str) -> tuple[str, str]:
+        """The prompt that asks for a quote about ``about`` starting with ``start`` (the
+        model's chat template, the assistant's reply begun with ``start``, capitalised), and
+        the part of it the quote shows."""
+        topic = " ".join(about.split())
+        if not topic or len(topic) > MAX_TOPIC_LENGTH:
+            raise InvalidRequestError(
+                f"about: give a topic of 1 to {MAX_TOPIC_LENGTH} characters, e.g. 'courage'.",
+                param="about",
+            )
+        rendered = self.render_chat([{"role": "user", "content": f"Write a quote about {topic}."}])
+        if rendered is None:
+            raise InvalidRequestError(
+                f"about: {self.info.name} has no chat template, so it cannot take a topic; "
+                "start the prompt with the topic's words instead.",
+                param="about",
+            )
+        start = " ".join(start.split())
+        if start:
+            start = start[0].upper() + start[1:]
+        return rendered + start, start
+
     def result(self, row: Row) -> GenerationResult:
         return row.to_result(self.info.name)
+
+    def score(self, quotes: Sequence[str]) -> list[float]:
+        """How likely a reader keeps each quote, as log-odds (``quotegen.engine.scorer``):
+        the penalties alone here; an engine with a model adds its scorer."""
+        return [penalty(q) for q in quotes]
+
+    def scored_result(self, row: Row) -> GenerationResult:
+        """``result(row)``, scored when the row is one of several candidates for its prompt."""
+        result = self.result(row)
+        if candidates(row.settings) <= 1 or row.error is not None:
+            return result
+        (score,) = self.score([result.text])
+        return result.model_copy(update={"score": round(score, 4)})
+
+    def chosen(self, rows: Sequence[Row]) -> list[GenerationResult]:
+        """One prompt's quotes from its finished candidate rows: scored, repeats dropped, the
+        ``n`` best (``quotegen.engine.choosing``)."""
+        for row in rows:
+            if row.error is not None:
+                raise as_user_error(row.error)
+        ordered = sorted(rows, key=lambda r: r.sample)
+        if len(ordered) <= 1:
+            return [self.result(r) for r in ordered]
+        return choose([self.scored_result(r) for r in ordered], ordered[0].settings.n)
 
     def settings(
         self, given: Mapping[str, Any], fallback: Mapping[str, Any] | None = None
@@ -170,10 +228,10 @@ class TextEngine(ABC):
             return joining
 
         self.run(rows[:batch_size], admit=admit)
+        by_prompt: dict[int, list[Row]] = {}
         for row in rows:
-            if row.error is not None:
-                raise as_user_error(row.error)
-        return [self.result(row) for row in rows]
+            by_prompt.setdefault(row.index, []).append(row)
+        return [result for group in by_prompt.values() for result in self.chosen(group)]
 
     def stream(self, prompt: str, settings: GenerationSettings) -> TextStream:
         """One prompt's continuation piece by piece (see ``TextStream``)."""
@@ -193,6 +251,11 @@ class Engine(TextEngine):
         self._word: list[int] | None = None
         # Fast tokenizers are not safe to share between threads mid-call ("Already borrowed").
         self._tokenizer_lock = threading.Lock()
+        self._scorer = Scorer.load(loaded.path)
+        self._scorer_frame = 0
+        if self._scorer is not None:
+            frame = loaded.tokenizer.convert_tokens_to_ids(self._scorer.frame_token)
+            self._scorer_frame = frame if isinstance(frame, int) else 0
 
     @property
     def info(self) -> ModelInfo:
@@ -212,6 +275,16 @@ class Engine(TextEngine):
         with self._tokenizer_lock:
             ids: list[int] = tokenizer(text, add_special_tokens=special)["input_ids"]
         return ids
+
+    def score(self, quotes: Sequence[str]) -> list[float]:
+        scores = super().score(quotes)
+        if self._scorer is None:
+            return scores
+        loaded = self._loaded
+        with self._tokenizer_lock:
+            encoded = loaded.tokenizer(list(quotes), add_special_tokens=False)["input_ids"]
+        features = pooled_states(loaded.model, encoded, self._scorer_frame)
+        return [a + b for a, b in zip(scores, self._scorer.logits(features), strict=True)]
 
     def render_chat(self, messages: Sequence[Mapping[str, str]]) -> str | None:
         if not self.info.chat_template:
@@ -421,7 +494,8 @@ class TextStream:
 
     def __init__(self, engine: TextEngine, prompt: str, settings: GenerationSettings) -> None:
         self._engine = engine
-        (self._row,) = engine.prepare([prompt], settings.model_copy(update={"n": 1}))
+        one = settings.model_copy(update={"n": 1, "best_of": 1})
+        (self._row,) = engine.prepare([prompt], one)
         self.prompt = self._row.text_prefix
         self.result: GenerationResult | None = None
 

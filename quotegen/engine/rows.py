@@ -37,6 +37,9 @@ class Row:
     prompt_ids: list[int]
     max_new_tokens: int
     first_token: FirstToken = "any"
+    #: The part of ``prompt`` the quote shows (a topic request: the quote's start, maybe
+    #: empty); None: all of it.
+    shown_prompt: str | None = None
     on_text: Callable[[str], None] | None = None
     on_finish: Callable[[Row], None] | None = None
     is_cancelled: Callable[[], bool] | None = None
@@ -59,8 +62,10 @@ class Row:
     @property
     def text_prefix(self) -> str:
         """The prompt as it stands before the completion (its trailing whitespace is the
-        model's to generate when the prompt ended in whitespace)."""
-        return self.prompt.rstrip() if self.first_token == "after_space" else self.prompt
+        model's to generate when the prompt ended in whitespace); of a topic request, only
+        the quote's start."""
+        prompt = self.prompt if self.shown_prompt is None else self.shown_prompt
+        return prompt.rstrip() if self.first_token == "after_space" else prompt
 
     def add_token(
         self, token: int, *, is_eos: bool, decode: Decode, scores: Scores | None = None
@@ -118,7 +123,7 @@ class Row:
         return GenerationResult(
             index=self.index,
             sample=self.sample,
-            prompt=self.prompt,
+            prompt=self.prompt if self.shown_prompt is None else self.shown_prompt,
             text=clean_text(full) if self.settings.clean else full,
             completion=self.completion,
             model=model,

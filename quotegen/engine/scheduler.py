@@ -20,9 +20,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from quotegen.config import DEFAULT_BATCH_SIZE, PROMPT_READER
+from quotegen.engine.choosing import candidates
 from quotegen.engine.generation import TextEngine, TextStream
 from quotegen.engine.rows import Row
-from quotegen.errors import OverloadedError, QuotegenError, as_user_error
+from quotegen.errors import OverloadedError, QuotegenError
 from quotegen.schemas import GenerationResult
 from quotegen.settings import GenerationSettings
 
@@ -231,6 +232,7 @@ def generate_ordered(
     result before it has been yielded.
     """
     scheduler = Scheduler(engine, max_batch_size=batch_size, max_queue=max(256, 4 * batch_size))
+    width = candidates(settings)
     finished: dict[int, list[Row]] = {}
     lock = threading.Lock()
     failure: list[BaseException] = []
@@ -260,13 +262,10 @@ def generate_ordered(
         while True:
             with lock:
                 rows = finished.get(emitted, [])
-                if len(rows) < settings.n:
+                if len(rows) < width:
                     return
                 del finished[emitted]
-            for row in sorted(rows, key=lambda r: r.sample):
-                if row.error is not None:
-                    raise as_user_error(row.error)
-                yield engine.result(row)
+            yield from engine.chosen(rows)
             emitted += 1
 
     try:

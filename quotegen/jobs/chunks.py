@@ -70,8 +70,7 @@ def run_chunk(
 
             out.append([_error_row(job, as_user_error(failed))])
             continue
-        results = [engine.result(r) for r in rows]
-        out.append(_output_rows(job, results, created))
+        out.append(_output_rows(job, engine.chosen(rows), created))
     return out
 
 

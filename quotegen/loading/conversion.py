@@ -323,7 +323,7 @@ def _merge(adapter: Path, base: Path, out: Path) -> None:
     tokenizer = AutoTokenizer.from_pretrained(adapter if has_tokenizer else base)
     merged.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    for name in ("generation_config.json", "README.md"):
+    for name in ("generation_config.json", "README.md", "quotegen-scorer.json"):
         if (adapter / name).is_file():
             shutil.copyfile(adapter / name, out / name)
     _write_provenance(out, {"adapter": str(adapter.resolve()), "base": str(base.resolve())})

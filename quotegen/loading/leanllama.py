@@ -258,6 +258,18 @@ def _lean_class() -> type:
             logits = self.head(x).float()
             return LeanOutput(logits, cache)
 
+        def final_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Any:
+            """The final hidden states (after the last norm) of a batch, without a cache: what
+            the quote scorer (``quotegen.engine.scorer``) reads."""
+            batch, length = input_ids.shape
+            positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+            mask = self._mask(attention_mask, batch, length, 0)
+            x = F.embedding(input_ids, self.embed).float()
+            rotary = self._rotary(positions)
+            for index, layer in enumerate(self.layers):
+                x = layer(x, rotary, mask, None, index)
+            return F.rms_norm(x, (x.shape[-1],), self.norm, self.eps)
+
         def _mask(
             self, attention_mask: torch.Tensor | None, batch: int, length: int, past: int
         ) -> torch.Tensor | None:

@@ -46,7 +46,7 @@ async def generate_stream(body: StreamRequest, service: Service) -> EventSourceR
     with the full result (the `generate --json` schema); `event: error` if it fails.
     """
     service.check_prompts([body.prompt], "prompt")
-    settings = _settings(service, body.settings).model_copy(update={"n": 1})
+    settings = _settings(service, body.settings).model_copy(update={"n": 1, "best_of": 1})
     ticket = service.tickets.submit([body.prompt], settings, stream=True)
     return event_stream(_events(service.tickets, ticket))
 

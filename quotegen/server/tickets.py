@@ -12,16 +12,25 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from quotegen.engine.choosing import choose
 from quotegen.engine.generation import TextEngine
 from quotegen.engine.rows import Row
 from quotegen.engine.scheduler import Scheduler
 from quotegen.errors import OverloadedError, RequestTimeoutError, as_user_error
 from quotegen.schemas import GenerationResult
 from quotegen.settings import GenerationSettings
+
+
+def chosen(results: Iterable[GenerationResult]) -> list[GenerationResult]:
+    """Each prompt's quotes from its scored candidates (``quotegen.engine.choosing``)."""
+    by_prompt: dict[int, list[GenerationResult]] = {}
+    for result in results:
+        by_prompt.setdefault(result.index, []).append(result)
+    return [r for group in by_prompt.values() for r in choose(group, group[0].settings.n)]
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[..., Any], *args: Any) -> None:
@@ -70,7 +79,11 @@ class Tickets:
         start_index: int = 0,
     ) -> Ticket:
         """Queue a request (call from the event loop); refuses at once when the queue is full."""
+        if stream:  # pieces go out as they come: no candidates to choose from
+            settings = settings.model_copy(update={"best_of": 1})
         rows = self.engine.prepare(prompts, settings, start_index=start_index, strict_context=True)
+        if stream:
+            rows = [row for row in rows if row.sample < settings.n]
         loop = asyncio.get_running_loop()
         ticket = Ticket(
             rows=rows,
@@ -143,7 +156,7 @@ class Tickets:
             error = row.error
             if error is None and row.finish_reason == "cancelled" and not ticket.cancelled.is_set():
                 error = OverloadedError("The server is shutting down; retry on another replica.")
-            result = self.engine.result(row)
+            result = self.engine.scored_result(row)
             if self._on_tokens is not None:
                 self._on_tokens(len(row.token_ids))
             _call_soon(ticket.loop, self._deliver, ticket, position, result, error)
@@ -163,6 +176,7 @@ class Tickets:
             ticket.results[position] = result
             if len(ticket.results) < len(ticket.rows):
                 return
-            ticket.done.set_result([ticket.results[i] for i in range(len(ticket.rows))])
+            results = [ticket.results[i] for i in range(len(ticket.rows))]
+            ticket.done.set_result(results if ticket.stream is not None else chosen(results))
         if ticket.stream is not None:
             ticket.stream.put_nowait(None)

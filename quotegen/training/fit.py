@@ -16,10 +16,10 @@ from typing import Any, TypeVar
 
 from quotegen.console import quiet_transformers
 from quotegen.errors import DeviceError, InputError
+from quotegen.inputs import Conversation, Example
 from quotegen.loading.model import context_length, load_model
 from quotegen.schemas import EpochReport, TrainReport
 from quotegen.settings import TrainConfig
-from quotegen.inputs import Conversation, Example
 from quotegen.training.evaluation import encode_examples, learned_mask, perplexity, right_padded
 from quotegen.training.saving import save_model
 
@@ -87,9 +87,7 @@ def new_gpt2(
 _T = TypeVar("_T", str, Example)
 
 
-def split_quotes(
-    quotes: Sequence[_T], val_fraction: float, seed: int
-) -> tuple[list[_T], list[_T]]:
+def split_quotes(quotes: Sequence[_T], val_fraction: float, seed: int) -> tuple[list[_T], list[_T]]:
     """A seeded shuffle, then ``val_fraction`` held out (at least one of each when possible)."""
     if not 0.0 < val_fraction < 1.0:
         raise InputError(f"--val-split must be between 0 and 1, not {val_fraction}.")
@@ -164,11 +162,12 @@ def train(
 
     suppress: list[int] = []
     if config.from_scratch:
+        texts = [q for q in train_quotes if isinstance(q, str)]  # no conversations here
         if config.tokenizer == "words":
             from quotegen.inputs import read_quotes
             from quotegen.training.vocab import build_tokenizer, read_dictionary
 
-            counted = train_quotes if config.vocab_from is None else read_quotes(config.vocab_from)
+            counted = texts if config.vocab_from is None else read_quotes(config.vocab_from)
             tokenizer, suppress = build_tokenizer(
                 counted,
                 read_dictionary(),
@@ -178,7 +177,7 @@ def train(
                 context=config.context,
             )
         else:
-            tokenizer = train_tokenizer(train_quotes, config.vocab_size, config.context)
+            tokenizer = train_tokenizer(texts, config.vocab_size, config.context)
         model = new_gpt2(
             tokenizer,
             n_positions=config.context,

@@ -206,6 +206,9 @@ async function generate(event) {
     top_p: Number($("top_p").value),
     max_new_tokens: Number($("max_new_tokens").value),
   };
+  // A topic: each sample is a quote about it, started by the prompt if there is one.
+  const about = $("about").value.trim();
+  if (about !== "") settings.about = about;
   $("results").replaceChildren();
   controller = new AbortController();
   busy(true);
