@@ -34,9 +34,10 @@ def near_key(text: str) -> str:
 def choose(results: Sequence[GenerationResult], n: int) -> list[GenerationResult]:
     """The ``n`` best distinct quotes of one prompt's candidates, renumbered 0..n-1.
 
-    Repeats never come back: when fewer than ``n`` candidates are distinct (a model that
-    knows one answer), fewer quotes are returned. An unfinished candidate (cut at the
-    length limit) ranks after every finished one."""
+    A repeat is replaced by the next best distinct candidate; only when the candidates hold
+    fewer than ``n`` distinct quotes (greedy decoding, a model that knows one answer) do the
+    best repeats fill the rest, so ``n`` asked is ``n`` returned. An unfinished candidate (cut
+    at the length limit) ranks after every finished one."""
     if len(results) <= 1:
         return list(results)
     ranked = sorted(
@@ -48,14 +49,15 @@ def choose(results: Sequence[GenerationResult], n: int) -> list[GenerationResult
         ),
     )
     kept: list[GenerationResult] = []
+    repeats: list[GenerationResult] = []
     seen: set[str] = set()
     for _, result in ranked:
         key = near_key(result.completion or result.text) or result.text
         if key in seen:
+            repeats.append(result)
             continue
         seen.add(key)
         kept.append(result)
-        if len(kept) == n:
-            break
+    kept = (kept + repeats)[:n]
     kept.sort(key=lambda r: r.sample)
     return [r.model_copy(update={"sample": i}) for i, r in enumerate(kept)]
