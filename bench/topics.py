@@ -82,7 +82,8 @@ def chat_rows(model: str | None) -> list[dict[str, Any]]:
     from openai import OpenAI
 
     port = common.free_port()
-    command = [common.PYTHON, "-m", "quotegen", "serve", "--port", str(port), "--log-level", "error"]
+    command = [common.PYTHON, "-m", "quotegen", "serve", "--port", str(port)]
+    command += ["--log-level", "error"]
     if model:
         command += ["--model", model]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
