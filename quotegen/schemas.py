@@ -72,7 +72,7 @@ class GenerationResult(Schema):
     score: float | None = Field(
         None,
         description="The scorer's log-odds that a reader keeps this quote (when it was chosen "
-        "from several candidates, best_of > 1 or n > 1).",
+        "as the best of several candidates, best_of > 1).",
     )
 
 

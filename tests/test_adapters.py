@@ -188,3 +188,88 @@ def test_adapter_upload_download_generate(adapter: Path, tmp_path: Path) -> None
         assert remote.stdout == local.stdout
     finally:
         hub.stop()
+
+
+CHAT = (
+    "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}<|endoftext|>{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+
+
+def _chat_rows() -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = []
+    for i, quote in enumerate(QUOTES):
+        if i % 2:
+            rows.append({"text": quote})
+            continue
+        topic = quote.split()[-1].strip(".()0123456789") or "life"
+        messages = [{"role": "user", "content": f"Write a quote about {topic}."}]
+        rows.append({"messages": [*messages, {"role": "assistant", "content": quote}]})
+    return rows
+
+
+def test_training_on_conversations_learns_replies_only(base: Path, tmp_path: Path) -> None:
+    """A base with a chat template trained on plain quotes and chat requests (OpenAI's
+    fine-tuning rows): the template is kept, --about uses it, --lora-init trains further."""
+    from transformers import AutoTokenizer
+
+    from quotegen.inputs import Conversation, read_examples
+    from quotegen.training.evaluation import encode_examples
+
+    chatty = tmp_path / "chatty"
+    chatty.mkdir()
+    for item in base.iterdir():
+        (chatty / item.name).write_bytes(item.read_bytes())
+    tokenizer = AutoTokenizer.from_pretrained(chatty)
+    tokenizer.chat_template = CHAT
+    tokenizer.save_pretrained(chatty)
+    data = tmp_path / "mix.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in _chat_rows()))
+    examples = read_examples(data)
+    assert isinstance(examples[0], Conversation) and isinstance(examples[1], str)
+    ((ids, held),) = encode_examples(tokenizer, [examples[0]], 128)
+    context = tokenizer.apply_chat_template(
+        examples[0].as_dicts(-1), add_generation_prompt=True, tokenize=False
+    )
+    assert held == len(tokenizer(context)["input_ids"]) and held < len(ids)
+    assert tokenizer.decode(ids[held:]) == examples[0].reply + "<|endoftext|>"
+
+    out = tmp_path / "lora"
+    args = ["--lora", "--lora-targets", "q_proj,v_proj", "--frame-token", FRAME, "--json", "-q"]
+    first = run_cli("train", str(data), "--base", str(chatty), *args, "--epochs", "2",
+                    "--learning-rate", "1e-2", "--out", str(out))  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    report = json.loads(first.stdout)
+    assert report["best_val_perplexity"] < report["initial_val_perplexity"]
+    assert AutoTokenizer.from_pretrained(out).chat_template == CHAT
+    quote = run_cli("generate", "-m", str(out), "--about", "wisdom", "--seed", "1", "-t", "5", "a")
+    assert quote.returncode == 0, quote.stderr
+    assert quote.stdout.startswith("A") and "<|" not in quote.stdout
+    # Trained further from the adapter: it starts where the first run ended.
+    further = run_cli("train", str(data), "--base", str(chatty), *args, "--lora-init", str(out),
+                      "--max-steps", "1", "--out", str(tmp_path / "more"))  # fmt: skip
+    assert further.returncode == 0, further.stderr
+    again = json.loads(further.stdout)["initial_val_perplexity"]
+    assert again == pytest.approx(report["best_val_perplexity"], rel=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("row", "needle"),
+    [
+        ({"messages": [{"role": "user", "content": "hi"}]}, "last message must be"),
+        ({"messages": [{"role": "robot", "content": "x"}]}, "needs a role"),
+        ({"messages": "hello"}, "non-empty list"),
+        ({"messages": [{"role": "user", "content": ""}, {"role": "assistant", "content": "x"}]},
+         "text content"),
+    ],
+)  # fmt: skip
+def test_bad_conversation_rows_are_clear_errors(
+    tmp_path: Path, row: dict[str, object], needle: str
+) -> None:
+    from quotegen.inputs import read_examples
+
+    data = tmp_path / "bad.jsonl"
+    data.write_text(json.dumps({"text": "fine"}) + "\n" + json.dumps(row) + "\n")
+    with pytest.raises(InputError, match=needle) as caught:
+        read_examples(data)
+    assert "Row 2" in str(caught.value)

@@ -182,7 +182,14 @@ HTTP_CASES: list[tuple[str, str, str, dict[str, Any], int]] = [
         body({"prompt": "x", "presence_penalty": 1}),
         422,
     ),
-    ("openai-best-of", "POST", "/v1/completions", body({"prompt": "x", "best_of": 3}), 422),
+    ("openai-best-of", "POST", "/v1/completions", body({"prompt": "x", "n": 2, "best_of": 1}), 422),
+    (
+        "openai-best-of-stream",
+        "POST",
+        "/v1/completions",
+        body({"prompt": "x", "best_of": 2, "stream": True}),
+        422,
+    ),
     (
         "openai-path-model",
         "POST",

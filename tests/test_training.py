@@ -116,10 +116,10 @@ def test_batches_hold_every_example_once_and_pad_little() -> None:
     from quotegen.training.fit import _batches
 
     rng = random.Random(0)
-    examples = [[7] * rng.randint(1, 90) for _ in range(3000)]
+    examples = [([7] * rng.randint(1, 90), 0) for _ in range(3000)]
     batches = _batches(examples, 32, 0, random.Random(1))
     lengths = sorted(int(n) for _, mask, _ in batches for n in mask.sum(dim=1))
-    assert lengths == sorted(len(e) for e in examples)
+    assert lengths == sorted(len(e) for e, _ in examples)
     padded = sum(ids.numel() for ids, _, _ in batches)
     assert padded < 1.2 * sum(lengths)  # random batches of these pad to about 2x
     # Labels: the tokens, padding ignored.
@@ -129,6 +129,9 @@ def test_batches_hold_every_example_once_and_pad_little() -> None:
     # Shuffled: not shortest first.
     widths = [ids.shape[1] for ids, _, _ in batches]
     assert widths != sorted(widths)
+    # A conversation's context is held back: only its reply is learned.
+    ((ids, mask, labels),) = _batches([([5, 6, 7, 8, 9], 3)], 32, 0, random.Random(1))
+    assert labels.tolist() == [[-100, -100, -100, 8, 9]]
 
 
 def test_train_is_reproducible_with_a_seed(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import math
 import re
 from collections.abc import Sequence
 
+from quotegen.config import MAX_SEED
 from quotegen.schemas import GenerationResult
 from quotegen.settings import GenerationSettings
 
@@ -26,13 +27,29 @@ def candidates(settings: GenerationSettings) -> int:
     return settings.n * settings.best_of + spare
 
 
+def candidate_seed(base: int, index: int, sample: int, n: int, width: int) -> int:
+    """The seed of candidate ``sample`` of prompt ``index``: the first ``n`` keep the seeds a
+    plain ``n`` gives (``base + index * n + sample``); the others take seeds half the seed
+    range away, where no first ``n`` of another prompt falls."""
+    if sample < n:
+        return (base + index * n + sample) % MAX_SEED
+    return (base + MAX_SEED // 2 + index * width + sample) % MAX_SEED
+
+
 def near_key(text: str) -> str:
-    """What two quotes share when one repeats the other: their first 30 letters."""
-    return re.sub(r"[^a-z]", "", text.lower())[:NEAR_LETTERS]
+    """What two quotes share when one repeats the other: their first 30 letters (a shorter
+    quote: all of it, case and spacing aside)."""
+    letters = re.sub(r"[^a-z]", "", text.lower())
+    if len(letters) >= NEAR_LETTERS:
+        return letters[:NEAR_LETTERS]
+    return " ".join(text.lower().split())
 
 
-def choose(results: Sequence[GenerationResult], n: int) -> list[GenerationResult]:
-    """The ``n`` best distinct quotes of one prompt's candidates, renumbered 0..n-1.
+def choose(
+    results: Sequence[GenerationResult], n: int, *, rank: bool = True
+) -> list[GenerationResult]:
+    """The ``n`` best distinct quotes of one prompt's candidates, renumbered 0..n-1; without
+    ``rank`` (``best_of`` 1) the first ``n`` distinct ones, in their order.
 
     A repeat is replaced by the next best distinct candidate; only when the candidates hold
     fewer than ``n`` distinct quotes (greedy decoding, a model that knows one answer) do the
@@ -40,24 +57,26 @@ def choose(results: Sequence[GenerationResult], n: int) -> list[GenerationResult
     at the length limit) ranks after every finished one."""
     if len(results) <= 1:
         return list(results)
-    ranked = sorted(
-        enumerate(results),
-        key=lambda item: (
-            item[1].finish_reason == "length",
-            -(item[1].score if item[1].score is not None else 0.0),
-            item[0],
-        ),
-    )
+    ranked = list(enumerate(results))
+    if rank:
+        ranked.sort(
+            key=lambda item: (
+                item[1].finish_reason == "length",
+                -(item[1].score if item[1].score is not None else 0.0),
+                item[0],
+            )
+        )
     kept: list[GenerationResult] = []
     repeats: list[GenerationResult] = []
     seen: set[str] = set()
     for _, result in ranked:
-        key = near_key(result.completion or result.text) or result.text
+        key = near_key(result.completion)
         if key in seen:
             repeats.append(result)
             continue
         seen.add(key)
         kept.append(result)
     kept = (kept + repeats)[:n]
-    kept.sort(key=lambda r: r.sample)
+    if not rank:
+        kept.sort(key=lambda r: r.sample)
     return [r.model_copy(update={"sample": i}) for i, r in enumerate(kept)]

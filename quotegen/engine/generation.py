@@ -24,8 +24,8 @@ from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from quotegen.config import MAX_SEED, MAX_TOPIC_LENGTH
-from quotegen.engine.choosing import candidates, choose
+from quotegen.config import MAX_SEED
+from quotegen.engine.choosing import candidate_seed, candidates, choose
 from quotegen.engine.kvcache import (
     DecodeBatch,
     left_padded,
@@ -35,6 +35,7 @@ from quotegen.engine.rows import Admit, Row
 from quotegen.engine.sampling import choose_tokens
 from quotegen.engine.scorer import Scorer, penalty, pooled_states
 from quotegen.engine.scoring import ScoredToken, scored_token, step_scores
+from quotegen.engine.topics import topic_prompt
 from quotegen.engine.wholewords import first_token_bans, first_token_rule, word_ids
 from quotegen.errors import InvalidRequestError, PromptTooLongError, as_user_error
 from quotegen.schemas import GenerationResult, ModelInfo
@@ -94,7 +95,8 @@ class TextEngine(ABC):
         each with its own derived seed; with ``settings.about`` each prompt is the start of a
         quote about that topic (``topic_prompt``).
 
-        Row ``k`` of prompt ``i`` gets seed ``base + i * candidates + k``: a row's seed,
+        Row ``k < n`` of prompt ``i`` gets seed ``base + i * n + k`` (further candidates
+        seeds of their own, ``choosing.candidate_seed``): a row's seed,
         settings and cache never depend on how the input was batched, so the same batch
         composition gives the same results; across batch sizes its logits differ by float
         rounding (about 1e-6), which can flip a sample drawn at a near-tie (a real model
@@ -111,7 +113,7 @@ class TextEngine(ABC):
         for offset, raw_prompt in enumerate(prompts):
             index = start_index + offset
             for sample in range(width):
-                seed = (base_seed + index * width + sample) % MAX_SEED
+                seed = candidate_seed(base_seed, index, sample, settings.n, width)
                 shown: str | None = None
                 if settings.about is not None:
                     prompt, shown = self.topic_prompt(settings.about, raw_prompt)
@@ -151,26 +153,9 @@ class TextEngine(ABC):
         return rows
 
     def topic_prompt(self, about: str, start: str) -> tuple[str, str]:
-        """The prompt that asks for a quote about ``about`` starting with ``start`` (the
-        model's chat template, the assistant's reply begun with ``start``, capitalised), and
-        the part of it the quote shows."""
-        topic = " ".join(about.split())
-        if not topic or len(topic) > MAX_TOPIC_LENGTH:
-            raise InvalidRequestError(
-                f"about: give a topic of 1 to {MAX_TOPIC_LENGTH} characters, e.g. 'courage'.",
-                param="about",
-            )
-        rendered = self.render_chat([{"role": "user", "content": f"Write a quote about {topic}."}])
-        if rendered is None:
-            raise InvalidRequestError(
-                f"about: {self.info.name} has no chat template, so it cannot take a topic; "
-                "start the prompt with the topic's words instead.",
-                param="about",
-            )
-        start = " ".join(start.split())
-        if start:
-            start = start[0].upper() + start[1:]
-        return rendered + start, start
+        """The prompt for a quote about ``about`` starting with ``start``, and the part of it
+        the quote shows (``quotegen.engine.topics``)."""
+        return topic_prompt(self.render_chat, self.info.name, about, start)
 
     def result(self, row: Row) -> GenerationResult:
         return row.to_result(self.info.name)
@@ -181,9 +166,9 @@ class TextEngine(ABC):
         return [penalty(q) for q in quotes]
 
     def scored_result(self, row: Row) -> GenerationResult:
-        """``result(row)``, scored when the row is one of several candidates for its prompt."""
+        """``result(row)``, scored when the best of several candidates is wanted."""
         result = self.result(row)
-        if candidates(row.settings) <= 1 or row.error is not None:
+        if row.settings.best_of <= 1 or row.error is not None:
             return result
         (score,) = self.score([result.text])
         return result.model_copy(update={"score": round(score, 4)})
@@ -197,7 +182,9 @@ class TextEngine(ABC):
         ordered = sorted(rows, key=lambda r: r.sample)
         if len(ordered) <= 1:
             return [self.result(r) for r in ordered]
-        return choose([self.scored_result(r) for r in ordered], ordered[0].settings.n)
+        settings = ordered[0].settings
+        results = [self.scored_result(r) for r in ordered]
+        return choose(results, settings.n, rank=settings.best_of > 1)
 
     def settings(
         self, given: Mapping[str, Any], fallback: Mapping[str, Any] | None = None

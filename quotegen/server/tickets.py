@@ -30,7 +30,11 @@ def chosen(results: Iterable[GenerationResult]) -> list[GenerationResult]:
     by_prompt: dict[int, list[GenerationResult]] = {}
     for result in results:
         by_prompt.setdefault(result.index, []).append(result)
-    return [r for group in by_prompt.values() for r in choose(group, group[0].settings.n)]
+    return [
+        r
+        for group in by_prompt.values()
+        for r in choose(group, group[0].settings.n, rank=group[0].settings.best_of > 1)
+    ]
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[..., Any], *args: Any) -> None:

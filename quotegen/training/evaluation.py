@@ -53,7 +53,7 @@ def encode_examples(
     from quotegen.inputs import Conversation
 
     plain = [e for e in examples if isinstance(e, str)]
-    encoded = iter(quote_examples(tokenizer, plain, max_length))
+    encoded = iter(quote_examples(tokenizer, plain, max_length) if plain else [])
     out: list[tuple[list[int], int]] = []
     for example in examples:
         if not isinstance(example, Conversation):

@@ -1,0 +1,210 @@
+"""Topics, the best of several candidates, no repeats: on a tiny real model with a chat
+template and a real scorer file, through the library, the CLI and the native API."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from quotegen.engine.choosing import candidate_seed, candidates, choose, near_key
+from quotegen.engine.scorer import SCORER_FILE, Scorer, fit_logistic, penalty
+from quotegen.schemas import GenerationResult
+from quotegen.settings import GenerationSettings
+from tests.conftest import run_cli
+from tests.helpers.modelfactory import build_tiny_gpt2
+
+TEMPLATE = (
+    "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+
+
+def _result(completion: str, sample: int, score: float | None = None, **extra: Any) -> Any:
+    return GenerationResult(
+        index=0,
+        sample=sample,
+        prompt="p",
+        text="p" + completion,
+        completion=completion,
+        model="m",
+        settings=GenerationSettings(),
+        seed=sample,
+        prompt_tokens=1,
+        completion_tokens=1,
+        finish_reason=extra.get("finish_reason", "stop"),
+        seconds=0.0,
+        score=score,
+    )
+
+
+def test_near_key_is_the_first_thirty_letters() -> None:
+    long = "Money is the root of all evil, and then some more words"
+    assert near_key(long) == near_key("MONEY -- is the root of all evil; and then: other words")
+    assert near_key(long) != near_key("Money is the root of all good, and then some")
+    # Short quotes compare whole, so two different short lines are not one.
+    assert near_key(" a b") != near_key(" a c") and near_key("Hi  there") == near_key("hi there")
+
+
+def test_candidates_and_their_seeds() -> None:
+    assert candidates(GenerationSettings()) == 1
+    assert candidates(GenerationSettings(best_of=4)) == 4
+    assert candidates(GenerationSettings(n=10)) == 15  # half again, to replace repeats
+    assert candidates(GenerationSettings(n=2, best_of=3)) == 8
+    # The first n keep a plain n's seeds; the others never meet another prompt's first n.
+    assert [candidate_seed(5, 3, k, 2, 4) for k in range(2)] == [11, 12]
+    firsts = {candidate_seed(5, i, k, 2, 4) for i in range(50) for k in range(2)}
+    spares = {candidate_seed(5, i, k, 2, 4) for i in range(50) for k in range(2, 4)}
+    assert not firsts & spares
+
+
+def test_choose_replaces_repeats_and_ranks_by_score() -> None:
+    same = " is the root of all evil and of all the rest"
+    results = [
+        _result(same, 0, 1.0),
+        _result(same + " too", 1, 3.0),  # a near repeat of 0
+        _result(" is a good servant but a bad master.", 2, 2.0),
+        _result(" talks.", 3, 0.5),
+    ]
+    ranked = choose(results, 2)
+    assert [r.completion for r in ranked] == [same + " too", " is a good servant but a bad master."]
+    assert [r.sample for r in ranked] == [0, 1]
+    # Without ranking (best_of 1): the first n distinct, a repeat replaced by a spare.
+    plain = choose(results, 3, rank=False)
+    assert [r.completion for r in plain] == [same, results[2].completion, " talks."]
+    # Too few distinct ones: the repeats fill in, so n asked is n returned.
+    assert len(choose([_result(same, k) for k in range(4)], 3)) == 3
+    # A quote cut at the length limit ranks after finished ones, whatever its score.
+    cut = _result(" and then", 0, 9.0, finish_reason="length")
+    assert choose([cut, _result(" ends.", 1, -1.0)], 1)[0].completion == " ends."
+
+
+def test_penalties_catch_what_readers_drop() -> None:
+    assert penalty("Money is the money that money does not buy.") < penalty(
+        "Money is a good servant but a bad master."
+    )
+    assert penalty("One. Two. Three. Four.") < penalty("One. Two.")
+    assert penalty("Hope is the thing with feathers and") < penalty("Hope is a waking dream.")
+
+
+def test_logistic_scorer_learns_and_round_trips(tmp_path: Path) -> None:
+    import torch
+
+    torch.manual_seed(0)
+    good, bad = torch.randn(40, 6) + 1.5, torch.randn(40, 6) - 1.5
+    scorer = fit_logistic(torch.cat([good, bad]), [1] * 40 + [0] * 40)
+    scores = scorer.logits(torch.cat([good, bad]))
+    assert sum(s > 0 for s in scores[:40]) >= 38 and sum(s < 0 for s in scores[40:]) >= 38
+    scorer.save(tmp_path, trained_on="test")
+    assert Scorer.load(tmp_path) == scorer
+    assert json.loads((tmp_path / SCORER_FILE).read_text())["trained_on"] == "test"
+    assert Scorer.load(tmp_path / "nowhere") is None
+
+
+@pytest.fixture(scope="module")
+def chat_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny GPT-2 with a chat template and a scorer over its own hidden states."""
+    import torch
+
+    import quotegen
+
+    out = build_tiny_gpt2(tmp_path_factory.mktemp("models") / "chatty", chat_template=TEMPLATE)
+    engine = quotegen.get_model(str(out), device="cpu")
+    width = engine.loaded.model.config.n_embd
+    torch.manual_seed(1)
+    features = torch.randn(20, width)
+    Scorer(*_weights(fit_logistic(features, [1, 0] * 10))).save(out)
+    return out
+
+
+def _weights(scorer: Scorer) -> tuple[Any, ...]:
+    return scorer.weights, scorer.bias, scorer.mean, scorer.scale
+
+
+def test_about_asks_the_chat_template_and_shows_the_quote_only(chat_model: Path) -> None:
+    import quotegen
+
+    engine = quotegen.get_model(str(chat_model), device="cpu")
+    settings = engine.settings({"about": "hard  work", "seed": 3, "max_new_tokens": 5})
+    (row,) = engine.prepare(["never"], settings)
+    assert row.prompt == "<|user|>Write a quote about hard work.\n<|assistant|>Never"
+    (result,) = engine.generate(["never"], settings)
+    assert result.prompt == "Never" and result.text.startswith("Never")
+    (alone,) = engine.generate([""], settings)
+    assert "<|" not in alone.text and "Write a quote" not in alone.text
+    with pytest.raises(quotegen.errors.InvalidRequestError, match="about: give a topic"):
+        engine.prepare([""], engine.settings({"about": "x" * 61}))
+
+
+def test_about_needs_a_chat_template(engine: Any) -> None:
+    from quotegen.errors import InvalidRequestError
+
+    with pytest.raises(InvalidRequestError, match="no chat template"):
+        engine.prepare(["x"], engine.settings({"about": "courage"}))
+
+
+def test_best_of_scores_candidates_and_n_returns_distinct_quotes(chat_model: Path) -> None:
+    import quotegen
+
+    engine = quotegen.get_model(str(chat_model), device="cpu")
+    settings = engine.settings({"n": 3, "best_of": 4, "seed": 1, "max_new_tokens": 8})
+    results = engine.generate(["life is", "love"], settings)
+    assert [(r.index, r.sample) for r in results] == [(i, k) for i in range(2) for k in range(3)]
+    assert all(r.score is not None for r in results)
+    for index in range(2):
+        mine = [r for r in results if r.index == index]
+        assert len({near_key(r.completion) for r in mine}) == 3
+        order = [(r.finish_reason == "length", -(r.score or 0)) for r in mine]
+        assert order == sorted(order)  # finished quotes first, the best first
+    # The scorer's number is the penalties plus the regression over the hidden states.
+    texts = [r.text for r in results]
+    assert engine.score(texts) != [penalty(t) for t in texts]
+
+
+def test_cli_about_alone_on_stdin_and_in_batch(chat_model: Path, tmp_path: Path) -> None:
+    common = ["--model", str(chat_model), "--about", "money", "--seed", "2", "-t", "6"]
+    proc = run_cli("generate", *common, "--json", "-n", "2", "never")
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert len(rows) == 2 and all(r["text"].startswith("Never") for r in rows)
+    assert rows[0]["settings"]["about"] == "money"
+    piped = run_cli("generate", *common, "--json", input="the best\nnever\n")
+    assert [json.loads(x)["prompt"] for x in piped.stdout.splitlines()] == ["The best", "Never"]
+    source = tmp_path / "in.txt"
+    source.write_text("never\n\n")
+    out = tmp_path / "out.jsonl"
+    done = run_cli("batch", str(source), "-o", str(out), *common)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert lines[0]["text"].startswith("Never") and "<|" not in lines[1]["text"]
+
+
+def test_cli_about_on_a_model_without_a_template(tiny_model_dir: Path) -> None:
+    proc = run_cli("generate", "--model", str(tiny_model_dir), "--about", "money", "x")
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and "no chat template" in proc.stderr
+
+
+def test_native_api_takes_a_topic_and_best_of(chat_model: Path) -> None:
+    import httpx
+
+    from tests.helpers.live import serving
+
+    with serving(chat_model) as server:
+        body = {"prompts": ["never"], "settings": {"about": "money", "best_of": 2, "n": 2}}
+        reply = httpx.post(f"{server.url}/v1/generate", json=body, timeout=60)
+        assert reply.status_code == 200, reply.text
+        results = reply.json()["results"]
+        assert len(results) == 2 and all(r["text"].startswith("Never") for r in results)
+        assert all(r["score"] is not None for r in results)
+        bad = {"prompts": ["x"], "settings": {"about": "y" * 80}}
+        refused = httpx.post(f"{server.url}/v1/generate", json=bad, timeout=60)
+        assert refused.status_code == 422 and "about" in refused.json()["error"]["message"]
+        done = httpx.post(
+            f"{server.url}/v1/completions",
+            json={"prompt": "life", "n": 2, "best_of": 6, "max_tokens": 5},
+            timeout=60,
+        )
+        assert done.status_code == 200 and len(done.json()["choices"]) == 2
