@@ -226,12 +226,14 @@ def test_training_on_conversations_learns_replies_only(base: Path, tmp_path: Pat
     data = tmp_path / "mix.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in _chat_rows()))
     examples = read_examples(data)
-    assert isinstance(examples[0], Conversation) and isinstance(examples[1], str)
+    assert isinstance(examples[0], Conversation)
+    assert isinstance(examples[1], str)
     ((ids, held),) = encode_examples(tokenizer, [examples[0]], 128)
     context = tokenizer.apply_chat_template(
         examples[0].as_dicts(-1), add_generation_prompt=True, tokenize=False
     )
-    assert held == len(tokenizer(context)["input_ids"]) and held < len(ids)
+    assert held == len(tokenizer(context)["input_ids"])
+    assert held < len(ids)
     assert tokenizer.decode(ids[held:]) == examples[0].reply + "<|endoftext|>"
 
     out = tmp_path / "lora"
@@ -244,7 +246,8 @@ def test_training_on_conversations_learns_replies_only(base: Path, tmp_path: Pat
     assert AutoTokenizer.from_pretrained(out).chat_template == CHAT
     quote = run_cli("generate", "-m", str(out), "--about", "wisdom", "--seed", "1", "-t", "5", "a")
     assert quote.returncode == 0, quote.stderr
-    assert quote.stdout.startswith("A") and "<|" not in quote.stdout
+    assert quote.stdout.startswith("A")
+    assert "<|" not in quote.stdout
     # Trained further from the adapter: it starts where the first run ended.
     further = run_cli("train", str(data), "--base", str(chatty), *args, "--lora-init", str(out),
                       "--max-steps", "1", "--out", str(tmp_path / "more"))  # fmt: skip

@@ -45,7 +45,8 @@ def test_near_key_is_the_first_thirty_letters() -> None:
     assert near_key(long) == near_key("MONEY -- is the root of all evil; and then: other words")
     assert near_key(long) != near_key("Money is the root of all good, and then some")
     # Short quotes compare whole, so two different short lines are not one.
-    assert near_key(" a b") != near_key(" a c") and near_key("Hi  there") == near_key("hi there")
+    assert near_key(" a b") != near_key(" a c")
+    assert near_key("Hi  there") == near_key("hi there")
 
 
 def test_candidates_and_their_seeds() -> None:
@@ -96,7 +97,8 @@ def test_logistic_scorer_learns_and_round_trips(tmp_path: Path) -> None:
     good, bad = torch.randn(40, 6) + 1.5, torch.randn(40, 6) - 1.5
     scorer = fit_logistic(torch.cat([good, bad]), [1] * 40 + [0] * 40)
     scores = scorer.logits(torch.cat([good, bad]))
-    assert sum(s > 0 for s in scores[:40]) >= 38 and sum(s < 0 for s in scores[40:]) >= 38
+    assert sum(s > 0 for s in scores[:40]) >= 38
+    assert sum(s < 0 for s in scores[40:]) >= 38
     scorer.save(tmp_path, trained_on="test")
     assert Scorer.load(tmp_path) == scorer
     assert json.loads((tmp_path / SCORER_FILE).read_text())["trained_on"] == "test"
@@ -131,9 +133,11 @@ def test_about_asks_the_chat_template_and_shows_the_quote_only(chat_model: Path)
     (row,) = engine.prepare(["never"], settings)
     assert row.prompt == "<|user|>Write a quote about hard work.\n<|assistant|>Never"
     (result,) = engine.generate(["never"], settings)
-    assert result.prompt == "Never" and result.text.startswith("Never")
+    assert result.prompt == "Never"
+    assert result.text.startswith("Never")
     (alone,) = engine.generate([""], settings)
-    assert "<|" not in alone.text and "Write a quote" not in alone.text
+    assert "<|" not in alone.text
+    assert "Write a quote" not in alone.text
     with pytest.raises(quotegen.errors.InvalidRequestError, match="about: give a topic"):
         engine.prepare([""], engine.settings({"about": "x" * 61}))
 
@@ -168,7 +172,8 @@ def test_cli_about_alone_on_stdin_and_in_batch(chat_model: Path, tmp_path: Path)
     proc = run_cli("generate", *common, "--json", "-n", "2", "never")
     assert proc.returncode == 0, proc.stderr
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
-    assert len(rows) == 2 and all(r["text"].startswith("Never") for r in rows)
+    assert len(rows) == 2
+    assert all(r["text"].startswith("Never") for r in rows)
     assert rows[0]["settings"]["about"] == "money"
     piped = run_cli("generate", *common, "--json", input="the best\nnever\n")
     assert [json.loads(x)["prompt"] for x in piped.stdout.splitlines()] == ["The best", "Never"]
@@ -178,13 +183,15 @@ def test_cli_about_alone_on_stdin_and_in_batch(chat_model: Path, tmp_path: Path)
     done = run_cli("batch", str(source), "-o", str(out), *common)
     assert done.returncode == 0, done.stderr
     lines = [json.loads(x) for x in out.read_text().splitlines()]
-    assert lines[0]["text"].startswith("Never") and "<|" not in lines[1]["text"]
+    assert lines[0]["text"].startswith("Never")
+    assert "<|" not in lines[1]["text"]
 
 
 def test_cli_about_on_a_model_without_a_template(tiny_model_dir: Path) -> None:
     proc = run_cli("generate", "--model", str(tiny_model_dir), "--about", "money", "x")
     assert proc.returncode == 1
-    assert proc.stderr.count("\n") == 1 and "no chat template" in proc.stderr
+    assert proc.stderr.count("\n") == 1
+    assert "no chat template" in proc.stderr
 
 
 def test_native_api_takes_a_topic_and_best_of(chat_model: Path) -> None:
@@ -197,14 +204,17 @@ def test_native_api_takes_a_topic_and_best_of(chat_model: Path) -> None:
         reply = httpx.post(f"{server.url}/v1/generate", json=body, timeout=60)
         assert reply.status_code == 200, reply.text
         results = reply.json()["results"]
-        assert len(results) == 2 and all(r["text"].startswith("Never") for r in results)
+        assert len(results) == 2
+        assert all(r["text"].startswith("Never") for r in results)
         assert all(r["score"] is not None for r in results)
         bad = {"prompts": ["x"], "settings": {"about": "y" * 80}}
         refused = httpx.post(f"{server.url}/v1/generate", json=bad, timeout=60)
-        assert refused.status_code == 422 and "about" in refused.json()["error"]["message"]
+        assert refused.status_code == 422
+        assert "about" in refused.json()["error"]["message"]
         done = httpx.post(
             f"{server.url}/v1/completions",
             json={"prompt": "life", "n": 2, "best_of": 6, "max_tokens": 5},
             timeout=60,
         )
-        assert done.status_code == 200 and len(done.json()["choices"]) == 2
+        assert done.status_code == 200
+        assert len(done.json()["choices"]) == 2

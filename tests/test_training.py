@@ -130,7 +130,7 @@ def test_batches_hold_every_example_once_and_pad_little() -> None:
     widths = [ids.shape[1] for ids, _, _ in batches]
     assert widths != sorted(widths)
     # A conversation's context is held back: only its reply is learned.
-    ((ids, mask, labels),) = _batches([([5, 6, 7, 8, 9], 3)], 32, 0, random.Random(1))
+    ((_ids, mask, labels),) = _batches([([5, 6, 7, 8, 9], 3)], 32, 0, random.Random(1))
     assert labels.tolist() == [[-100, -100, -100, 8, 9]]
 
 
