@@ -218,3 +218,26 @@ def test_native_api_takes_a_topic_and_best_of(chat_model: Path) -> None:
         )
         assert done.status_code == 200
         assert len(done.json()["choices"]) == 2
+
+
+def test_top_logprobs_name_partial_characters_by_their_bytes(engine: Any) -> None:
+    """Tokens that are a piece of a multi-byte character decode to nothing alone: they are
+    named by their bytes (OpenAI's ``bytes:\\x..``), never by an empty or colliding key."""
+    from quotegen.engine.scoring import piece_bytes, token_name
+
+    assert piece_bytes("Ġthe") == b" the"
+    assert piece_bytes("<0xE2>") == b"\xe2"
+    assert token_name(7, "", lambda t: b"\xe2\x80") == "bytes:\\xe2\\x80"
+    assert token_name(7, "\ufffd", lambda t: None) == "token_id:7"
+    settings = engine.settings(
+        {"logprobs": 5, "max_new_tokens": 24, "seed": 4, "stop": [], "temperature": 1.5}
+    )
+    results = engine.generate(["naïve café — “quoted” ☃ 日本"] * 4, settings)
+    keys = [k for r in results for top in r.logprobs.top_logprobs for k in (top or {})]
+    assert all(k and "\ufffd" not in k for k in keys)
+    assert any(k.startswith("bytes:\\x") for k in keys)  # the random model writes byte pieces
+    tokenizer = engine.loaded.tokenizer
+    partial = [i for i in range(len(tokenizer)) if "\ufffd" in tokenizer.decode([i])]
+    assert partial, "the tiny tokenizer has byte pieces of multi-byte characters"
+    named = token_name(partial[0], tokenizer.decode([partial[0]]), engine._token_bytes)
+    assert named.startswith("bytes:\\x")

@@ -33,8 +33,8 @@ from quotegen.engine.kvcache import (
 )
 from quotegen.engine.rows import Admit, Row
 from quotegen.engine.sampling import choose_tokens
-from quotegen.engine.scorer import Scorer, penalty, pooled_states
-from quotegen.engine.scoring import ScoredToken, scored_token, step_scores
+from quotegen.engine.scorer import Scorer, penalty
+from quotegen.engine.scoring import ScoredToken, piece_bytes, scored_token, step_scores
 from quotegen.engine.topics import topic_prompt
 from quotegen.engine.wholewords import first_token_bans, first_token_rule, word_ids
 from quotegen.errors import InvalidRequestError, PromptTooLongError, as_user_error
@@ -93,7 +93,7 @@ class TextEngine(ABC):
         """Rows for ``prompts`` x ``candidates(settings)`` (``settings.n`` quotes, each the
         best of ``settings.best_of``, spares to replace repeats: ``quotegen.engine.choosing``),
         each with its own derived seed; with ``settings.about`` each prompt is the start of a
-        quote about that topic (``topic_prompt``).
+        quote about that topic (``quotegen.engine.topics``).
 
         Row ``k < n`` of prompt ``i`` gets seed ``base + i * n + k`` (further candidates
         seeds of their own, ``choosing.candidate_seed``): a row's seed,
@@ -116,7 +116,8 @@ class TextEngine(ABC):
                 seed = candidate_seed(base_seed, index, sample, settings.n, width)
                 shown: str | None = None
                 if settings.about is not None:
-                    prompt, shown = self.topic_prompt(settings.about, raw_prompt)
+                    about, name = settings.about, self.info.name
+                    prompt, shown = topic_prompt(self.render_chat, name, about, raw_prompt)
                 else:
                     prompt = choose_prompt(raw_prompt, random.Random(seed))
                 # No tokenizer packs 32 characters into a token on average; refusing longer
@@ -152,11 +153,6 @@ class TextEngine(ABC):
                 )
         return rows
 
-    def topic_prompt(self, about: str, start: str) -> tuple[str, str]:
-        """The prompt for a quote about ``about`` starting with ``start``, and the part of it
-        the quote shows (``quotegen.engine.topics``)."""
-        return topic_prompt(self.render_chat, self.info.name, about, start)
-
     def result(self, row: Row) -> GenerationResult:
         return row.to_result(self.info.name)
 
@@ -176,15 +172,13 @@ class TextEngine(ABC):
     def chosen(self, rows: Sequence[Row]) -> list[GenerationResult]:
         """One prompt's quotes from its finished candidate rows: scored, repeats dropped, the
         ``n`` best (``quotegen.engine.choosing``)."""
-        for row in rows:
-            if row.error is not None:
-                raise as_user_error(row.error)
+        if failed := next((r.error for r in rows if r.error is not None), None):
+            raise as_user_error(failed)
         ordered = sorted(rows, key=lambda r: r.sample)
         if len(ordered) <= 1:
             return [self.result(r) for r in ordered]
-        settings = ordered[0].settings
-        results = [self.scored_result(r) for r in ordered]
-        return choose(results, settings.n, rank=settings.best_of > 1)
+        results, first = [self.scored_result(r) for r in ordered], ordered[0].settings
+        return choose(results, first.n, rank=first.best_of > 1)
 
     def settings(
         self, given: Mapping[str, Any], fallback: Mapping[str, Any] | None = None
@@ -238,11 +232,7 @@ class Engine(TextEngine):
         self._word: list[int] | None = None
         # Fast tokenizers are not safe to share between threads mid-call ("Already borrowed").
         self._tokenizer_lock = threading.Lock()
-        self._scorer = Scorer.load(loaded.path)
-        self._scorer_frame = 0
-        if self._scorer is not None:
-            frame = loaded.tokenizer.convert_tokens_to_ids(self._scorer.frame_token)
-            self._scorer_frame = frame if isinstance(frame, int) else 0
+        self._scorer = Scorer.load(loaded.path)  # the best of several candidates
 
     @property
     def info(self) -> ModelInfo:
@@ -267,11 +257,9 @@ class Engine(TextEngine):
         scores = super().score(quotes)
         if self._scorer is None:
             return scores
-        loaded = self._loaded
         with self._tokenizer_lock:
-            encoded = loaded.tokenizer(list(quotes), add_special_tokens=False)["input_ids"]
-        features = pooled_states(loaded.model, encoded, self._scorer_frame)
-        return [a + b for a, b in zip(scores, self._scorer.logits(features), strict=True)]
+            rated = self._scorer.rate(self._loaded.model, self._loaded.tokenizer, quotes)
+        return [a + b for a, b in zip(scores, rated, strict=True)]
 
     def render_chat(self, messages: Sequence[Mapping[str, str]]) -> str | None:
         if not self.info.chat_template:
@@ -315,6 +303,11 @@ class Engine(TextEngine):
             alone: str = tokenizer.decode(list(ids), **options)
         return alone
 
+    def _token_bytes(self, token: int) -> bytes | None:
+        with self._tokenizer_lock:  # a token's own bytes, where its vocabulary piece spells them
+            piece = self._loaded.tokenizer.convert_ids_to_tokens(token)
+        return piece_bytes(piece) if isinstance(piece, str) else None
+
     # -- the decode loop ----------------------------------------------------------------------
 
     def _forward_extras(self) -> dict[str, Any]:
@@ -354,7 +347,11 @@ class Engine(TextEngine):
                 now = time.perf_counter()
                 for j, (row, token) in enumerate(zip(batch.rows, chosen.tolist(), strict=True)):
                     row.add_token(
-                        token, is_eos=token in eos, decode=self._decode, scores=scores(j, token)
+                        token,
+                        is_eos=token in eos,
+                        decode=self._decode,
+                        scores=scores(j, token),  # alternatives named by text or bytes
+                        raw=self._token_bytes,
                     )
                     if not row.done:
                         keep.append(j)
@@ -422,7 +419,12 @@ class Engine(TextEngine):
                 value = float(mine[i, token])
                 row.prompt_scored.append(
                     scored_token(
-                        texts[i + 1], (value, alternatives), token, ids[: i + 1], self._decode
+                        texts[i + 1],
+                        (value, alternatives),
+                        token,
+                        ids[: i + 1],
+                        self._decode,
+                        self._token_bytes,
                     )
                 )
 

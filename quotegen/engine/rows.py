@@ -12,7 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from quotegen.engine.scoring import Decode, ScoredToken, Scores, scored_token, token_logprobs
+from quotegen.engine.scoring import (
+    Decode,
+    ScoredToken,
+    Scores,
+    TokenBytes,
+    scored_token,
+    token_logprobs,
+)
 from quotegen.engine.wholewords import FirstToken
 from quotegen.schemas import GenerationResult
 from quotegen.settings import FinishReason, GenerationSettings
@@ -68,7 +75,13 @@ class Row:
         return prompt.rstrip() if self.first_token == "after_space" else prompt
 
     def add_token(
-        self, token: int, *, is_eos: bool, decode: Decode, scores: Scores | None = None
+        self,
+        token: int,
+        *,
+        is_eos: bool,
+        decode: Decode,
+        scores: Scores | None = None,
+        raw: TokenBytes | None = None,
     ) -> None:
         """Add one generated token (or end-of-text) and decide whether the row is finished.
 
@@ -98,7 +111,7 @@ class Row:
                 if scoring and scores is not None:
                     piece = text[len(self.decoded) :] if text.startswith(self.decoded) else ""
                     context = [*self.prompt_ids, *self.token_ids[:-1]]
-                    self.scored.append(scored_token(piece, scores, token, context, decode))
+                    self.scored.append(scored_token(piece, scores, token, context, decode, raw))
                 self.decoded = text
                 cut = find_stop(text, self.settings.stop)
                 if cut is not None:

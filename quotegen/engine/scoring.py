@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 #: Decodes ``ids`` as they read after ``context`` (the tokens before them).
 Decode = Callable[[Sequence[int], Sequence[int]], str]
+#: A token's own bytes (None where the tokenizer cannot say).
+TokenBytes = Callable[[int], "bytes | None"]
 #: One step's scores for one row: the chosen token's log-probability, and the likeliest
 #: alternatives as (token id, log-probability).
 Scores = tuple[float, list[tuple[int, float]]]
@@ -34,14 +36,57 @@ class ScoredToken(NamedTuple):
 
 
 def scored_token(
-    text: str, scores: Scores, chosen: int, context: Sequence[int], decode: Decode
+    text: str,
+    scores: Scores,
+    chosen: int,
+    context: Sequence[int],
+    decode: Decode,
+    raw: TokenBytes | None = None,
 ) -> ScoredToken:
-    """A token with its scores, the alternatives named by their text after ``context``."""
+    """A token with its scores, the alternatives named by their text after ``context``; one
+    that is no text alone (a piece of a multi-byte character) by its bytes, as OpenAI names
+    it (``bytes:\\xe2\\x80``), or else by its id (``token_id:N``), so no two share a name."""
     value, alternatives = scores
     top: dict[str, float] = {}
     for token, logprob in [*alternatives, (chosen, value)]:
-        top.setdefault(decode(context, [token]), round(logprob, 6))
+        top.setdefault(token_name(token, decode(context, [token]), raw), round(logprob, 6))
     return ScoredToken(text, round(value, 6), top)
+
+
+def token_name(token: int, text: str, raw: TokenBytes | None) -> str:
+    """``text``, or for a token that is no whole text alone its bytes or its id."""
+    if text and "\ufffd" not in text:
+        return text
+    data = raw(token) if raw is not None else None
+    if data:
+        return "bytes:" + "".join(f"\\x{b:02x}" for b in data)
+    return f"token_id:{token}"
+
+
+def _byte_decoder() -> dict[str, int]:
+    """GPT-2's byte-level alphabet (a printable character per byte), reversed."""
+    printable = [*range(33, 127), *range(161, 173), *range(174, 256)]
+    chars = list(printable)
+    extra = 0
+    for byte in range(256):
+        if byte not in printable:
+            printable.append(byte)
+            chars.append(256 + extra)
+            extra += 1
+    return {chr(c): b for b, c in zip(printable, chars, strict=True)}
+
+
+_BYTES = _byte_decoder()
+
+
+def piece_bytes(piece: str) -> bytes | None:
+    """A vocabulary piece's bytes: byte-level BPE (GPT-2, Llama 3, SmolLM) or a
+    SentencePiece byte token (``<0xE2>``); None for anything else."""
+    if len(piece) == 6 and piece.startswith("<0x") and piece.endswith(">"):
+        return bytes([int(piece[3:5], 16)])
+    if piece and all(c in _BYTES for c in piece):
+        return bytes(_BYTES[c] for c in piece)
+    return None
 
 
 def token_logprobs(tokens: Sequence[ScoredToken], length: int) -> TokenLogprobs:
