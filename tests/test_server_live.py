@@ -186,3 +186,18 @@ def test_serve_bad_model_name_is_a_usage_error() -> None:
     )
     assert proc.returncode == 2
     assert proc.stderr.startswith("Error: ")
+
+
+def test_server_log_has_no_library_warnings(tiny_model_dir: Path) -> None:
+    """The first requests to the original routes and chat used to print pydantic's
+    UnsupportedFieldAttributeWarning (FastAPI's parameter aliases) into the server log."""
+    server = start_server(tiny_model_dir)
+    try:
+        httpx.post(f"{server.url}/generate", json={"text": "life is"}, timeout=30)
+        httpx.post(f"{server.url}/generate_quote", params={"prompt": "x"}, timeout=30)
+        body = {"messages": [{"role": "user", "content": "x"}], "max_tokens": 3}
+        assert httpx.post(f"{server.url}/v1/chat/completions", json=body, timeout=30).is_success
+    finally:
+        code, err = stop_server(server)
+    assert code == 0
+    assert "Warning" not in err, err

@@ -126,7 +126,8 @@ def serve(
     cpus_per_replica: CpusOpt = 1.0,
     gpus_per_replica: GpusOpt = 0.0,
 ) -> None:
-    """Serve the seeds' HTTP API, OpenAI's completions and chat APIs, and a playground."""
+    """Serve a model over HTTP: the original /generate and /generate_quote routes, OpenAI's
+    completions and chat APIs, a native API and a playground."""
     from quotegen.server.runner import LOG_LEVELS, run_server
     from quotegen.settings import ServeConfig
 

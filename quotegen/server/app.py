@@ -8,6 +8,7 @@ scheduler; routers per API family, middleware per job.
 from __future__ import annotations
 
 import asyncio
+import warnings
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -42,6 +43,9 @@ def create_app(
         raise ValueError("create_app needs an engine or a loader")
     config = config or ServeConfig()
     state = ServerState(config, engine, loader, on_load_failed)
+    # FastAPI builds its body and query-model parameters with an alias pydantic ignores, and
+    # pydantic warns on the first request to each such route: FastAPI's, not the operator's.
+    warnings.filterwarnings("ignore", message="The 'alias' attribute with value")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
