@@ -15,6 +15,13 @@ from pathlib import Path
 
 import pytest
 
+#: The user's own quotegen cache, where the README's first command prepared the default model
+#: (named in the default-model checks' skip message; the tests never read it by themselves).
+USER_CACHE = (
+    Path(os.environ["HF_HOME"]).expanduser()
+    if os.environ.get("HF_HOME", "").strip()
+    else Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "huggingface"
+) / "quotegen"
 _HOME = Path(tempfile.mkdtemp(prefix="quotegen-tests-"))
 os.environ["HF_HOME"] = str(_HOME / "hf")
 os.environ.pop("HF_HUB_CACHE", None)

@@ -396,3 +396,14 @@ def _interactive_sigint() -> None:
     """Give the child the SIGINT a terminal would: a runner started in the background
     (nohup, `&`) passes SIGINT on ignored, and Ctrl-C could not be tested at all."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def test_help_says_the_models_own_defaults_apply() -> None:
+    """The default model runs at its own temperature and length: --help must not claim
+    quotegen's defaults are the ones used."""
+    import re
+
+    proc = run_cli("generate", "--help", env={"COLUMNS": "200"})
+    text = re.sub(r"[\s│]+", " ", proc.stdout)
+    assert "[default: the model's own, else 0.9]" in text
+    assert "[default: the model's own, else 1]" in text  # --best-of

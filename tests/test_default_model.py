@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from quotegen.config import BUNDLED_MODEL_NAME, DEFAULT_MODEL_NAME
-from tests.conftest import PREPARED_CACHE, run_cli
+from tests.conftest import PREPARED_CACHE, USER_CACHE, run_cli
 from tests.helpers.live import free_port
 
 
@@ -43,7 +43,11 @@ def prepared() -> dict[str, str]:
     missing = pytest.fail if os.environ.get("QG_TESTS_REQUIRE_PREPARED") else pytest.skip
     env = {"QUOTEGEN_CACHE": str(PREPARED_CACHE)}
     if PREPARED_CACHE is None:
-        missing("the real default model is not prepared: QUOTEGEN_CACHE=DIR quotegen download")
+        missing(
+            "the default-model checks read only a cache named by QUOTEGEN_CACHE (never your "
+            f"own); to use the one `quotegen download` prepared: QUOTEGEN_CACHE={USER_CACHE} "
+            "python -m pytest"
+        )
     listed = run_cli("models", "--json", env=env)
     entries = {e["name"]: e for e in map(json.loads, listed.stdout.splitlines())}
     if not entries.get(DEFAULT_MODEL_NAME, {}).get("prepared"):

@@ -151,7 +151,8 @@ def _setting_option(name: str) -> Any:
     default = setting.default
     shown = "newline" if default == ["\n"] else default
     shown = "true" if shown is True else shown
-    help = setting.help + ("" if default is None else f" \\[default: {shown}]")
+    own = "the model's own, else " if setting.model_key else ""
+    help = setting.help + ("" if default is None else f" \\[default: {own}{shown}]")
     if isinstance(default, list):
         help = help.replace(" these.", " these (repeatable).")
     return typer.Option(
