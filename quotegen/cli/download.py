@@ -105,13 +105,14 @@ def download(
 
 def prepare(ref: ModelRef, *, quiet: bool) -> None:
     """Fetch, convert and merge what ``ref`` needs, then print the folder it loads from."""
-    from quotegen.loading.locating import locate_model
+    from quotegen.loading.locating import forget_failure, locate_model
 
     if ref.bundled:
         write(f"{ref.path}\n")
         return
     with status(f"Preparing {ref}", show=not quiet):
         path = locate_model(ref, notify=None if quiet else print_note)
+    forget_failure()  # a failed fetch that other runs remembered is now mended
     if not quiet:
         print_note(f"Ready: {ref} loads from {path}")
     write(f"{path}\n")

