@@ -12,11 +12,6 @@ Hugging Face's own variables (``HF_HOME``, ``HF_HUB_CACHE``, ``HF_TOKEN``, ``HF_
 import os
 from typing import Annotated
 
-#: The fine-tuned GPT-2 quote model of the second tutorial, and the Hub revision where its
-#: safetensors weights live (the main branch only has pickle weights).
-DEFAULT_HUB_MODEL = "nandinib1999/quote-generator"
-DEFAULT_HUB_REVISION = "refs/pr/1"
-
 #: The default model: a LoRA quote adapter shipped in the package, on the SmolLM2-135M-Instruct
 #: base that quotegen fetches (pinned) on first use; see ``quotegen.loading.pinned``.
 DEFAULT_MODEL_NAME = "quotegen-135m"

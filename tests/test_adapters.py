@@ -14,7 +14,7 @@ from quotegen.loading.model import load_model
 from quotegen.loading.references import parse_model_ref
 from quotegen.settings import TrainConfig
 from quotegen.training.fit import train
-from tests.conftest import run_cli
+from tests.helpers.cli import run_cli
 from tests.helpers.ggufwriter import build_tiny_llama
 from tests.helpers.modelfactory import CORPUS
 

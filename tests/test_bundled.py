@@ -14,7 +14,7 @@ import pytest
 from quotegen.config import BUNDLED_MODEL_NAME, DEFAULT_MODEL_NAME
 from quotegen.loading.model import load_model
 from quotegen.loading.references import bundled_model_dir, parse_model_ref, resolve_model
-from tests.conftest import run_cli
+from tests.helpers.cli import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 

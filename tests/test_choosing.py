@@ -13,7 +13,7 @@ from quotegen.engine.choosing import candidate_seed, candidates, choose, near_ke
 from quotegen.engine.scorer import SCORER_FILE, Scorer, fit_logistic, penalty
 from quotegen.schemas import GenerationResult
 from quotegen.settings import GenerationSettings
-from tests.conftest import run_cli
+from tests.helpers.cli import run_cli
 from tests.helpers.modelfactory import build_tiny_gpt2
 
 TEMPLATE = (

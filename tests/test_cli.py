@@ -16,7 +16,7 @@ from quotegen import __version__
 from quotegen.cli import app
 from quotegen.schemas import GenerationResult
 from quotegen.text import one_line
-from tests.conftest import run_cli, run_on_terminal
+from tests.helpers.cli import run_cli, run_on_terminal
 
 runner = CliRunner()
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli, run_on_terminal
+from tests.helpers.cli import run_cli, run_on_terminal
 from tests.helpers.live import LiveServer, serving
 
 PROMPTS = "life is\nlove\n\nthe secret of success\nnever\n"

@@ -15,7 +15,7 @@ from quotegen.loading.conversion import cache_root
 from quotegen.loading.locating import is_prepared
 from quotegen.loading.model import load_model
 from quotegen.loading.references import parse_model_ref
-from tests.conftest import run_cli
+from tests.helpers.cli import run_cli
 from tests.helpers.ggufwriter import build_tiny_llama, write_gguf
 from tests.helpers.modelfactory import CORPUS, build_tiny_gpt2
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from quotegen.config import BUNDLED_MODEL_NAME, DEFAULT_MODEL_NAME
-from tests.conftest import PREPARED_CACHE, USER_CACHE, run_cli
+from tests.conftest import PREPARED_CACHE, USER_CACHE
+from tests.helpers.cli import run_cli
 from tests.helpers.live import free_port
 
 

@@ -13,12 +13,17 @@ import pytest
 from typer.testing import CliRunner
 
 from quotegen.cli import app
-from quotegen.config import DEFAULT_HUB_MODEL, DEFAULT_MODEL_NAME
+from quotegen.config import DEFAULT_MODEL_NAME
 from quotegen.errors import DownloadError, hub_errors
-from tests.conftest import run_cli
+from tests.helpers.cli import run_cli
 from tests.helpers.hubserver import HubStandIn
 
 runner = CliRunner()
+
+#: The second tutorial's fine-tuned GPT-2 quote model, and the Hub revision with its
+#: safetensors weights (its main branch only has pickle weights): a real repository's shape.
+DEFAULT_HUB_MODEL = "nandinib1999/quote-generator"
+DEFAULT_HUB_REVISION = "refs/pr/1"
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from quotegen.config import DEFAULT_HUB_MODEL, DEFAULT_HUB_REVISION, DEFAULT_MODEL_NAME
+from quotegen.config import DEFAULT_MODEL_NAME
 from quotegen.errors import (
     DeviceError,
     InvalidModelError,
@@ -19,6 +19,11 @@ from quotegen.errors import (
 from quotegen.loading.locating import locate_model
 from quotegen.loading.model import choose_device, choose_dtype, load_model
 from quotegen.loading.references import ModelRef, parse_model_ref, resolve_model
+
+#: The second tutorial's fine-tuned GPT-2 quote model, and the Hub revision with its
+#: safetensors weights (its main branch only has pickle weights): a real repository's shape.
+DEFAULT_HUB_MODEL = "nandinib1999/quote-generator"
+DEFAULT_HUB_REVISION = "refs/pr/1"
 
 
 @pytest.mark.parametrize(

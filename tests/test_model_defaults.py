@@ -14,7 +14,7 @@ from quotegen.loading.model import load_model
 from quotegen.loading.references import parse_model_ref
 from quotegen.server import create_app
 from quotegen.settings import GenerationSettings, model_defaults
-from tests.conftest import run_cli
+from tests.helpers.cli import run_cli
 from tests.helpers.modelfactory import build_tiny_gpt2
 
 OWN = {

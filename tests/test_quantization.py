@@ -16,7 +16,7 @@ from quotegen.loading import quantization
 from quotegen.loading.model import LoadedModel, load_model
 from quotegen.loading.references import parse_model_ref
 from quotegen.settings import GenerationSettings
-from tests.conftest import run_cli
+from tests.helpers.cli import run_cli
 from tests.helpers.ggufwriter import build_tiny_llama
 
 PROMPTS = ["Life is what happens", "Love", "The secret of success is to keep going"]

@@ -110,7 +110,7 @@ def test_a_failing_batch_fails_its_requests_and_the_scheduler_goes_on() -> None:
             after = tickets.submit(["c"], GenerationSettings(max_new_tokens=3, stop=[]))
             (result,) = await tickets.result(after, connected)
             assert result.completion_tokens == 3
-            assert tickets.scheduler.busy_rows == 0
+            assert not tickets.scheduler._running  # the failed batch left nothing behind
         finally:
             tickets.scheduler.stop()
 

@@ -15,7 +15,7 @@ from quotegen.engine.sampling import choose_tokens
 from quotegen.openaischemas import ChatCompletionRequest, CompletionRequest, OpenAIRequest
 from quotegen.schemas import SettingsOverrides
 from quotegen.settings import MODEL_DEFAULT_KEYS, GenerationSettings, model_defaults
-from tests.conftest import run_cli
+from tests.helpers.cli import run_cli
 
 
 def _command_options(name: str) -> set[str]:

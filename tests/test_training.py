@@ -19,7 +19,7 @@ from quotegen.schemas import EpochReport, TrainReport
 from quotegen.training.evaluation import perplexity
 from quotegen.training.fit import TrainConfig, train
 from quotegen.training.saving import save_model
-from tests.conftest import run_cli
+from tests.helpers.cli import run_cli
 from tests.helpers.modelfactory import CORPUS, build_tiny_gpt2
 
 QUOTES = [f"{q} ({i})" if i else q for i in range(6) for q in CORPUS]
@@ -264,19 +264,17 @@ def test_train_eval_errors(corpus_file: Path, args: list[str], code: int, messag
     assert "Traceback" not in proc.stderr
 
 
+def _train_args(corpus_file: Path, out: Path, epochs: int) -> list[str]:
+    """``quotegen train`` from scratch on the tiny shape, as the CLI tests run it."""
+    return [
+        "train", str(corpus_file), "--out", str(out), "--from-scratch",
+        "--epochs", str(epochs), *TINY_SHAPE, "--json",
+    ]  # fmt: skip
+
+
 def test_train_cli_then_generate(tmp_path: Path, corpus_file: Path) -> None:
     out = tmp_path / "cli-model"
-    proc = run_cli(
-        "train",
-        str(corpus_file),
-        "--out",
-        str(out),
-        "--from-scratch",
-        "--epochs",
-        "1",
-        *TINY_SHAPE,
-        "--json",
-    )
+    proc = run_cli(*_train_args(corpus_file, out, 1))
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["best_val_perplexity"] < report["initial_val_perplexity"]
@@ -288,20 +286,7 @@ def test_train_cli_then_generate(tmp_path: Path, corpus_file: Path) -> None:
 def test_ctrl_c_leaves_the_best_checkpoint(tmp_path: Path, corpus_file: Path) -> None:
     out = tmp_path / "interrupted"
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "quotegen",
-            "train",
-            str(corpus_file),
-            "--out",
-            str(out),
-            "--from-scratch",
-            "--epochs",
-            "1000",
-            *TINY_SHAPE,
-            "--json",
-        ],
+        [sys.executable, "-m", "quotegen", *_train_args(corpus_file, out, 1000)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         preexec_fn=_interactive_sigint,

@@ -98,7 +98,7 @@ def test_streaming_prints_the_same_text(tiny_model_dir: Path) -> None:
 
 
 def test_cli_whole_words_and_mid_word(tiny_model_dir: Path) -> None:
-    from tests.conftest import run_cli
+    from tests.helpers.cli import run_cli
 
     base = ("generate", "-m", str(tiny_model_dir), "--json", "--seed", "3", "-n", "16", "-t", "2")
     whole = [json.loads(line) for line in run_cli(*base, "frien").stdout.splitlines()]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from quotegen.engine.scoring import (
     Decode,
@@ -24,9 +24,6 @@ from quotegen.engine.wholewords import FirstToken
 from quotegen.schemas import GenerationResult
 from quotegen.settings import FinishReason, GenerationSettings
 from quotegen.text import clean_text, find_stop, holdback
-
-if TYPE_CHECKING:
-    pass
 
 #: Called before every token step with the number of rows running; returns rows to add.
 Admit = Callable[[int], "list[Row]"]

@@ -94,10 +94,6 @@ class Scheduler:
     def queue_depth(self) -> int:
         return len(self._queue)
 
-    @property
-    def busy_rows(self) -> int:
-        return len(self._running)
-
     # -- driving ------------------------------------------------------------------------------
 
     def drive(self) -> Iterator[None]:
