@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import common  # noqa: E402
-from bench.reading import opening  # noqa: E402
+from bench import common
+from bench.reading import opening
 
 
 def main() -> None:
