@@ -27,10 +27,20 @@ PREPARATION = """\
   sources.
 - The Devil's Dictionary's nouns read as sayings ("Love is a temporary insanity curable by
   marriage..."); its other entries are left out.
-- `scripts/quote-training-text.py`: the validation split (5 %, seed 0) left out, so it stays
-  unseen; sayings of more than two sentences left out; fortune-file definitions
-  ("Manual, n.: A unit of documentation.") read as sayings or left out; a third of the
-  sayings start in lower case, as users type prompts."""
+- `scripts/quote-training-text.py` (`modelbuild/framing.py`): the validation split (5 %,
+  seed 0) left out, so it stays unseen; sayings of more than two sentences left out;
+  fortune-file definitions ("Manual, n.: A unit of documentation.") read as sayings or left
+  out. Each saying is weighted by kind: 2 for aphorisms and proverbs (short general
+  statements, Proverbs, the Dhammapada), 0.25 for jokes and asides (quoted dialogue,
+  brackets, digits, first-person anecdotes, over 32 words), 1 otherwise; the build draws
+  4,000 plain sayings by weight (a third start in lower case, as users type prompts) and
+  5,000 chat requests answered by a saying of weight 1 or more.
+- A chat request names a topic of the saying: one of its nouns (WordNet's noun index, not
+  mostly a verb, shared by 5 to 3,000 sayings, the most shared first), or an adjective and its
+  noun as they stand ("constructive criticism"), in one of 15 phrasings ("Write a quote about
+  {t}.", "quote about {t}", a bare "{t}", ...); a fifth carry a system message, an eighth
+  follow an earlier request and its answer. The 20 topics and 5 phrasings that measure
+  topic-following are never a request's."""
 
 
 def epoch_table(report: dict[str, Any]) -> str:
@@ -44,6 +54,67 @@ def epoch_table(report: dict[str, Any]) -> str:
 def bare(package: str) -> str:  # "pypi:name==1.0", "npm:@scope/name@1.0" -> the name
     name = package.split(":", 1)[1].split("==")[0]
     return name.rpartition("@")[0] if name.rfind("@") > 0 else name
+
+
+def _load(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def measurements(work: Path) -> dict[str, str]:
+    """The card's measured sections, from what the build and the readings wrote."""
+    out = {"choices": "", "scorer": "", "topics": "", "reading": ""}
+    compare = _load(work / "compare.json")
+    if compare is not None:
+        rows = "\n".join(f"| {k} | {v} |" for k, v in compare["rows"].items())
+        out["choices"] = (
+            "Training choices, measured (`scripts/compare-training.sh`, "
+            "`scripts/extract-delta.py`): "
+            f"{compare['setup']}\n\n| run | result |\n|---|---|\n{rows}\n\n"
+            f"{compare['verdict']}"
+        )
+    scorer = _load(work / "scorer.json")
+    if scorer is not None:
+        aucs = "\n".join(f"| {k} | {v} |" for k, v in scorer["auc_5_fold"].items())
+        out["scorer"] = (
+            "## The scorer (best_of)\n\n`quotegen-scorer.json`: a logistic regression over "
+            "the model's mean final hidden state (L2 "
+            f"{scorer['l2']}), trained on {scorer['trained_on']} "
+            "(`scripts/train-scorer.py`). How well each candidate scorer tells the two apart "
+            "(area under the ROC curve, 5-fold cross-validated; 0.5 is chance):\n\n"
+            f"| scorer | AUC |\n|---|---|\n{aucs}"
+        )
+    topics = _load(work / "topics.json")
+    if topics is not None:
+        keys = ("chat_single", "chat_multi_turn", "chat_system", "about", "about_with_prompt")
+        rows = "\n".join(
+            f"| {k.replace('_', ' ')} | {topics[k]['replies']} | {topics[k]['about_share']:.0%}"
+            f" | {topics[k]['echo_share']:.0%} | {topics[k]['empty_share']:.0%} | "
+            f"{topics[k]['attribution_share']:.0%} |"
+            for k in keys
+        )
+        out["topics"] = (
+            "## Topics\n\n`bench/topics.py`, on 20 topics and 5 phrasings never trained on, "
+            "chat through the openai SDK against `quotegen serve`, `--about` through the "
+            "library (a reply is about X when a word of it starts with X's stem):\n\n"
+            "| interface | replies | about X | echo | empty | attribution |\n"
+            f"|---|---|---|---|---|---|\n{rows}"
+        )
+    readings = [(n, _load(Path("docs/readings") / n / "report.json")) for n in ("before", "after")]
+    if all(r is not None for _, r in readings):
+        rows = "\n".join(
+            f"| {name} | {r['model_kept']} ({r['model_share']:.0%}) | {r['real_kept']} "
+            f"({r['real_share']:.0%}) | {r['scorer_auc_model_lines']} |"
+            for name, r in readings
+            if r is not None
+        )
+        out["reading"] = (
+            "## The blind reading\n\n`bench/reading.py`: 50 quotes of the model (2 for each "
+            "of 25 openings of held-out modern sayings) shuffled with 50 real held-out sayings, "
+            "read blind by a second reader with a quote-calendar editor's standard (sheets, "
+            "keys and marks in `docs/readings/`):\n\n| model | model quotes kept | real "
+            "sayings kept | scorer AUC on the model's lines |\n|---|---|---|---|\n" + rows
+        )
+    return out
 
 
 def main() -> None:
@@ -73,10 +144,9 @@ def main() -> None:
         k: generation[k]
         for k in ("do_sample", "temperature", "top_k", "top_p", "repetition_penalty")
         if k in generation
-    } | {k: generation[k] for k in ("max_new_tokens",) if k in generation}
+    } | {k: generation[k] for k in ("max_new_tokens", "best_of") if k in generation}
     pin = SMOLLM2_135M
-    scale = json.loads((work / "scale.json").read_text())
-    scale_table = ", ".join(f"w {w}: {v}" for w, v in scale["bits_per_byte"].items())
+    extra = measurements(work)
     card = f"""---
 library_name: peft
 base_model: HuggingFaceTB/SmolLM2-135M-Instruct
@@ -124,40 +194,45 @@ The held-out sources are never trained on; they and the validation split measure
 
 ## Method
 
-LoRA (peft) on every linear layer of the base (rank {settings.get("lora_r")}, alpha
-{settings.get("lora_alpha")}, dropout {settings.get("lora_dropout")}), trained with
-`quotegen train --lora`: each saying framed as `<|endoftext|>` + text + `<|endoftext|>`, so the
-model starts a quote after `<|endoftext|>` and ends it with `<|endoftext|>`, where generation
-stops (the adapter's tokenizer adds that token in front of a prompt, and carries no chat
-template: the chat API answers the last message with a quote). AdamW, learning rate
-{settings.get("learning_rate")}, warmup then cosine decay, batches of
-{settings.get("batch_size")}, matrix products in bfloat16, one CPU thread of the 2-core build
-machine; {train["train_quotes"]:,} training and {train["val_quotes"]:,} validation sayings.
-Best epoch {train["best_epoch"]} of {len(train["epochs"])}, {train["seconds"] / 60:.0f}
-minutes in all (initial validation perplexity {train["initial_val_perplexity"]:.2f}).
+Two stages of LoRA (peft) on every linear layer of the base (rank {settings.get("lora_r")},
+alpha {settings.get("lora_alpha")}, dropout {settings.get("lora_dropout")}), each trained
+with `quotegen train --lora`, each quote framed as `<|endoftext|>` + text + `<|endoftext|>`:
 
-| epoch | train loss | val perplexity (token level) | minutes |
+1. **Plain sayings** (the previous release, 12,814 sayings, 2 epochs, validation perplexity
+   166.10 -> 35.42): the model writes a quote after `<|endoftext|>` and ends it there.
+2. **Plain sayings and chat requests together** (`--lora-init` from stage 1): the base's chat
+   template is kept, a request's turns are context and only the answer is learned, and the
+   template's end of turn (`<|im_end|>`) stops generation beside `<|endoftext|>`. AdamW,
+   learning rate {settings.get("learning_rate")}, warmup then cosine decay, batches of
+   {settings.get("batch_size")}, up to {settings.get("max_length")} tokens, matrix products
+   in bfloat16, one CPU thread of the 2-core build machine; {train["train_quotes"]:,}
+   training and {train["val_quotes"]:,} validation examples. Best epoch {train["best_epoch"]}
+   of {len(train["epochs"])}, {train["seconds"] / 60:.0f} minutes (initial validation
+   perplexity {train["initial_val_perplexity"]:.2f}).
+
+| epoch | train loss | val perplexity (token level, learned tokens) | minutes |
 |---|---|---|---|
 {epoch_table(train)}
 
-Why LoRA: on these 2 cores an epoch of LoRA costs about two thirds of a full fine-tune's
-(the issue that asked for this model measured 25 min against 37 for full float32 and 27 for
-full bf16 on 400k tokens), its optimiser state is a few MB instead of twice the model, and
-an adapter of 10 MB ships inside the package while the base stays a pinned download; a full
-fine-tune was not trained here to compare quality. Weight interpolation (WiSE-FT) was
-measured: the adapter's update scaled by w, on the training run's own validation split
-(bits per byte): {scale_table}; w = {scale["weight"]} is kept. The adapter's weights are
-saved in float16 (cast back to float32 when merged).
+{extra["choices"]}
+
+The adapter's weights are saved in float16 (cast back to float32 when merged).
 
 ```json
 {json.dumps(settings, indent=2)}
 ```
 
-Generation defaults (`generation_config.json`, chosen by reading samples at several settings):
+Generation defaults (`generation_config.json`):
 
 ```json
 {json.dumps(shown, indent=2)}
 ```
+
+{extra["scorer"]}
+
+{extra["topics"]}
+
+{extra["reading"]}
 
 ## Held-out quality
 
