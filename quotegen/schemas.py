@@ -132,6 +132,9 @@ class LocalModelEntry(Schema):
     default: bool = False
     #: False while a first use still has to fetch, convert or merge it.
     prepared: bool = True
+    #: The generation settings it declares (its generation_config.json): these apply where a
+    #: run leaves a setting unset, before quotegen's own defaults.
+    defaults: dict[str, Any] = Field(default_factory=dict)
 
 
 class EpochReport(Schema):

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from quotegen.cli import app
 from quotegen.config import DEFAULT_MODEL_NAME
 from quotegen.errors import DownloadError, hub_errors
+from quotegen.loading.references import bundled_model_dir
 from tests.helpers.cli import run_cli
 from tests.helpers.hubserver import HubStandIn
 
@@ -255,6 +256,12 @@ def test_models_lists_cached_causal_lms(online: Path) -> None:
     assert by_name[(DEFAULT_HUB_MODEL, "refs/pr/1")]["default"] is False
     assert by_name[("org/tiny", "main")]["prepared"] is True
     assert by_name[(DEFAULT_MODEL_NAME, None)]["default"] is True
+    # Each model's own generation defaults, the ones a run gets where it sets nothing.
+    shipped = json.loads(
+        (bundled_model_dir(DEFAULT_MODEL_NAME) / "generation_config.json").read_text()
+    )
+    assert by_name[(DEFAULT_MODEL_NAME, None)]["defaults"]["temperature"] == shipped["temperature"]
+    assert by_name[("quotegen-mini", None)]["defaults"]["repetition_penalty"] == 1.3
     table = runner.invoke(app, ["models"]).stdout.splitlines()
     assert table[0].split() == ["NAME", "REVISION", "SIZE", "DEFAULT", "PREPARED", "PATH"]
     assert any(line.startswith(f"{DEFAULT_MODEL_NAME} ") and " * " in line for line in table)

@@ -168,6 +168,17 @@ class _HeldNotes:
         self._held.clear()
 
 
+def _declared(folder: Path) -> dict[str, object]:
+    """The generation settings a folder's generation_config.json declares (none if unreadable)."""
+    from quotegen.settings import model_defaults
+
+    try:
+        data = json.loads((folder / "generation_config.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return dict(model_defaults(data)) if isinstance(data, dict) else {}
+
+
 def is_prepared(ref: ModelRef) -> Path | None:
     """The folder ``ref`` loads from when it needs no fetch, conversion or merge, else None."""
     try:
@@ -285,6 +296,7 @@ def list_local_models(cache_dir: Path | None = None) -> list[LocalModelEntry]:
                 path=path,
                 default=default is not None and default.name == ref.name,
                 prepared=ready is not None,
+                defaults=_declared(path),
             )
         )
     try:
@@ -307,6 +319,7 @@ def list_local_models(cache_dir: Path | None = None) -> list[LocalModelEntry]:
                         commit=rev.commit_hash,
                         size_bytes=rev.size_on_disk,
                         path=snapshot,
+                        defaults=_declared(snapshot),
                     )
                 )
     return found
