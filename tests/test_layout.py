@@ -78,3 +78,36 @@ def test_help_imports_neither_torch_nor_pydantic_models() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+#: The layers, lowest first: a module imports only from its own layer or those below it
+#: (docs/architecture.md). The package itself (``quotegen.get_model``) sits on the engine.
+LAYERS = (
+    ("quotegen.config", "quotegen.errors", "quotegen.console", "quotegen.text"),
+    ("quotegen.settings", "quotegen.schemas", "quotegen.inputs", "quotegen.openaischemas"),
+    ("quotegen.loading",),
+    ("quotegen.engine", "quotegen.openaiformat"),
+    ("quotegen.training", "quotegen.jobs", "quotegen.publish", "quotegen.client", "quotegen"),
+    ("quotegen.server", "quotegen.cli", "quotegen.__main__"),
+)
+
+
+def _layer(name: str) -> int:
+    best = (-1, -1)  # (length of the matching prefix, layer)
+    for index, prefixes in enumerate(LAYERS):
+        for prefix in prefixes:
+            if (name == prefix or name.startswith(prefix + ".")) and len(prefix) > best[0]:
+                best = (len(prefix), index)
+    assert best[1] >= 0, f"{name} is in no layer: add it to LAYERS"
+    return best[1]
+
+
+def test_no_import_runs_back_up_the_layers() -> None:
+    modules = _modules()
+    upward = sorted(
+        f"{name} -> {imported}"
+        for name, path in modules.items()
+        for imported in _imports(name, path, modules)
+        if _layer(imported) > _layer(name)
+    )
+    assert not upward, upward

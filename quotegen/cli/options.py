@@ -317,7 +317,7 @@ def check_ray_flags(address: str | None, replicas: int, cpus: float, gpus: float
         if replicas != 1 or cpus != 1.0 or gpus:
             raise UsageError("--replicas, --cpus-per-replica and --gpus-per-replica need --ray.")
         return
-    from quotegen.cluster import import_ray
+    from quotegen.jobs.cluster import import_ray
 
     import_ray()
 

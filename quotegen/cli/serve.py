@@ -171,7 +171,7 @@ def _serve_on_ray(
     """The app as a Ray Serve deployment (quotegen.server.rayserve), until SIGTERM."""
     from dataclasses import asdict
 
-    from quotegen.cluster import replica_device
+    from quotegen.jobs.cluster import replica_device
     from quotegen.server import rayserve
 
     if max_replicas is not None and max_replicas < replicas:

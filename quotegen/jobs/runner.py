@@ -140,7 +140,7 @@ def _on_ray(
     created: int,
 ) -> Iterable[list[list[dict[str, Any]]]]:
     """The chunks' outputs from an actor pool on Ray; Ray is stopped when they are done."""
-    from quotegen.cluster import connect, disconnect, replica_device, run_on_ray
+    from quotegen.jobs.cluster import connect, disconnect, replica_device, run_on_ray
 
     started = connect(plan.address)
     try:

@@ -16,7 +16,7 @@ from typing import Any
 
 from ray import serve
 
-from quotegen.cluster import connect, disconnect, replica_device
+from quotegen.jobs.cluster import connect, disconnect, replica_device
 
 APP_NAME = "quotegen"
 
