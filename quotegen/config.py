@@ -52,6 +52,7 @@ ENV_API_KEY = "QUOTEGEN_API_KEY"
 ENV_SERVER = "QUOTEGEN_SERVER"
 ENV_HOST = "QUOTEGEN_HOST"
 ENV_PORT = "QUOTEGEN_PORT"
+ENV_CACHE = "QUOTEGEN_CACHE"
 
 DEFAULT_BATCH_SIZE = 32  # rows decoded together; CPU GEMMs stop gaining beyond ~32
 DEFAULT_HOST = "127.0.0.1"
@@ -389,6 +390,28 @@ SERVE = ServeDefaults
 TRAIN = TrainDefaults
 
 
+def env(name: str) -> str | None:
+    """An environment variable, read now: its value stripped, None when unset or blank. Every
+    variable quotegen reads goes through here (or ``env_flag``)."""
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
+def env_flag(name: str) -> bool:
+    """An on/off environment variable (1, true, yes, on)."""
+    return (env(name) or "").lower() in {"1", "true", "yes", "on"}
+
+
 def debug_enabled() -> bool:
     """True when ``QUOTEGEN_DEBUG`` asks for tracebacks instead of one-line errors."""
-    return os.environ.get(ENV_DEBUG, "").strip().lower() in {"1", "true", "yes", "on"}
+    return env_flag(ENV_DEBUG)
+
+
+def hub_offline() -> bool:
+    """``HF_HUB_OFFLINE``, read now (huggingface_hub reads it once, at import)."""
+    return env_flag("HF_HUB_OFFLINE")
+
+
+def hub_endpoint() -> str | None:
+    """``HF_ENDPOINT``: another Hub (a mirror, or a test's stand-in)."""
+    return env("HF_ENDPOINT")

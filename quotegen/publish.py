@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from quotegen.config import hub_endpoint
 from quotegen.errors import ModelAccessError, hub_errors
 
 
@@ -38,7 +38,7 @@ def upload_model(
             "No Hugging Face token: set HF_TOKEN to a token with write access, or run "
             "`hf auth login`."
         )
-    api = HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None, token=token)
+    api = HfApi(endpoint=hub_endpoint(), token=token)
     with hub_errors(repo_id, "upload"):
         if create:
             api.create_repo(repo_id, private=private, exist_ok=True)

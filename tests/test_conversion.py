@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from quotegen.errors import InputError, InvalidModelError, ModelNotCachedError
-from quotegen.loading.conversion import cache_root
+from quotegen.loading.cache import cache_root
 from quotegen.loading.locating import is_prepared
 from quotegen.loading.model import load_model
 from quotegen.loading.references import parse_model_ref
@@ -259,7 +259,7 @@ def test_file_hashes_are_remembered_and_an_unwritable_cache_is_fine(
 ) -> None:
     import hashlib
 
-    from quotegen.loading import conversion
+    from quotegen.loading import cache as conversion
 
     data = tmp_path / "weights.bin"
     data.write_bytes(b"quotegen" * 1000)
@@ -281,3 +281,41 @@ def test_file_hashes_are_remembered_and_an_unwritable_cache_is_fine(
     blocked.write_text("not a folder")
     monkeypatch.setenv("QUOTEGEN_CACHE", str(blocked))
     assert conversion.remembered_sha256(data) == expected
+
+
+def test_staging_left_by_a_killed_process_is_swept(tmp_path: Path) -> None:
+    """A `quotegen download` killed mid-conversion leaves `.NAME.PID.partial` behind; the next
+    writer in that folder removes it once its process is gone, and never a live one's."""
+    import subprocess
+    import sys
+
+    from quotegen.loading.cache import staged_file, staged_folder, sweep_stale
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    gone = int(dead.stdout)
+    (tmp_path / f".abc.{gone}.partial").mkdir()
+    (tmp_path / f".hashes.json.{gone}.partial").write_text("{")
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        (tmp_path / f".other.{live.pid}.partial").mkdir()
+        with staged_folder(tmp_path / "model") as staging:
+            (staging / "config.json").write_text("{}")
+        assert sorted(p.name for p in tmp_path.iterdir()) == [f".other.{live.pid}.partial", "model"]
+    finally:
+        live.kill()
+        live.wait()
+    assert sweep_stale(tmp_path) == [tmp_path / f".other.{live.pid}.partial"]
+    # A file written whole or not at all: a failure leaves the old one as it was.
+    target = tmp_path / "data.json"
+    target.write_text("old")
+
+    def half_written() -> None:
+        with staged_file(target) as staging:
+            staging.write_text("half")
+            raise RuntimeError
+
+    with pytest.raises(RuntimeError):
+        half_written()
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".partial")] == []

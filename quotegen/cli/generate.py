@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -137,7 +136,7 @@ def _client(context: typer.Context, url: str) -> Client:
     """Client mode: the server's model, so the flags that choose a local one are errors
     (their environment variables are ignored)."""
     from quotegen.client import Client
-    from quotegen.config import ENV_API_KEY
+    from quotegen.config import ENV_API_KEY, env
 
     local = ["model", "device", "dtype", "quantize", "allow_pickle", "trust_remote_code"]
     for name in local:
@@ -147,7 +146,7 @@ def _client(context: typer.Context, url: str) -> Client:
                 f"--{name.replace('_', '-')} chooses a local model; with --server (or "
                 "QUOTEGEN_SERVER) the server's model is used. Drop one of them."
             )
-    return Client(url, os.environ.get(ENV_API_KEY) or None)
+    return Client(url, env(ENV_API_KEY))
 
 
 @contextmanager

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from quotegen.errors import BatchConflictError, InputError
+from quotegen.loading.cache import staged_file
 
 FORMATS_IN = (".txt", ".jsonl", ".parquet")
 FORMATS_OUT = (".jsonl", ".parquet")
@@ -298,9 +299,8 @@ class ResultsFile:
             import pyarrow as pa
 
             rows = [json.loads(line) for line in self.rows_path.read_bytes().splitlines()]
-            partial = self.output.with_name(self.output.name + ".tmp")
-            pq.write_table(pa.Table.from_pylist(rows), partial)
-            partial.replace(self.output)  # atomic: the Parquet file is whole or absent
+            with staged_file(self.output) as partial:  # the Parquet file is whole or absent
+                pq.write_table(pa.Table.from_pylist(rows), partial)
             self.rows_path.unlink()
 
 

@@ -14,15 +14,15 @@ import contextlib
 import hashlib
 import io
 import json
-import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from quotegen.config import debug_enabled
 from quotegen.console import quiet_transformers
 from quotegen.errors import InvalidModelError, ModelNotCachedError, brief
+from quotegen.loading.cache import cache_root, remembered_sha256, staged_folder
 
 #: Bumped when the folders written here change shape, so old conversions are redone.
 FORMAT = 1
@@ -32,78 +32,7 @@ _GGUF_LOADABLE = ("llama", "mistral", "qwen2", "qwen3", "gpt2", "phi3", "gemma",
 Notify = Callable[[str], None]
 
 
-def cache_root() -> Path:
-    """Where converted models live: ``QUOTEGEN_CACHE``, else ``$HF_HOME/quotegen`` (read now)."""
-    explicit = os.environ.get("QUOTEGEN_CACHE", "").strip()
-    if explicit:
-        return Path(explicit).expanduser()
-    hf_home = os.environ.get("HF_HOME", "").strip()
-    base = (
-        Path(hf_home).expanduser()
-        if hf_home
-        else Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "huggingface"
-    )
-    return base / "quotegen"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-@contextlib.contextmanager
-def staged_folder(final: Path) -> Iterator[Path]:
-    """A fresh staging folder beside ``final``, renamed to ``final`` when the block succeeds
-    (and removed when it fails). A folder another process completed first is kept."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    staging = final.parent / f".{final.name}.{os.getpid()}.partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    try:
-        yield staging
-        try:
-            os.rename(staging, final)
-        except OSError:
-            if not (final / "config.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
 # -- GGUF ---------------------------------------------------------------------------------------
-
-
-def _stat_key(path: Path) -> str:
-    stat = path.stat()
-    return f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
-
-
-def remembered_sha256(path: Path) -> str:
-    """The file's sha256, remembered by path, size and modification time, so a file (a GGUF,
-    an adapter's weights) is hashed once rather than on every load."""
-    index_path = cache_root() / "hashes.json"
-    try:
-        index = json.loads(index_path.read_text("utf-8"))
-    except (OSError, ValueError):
-        index = {}
-    key = _stat_key(path)
-    if isinstance(index, dict) and isinstance(index.get(key), str):
-        return str(index[key])
-    digest = file_sha256(path)
-    index = index if isinstance(index, dict) else {}
-    index[key] = digest
-    staging = index_path.with_suffix(f".{os.getpid()}.tmp")
-    try:  # a read-only cache (a prepared Docker image) only costs the hashing next time
-        index_path.parent.mkdir(parents=True, exist_ok=True)
-        staging.write_text(json.dumps(index, indent=1))
-        os.replace(staging, index_path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            staging.unlink()
-    return digest
 
 
 def inspect_gguf(path: Path) -> tuple[str, list[str]]:

@@ -6,12 +6,12 @@ time); ``HF_HUB_OFFLINE`` and ``HF_ENDPOINT`` are read when used, not at import.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from quotegen.config import hub_endpoint, hub_offline
 from quotegen.errors import (
     InvalidModelError,
     InvalidModelReferenceError,
@@ -48,7 +48,7 @@ PICKLE_PATTERNS = ["pytorch_model*.bin", "pytorch_model.bin.index.json"]
 
 def is_offline() -> bool:
     """``HF_HUB_OFFLINE`` read now (huggingface_hub reads it once, at import)."""
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+    return hub_offline()
 
 
 def cached_snapshot(ref: ModelRef, cache_dir: Path | None = None) -> Path | None:
@@ -109,7 +109,7 @@ def _online_endpoint(ref: ModelRef) -> str | None:
             f"Cannot download '{ref}': HF_HUB_OFFLINE=1 forbids network access. Unset it and "
             f"run: quotegen download {ref}"
         )
-    return os.environ.get("HF_ENDPOINT") or None
+    return hub_endpoint()
 
 
 def _model_info(ref: ModelRef, endpoint: str | None, token: str | None) -> Any:

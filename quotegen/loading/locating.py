@@ -19,10 +19,10 @@ from quotegen.errors import (
     NoModelAvailableError,
     QuotegenError,
 )
+from quotegen.loading.cache import cache_root
 from quotegen.loading.conversion import (
     Notify,
     adapter_base,
-    cache_root,
     converted_gguf,
     is_adapter,
     merged_adapter,

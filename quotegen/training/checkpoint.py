@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import Any
 
 from quotegen.errors import InputError
 from quotegen.inputs import Example
+from quotegen.loading.cache import staged_file
 from quotegen.schemas import TrainReport
 from quotegen.settings import TrainConfig
 
@@ -114,10 +114,8 @@ class Checkpoint:
             "report": report.model_dump(mode="json"),
             "seconds": self.seconds_before + time.perf_counter() - started,
         }
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        staging = self.path.with_name(f"state.{os.getpid()}.partial")
-        torch.save(state, staging)
-        os.replace(staging, self.path)
+        with staged_file(self.path) as staging:
+            torch.save(state, staging)
 
     def remove(self) -> None:
         import shutil
