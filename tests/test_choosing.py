@@ -241,3 +241,23 @@ def test_top_logprobs_name_partial_characters_by_their_bytes(engine: Any) -> Non
     assert partial, "the tiny tokenizer has byte pieces of multi-byte characters"
     named = token_name(partial[0], tokenizer.decode([partial[0]]), engine._token_bytes)
     assert named.startswith("bytes:\\x")
+
+
+def test_repeats_are_redrawn_until_n_differ(chat_model: Path) -> None:
+    """One-token quotes from the 6 likeliest tokens: the first candidates often repeat; more
+    are drawn until 3 differ. Greedy decoding cannot differ: the repeats fill in."""
+    import quotegen
+
+    engine = quotegen.get_model(str(chat_model), device="cpu")
+    from quotegen.config import MAX_SEED
+
+    given = {"n": 3, "top_k": 6, "max_new_tokens": 1, "stop": [], "seed": 5, "clean": False}
+    prompts = [f"life {i}" for i in range(12)]
+    results = engine.generate(prompts, engine.settings(given))
+    for index in range(len(prompts)):
+        assert len({near_key(r.completion) for r in results if r.index == index}) == 3
+    assert [r.sample for r in results] == [0, 1, 2] * len(prompts)
+    # Some prompt needed a redraw: a chosen quote's seed comes from the redraw range.
+    assert any((r.seed - 5) % MAX_SEED >= 3 * (MAX_SEED // 4) for r in results)
+    greedy = engine.generate(prompts[:2], engine.settings({**given, "do_sample": False}))
+    assert len({r.completion for r in greedy if r.index == 0}) == 1

@@ -10,14 +10,21 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from quotegen.config import MAX_SEED
+from quotegen.engine.rows import Row
 from quotegen.schemas import GenerationResult
 from quotegen.settings import GenerationSettings
 
 #: Letters two quotes share at the start to count as one (a near repeat).
 NEAR_LETTERS = 30
+#: Candidates one prompt may draw in all, redraws included.
+MAX_REDRAWS = 1024
+
+
+def distinct(results: Sequence[GenerationResult]) -> int:
+    return len({near_key(r.completion) for r in results})
 
 
 def candidates(settings: GenerationSettings) -> int:
@@ -29,11 +36,56 @@ def candidates(settings: GenerationSettings) -> int:
 
 def candidate_seed(base: int, index: int, sample: int, n: int, width: int) -> int:
     """The seed of candidate ``sample`` of prompt ``index``: the first ``n`` keep the seeds a
-    plain ``n`` gives (``base + index * n + sample``); the others take seeds half the seed
-    range away, where no first ``n`` of another prompt falls."""
+    plain ``n`` gives (``base + index * n + sample``); the other candidates take seeds half the
+    seed range away, and candidates drawn later to replace repeats (``sample >= width``) a
+    quarter further, where no other prompt's fall."""
     if sample < n:
         return (base + index * n + sample) % MAX_SEED
-    return (base + MAX_SEED // 2 + index * width + sample) % MAX_SEED
+    if sample < width:
+        return (base + MAX_SEED // 2 + index * width + sample) % MAX_SEED
+    return (base + 3 * (MAX_SEED // 4) + index * MAX_REDRAWS + sample) % MAX_SEED
+
+
+def redraw(row: Row, sample: int) -> Row:
+    """A fresh candidate for ``row``'s prompt, to replace a repeat: the same prompt and
+    settings, candidate number ``sample``'s seed."""
+    settings = row.settings
+    width = candidates(settings)
+    seed = candidate_seed(settings.seed or 0, row.index, sample, settings.n, width)
+    return Row(
+        index=row.index,
+        sample=sample,
+        prompt=row.prompt,
+        settings=settings,
+        seed=seed,
+        prompt_ids=row.prompt_ids,
+        max_new_tokens=row.max_new_tokens,
+        first_token=row.first_token,
+        shown_prompt=row.shown_prompt,
+        is_cancelled=row.is_cancelled,
+    )
+
+
+def with_redraws(
+    rows: Sequence[Row],
+    chosen: Callable[[Sequence[Row]], list[GenerationResult]],
+    run: Callable[[list[Row]], object],
+) -> list[GenerationResult]:
+    """``chosen(rows)``; when the candidates hold fewer than ``n`` distinct quotes and the
+    rows sample, up to two more rounds of candidates (``redraw``) are ``run`` on the calling
+    thread to replace the repeats."""
+    results, rows = chosen(rows), list(rows)
+    first = rows[0].settings
+    for _ in range(2):
+        missing = first.n - distinct(results)
+        cancelled = rows[0].is_cancelled is not None and rows[0].is_cancelled()
+        if missing <= 0 or cancelled or not first.do_sample or first.temperature == 0:
+            break
+        extra = [redraw(rows[0], len(rows) + k) for k in range(2 * missing * first.best_of)]
+        run(extra)
+        rows += extra
+        results = chosen(rows)
+    return results
 
 
 def near_key(text: str) -> str:

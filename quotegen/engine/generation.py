@@ -4,12 +4,9 @@
 and callbacks, so a batch can mix requests with different temperatures, lengths or stop
 strings. Rows may join the running batch at any token step (continuous batching: their
 prompts are run and their KV caches merged in) and leave it as soon as they finish or are
-cancelled, so a departed client stops costing compute. Scheduling lives in
-``quotegen.engine.scheduler``, token choice in ``quotegen.engine.sampling``, string work in
-``quotegen.text``.
-
-``TextEngine`` is the public interface the scheduler, the server and the CLI use: a subclass
-gives ``info``, ``encode`` and ``steps``, the rest is shared; the tests' fake engine is one.
+cancelled, so a departed client stops costing compute. ``TextEngine`` is the public
+interface the scheduler, the server and the CLI use: a subclass gives ``info``, ``encode`` and
+``steps``, the rest is shared; the tests' fake engine is one.
 """
 
 from __future__ import annotations
@@ -25,7 +22,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from quotegen.config import MAX_SEED
-from quotegen.engine.choosing import candidate_seed, candidates, choose
+from quotegen.engine.choosing import candidate_seed, candidates, choose, with_redraws
 from quotegen.engine.kvcache import (
     DecodeBatch,
     left_padded,
@@ -225,7 +222,7 @@ class Engine(TextEngine):
     def __init__(self, loaded: LoadedModel) -> None:
         self._loaded = loaded
         self._info = loaded.info()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a prompt's redraws run inside its batch's callback
         self._extras: dict[str, Any] | None = None
         self._first_token_masks: dict[str, torch.Tensor] | None = None
         self._suppressed: torch.Tensor | None = None
@@ -252,6 +249,10 @@ class Engine(TextEngine):
         with self._tokenizer_lock:
             ids: list[int] = tokenizer(text, add_special_tokens=special)["input_ids"]
         return ids
+
+    def chosen(self, rows: Sequence[Row]) -> list[GenerationResult]:
+        """As ``TextEngine.chosen``, repeats redrawn (the decode loop's lock is re-entrant)."""
+        return with_redraws(rows, super().chosen, self.run)
 
     def score(self, quotes: Sequence[str]) -> list[float]:
         scores = super().score(quotes)
@@ -305,8 +306,7 @@ class Engine(TextEngine):
 
     def _token_bytes(self, token: int) -> bytes | None:
         with self._tokenizer_lock:  # a token's own bytes, where its vocabulary piece spells them
-            piece = self._loaded.tokenizer.convert_ids_to_tokens(token)
-        return piece_bytes(piece) if isinstance(piece, str) else None
+            return piece_bytes(self._loaded.tokenizer.convert_ids_to_tokens(token))
 
     # -- the decode loop ----------------------------------------------------------------------
 

@@ -79,9 +79,11 @@ def _byte_decoder() -> dict[str, int]:
 _BYTES = _byte_decoder()
 
 
-def piece_bytes(piece: str) -> bytes | None:
+def piece_bytes(piece: object) -> bytes | None:
     """A vocabulary piece's bytes: byte-level BPE (GPT-2, Llama 3, SmolLM) or a
     SentencePiece byte token (``<0xE2>``); None for anything else."""
+    if not isinstance(piece, str):
+        return None
     if len(piece) == 6 and piece.startswith("<0x") and piece.endswith(">"):
         return bytes([int(piece[3:5], 16)])
     if piece and all(c in _BYTES for c in piece):

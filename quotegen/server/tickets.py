@@ -12,29 +12,17 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from quotegen.engine.choosing import choose
+from quotegen.engine.choosing import candidates
 from quotegen.engine.generation import TextEngine
 from quotegen.engine.rows import Row
 from quotegen.engine.scheduler import Scheduler
 from quotegen.errors import OverloadedError, RequestTimeoutError, as_user_error
 from quotegen.schemas import GenerationResult
 from quotegen.settings import GenerationSettings
-
-
-def chosen(results: Iterable[GenerationResult]) -> list[GenerationResult]:
-    """Each prompt's quotes from its scored candidates (``quotegen.engine.choosing``)."""
-    by_prompt: dict[int, list[GenerationResult]] = {}
-    for result in results:
-        by_prompt.setdefault(result.index, []).append(result)
-    return [
-        r
-        for group in by_prompt.values()
-        for r in choose(group, group[0].settings.n, rank=group[0].settings.best_of > 1)
-    ]
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[..., Any], *args: Any) -> None:
@@ -52,7 +40,12 @@ class Ticket:
     done: asyncio.Future[list[GenerationResult]]
     stream: asyncio.Queue[tuple[int, str] | None] | None = None
     cancelled: threading.Event = field(default_factory=threading.Event)
-    results: dict[int, GenerationResult] = field(default_factory=dict)
+    #: Results by (prompt index, sample), delivered on the event loop.
+    results: dict[tuple[int, int], GenerationResult] = field(default_factory=dict)
+    #: Each prompt's finished candidate rows, gathered on the worker thread.
+    candidates: dict[int, list[Row]] = field(default_factory=dict)
+    #: How many results complete the ticket.
+    expected: int = 0
 
     def cancel(self) -> None:
         self.cancelled.set()
@@ -94,6 +87,7 @@ class Tickets:
             loop=loop,
             done=loop.create_future(),
             stream=asyncio.Queue() if stream else None,
+            expected=len(rows) if stream else len(prompts) * settings.n,
         )
         for position, row in enumerate(rows):
             row.is_cancelled = ticket.cancelled.is_set
@@ -154,33 +148,46 @@ class Tickets:
         return emit
 
     def _finisher(self, ticket: Ticket, position: int) -> Callable[[Row], None]:
-        """Runs on the worker thread when a row is done: its result goes to the event loop."""
+        """Runs on the worker thread when a row is done. A streamed row's result goes to the
+        event loop as it is; otherwise, once a prompt's candidates are all done, its quotes
+        are chosen here (scored, repeats redrawn: ``engine.chosen``) and go together."""
 
         def finished(row: Row) -> None:
             error = row.error
             if error is None and row.finish_reason == "cancelled" and not ticket.cancelled.is_set():
                 error = OverloadedError("The server is shutting down; retry on another replica.")
-            result = self.engine.scored_result(row)
             if self._on_tokens is not None:
                 self._on_tokens(len(row.token_ids))
-            _call_soon(ticket.loop, self._deliver, ticket, position, result, error)
+            if error is not None or ticket.stream is not None:
+                results = [] if error is not None else [self.engine.result(row)]
+                _call_soon(ticket.loop, self._deliver, ticket, results, error)
+                return
+            group = ticket.candidates.setdefault(row.index, [])
+            group.append(row)
+            if len(group) < candidates(row.settings) or ticket.cancelled.is_set():
+                return
+            try:
+                results = self.engine.chosen(group)
+            except Exception as exc:  # a failed redraw fails the request, not the worker
+                _call_soon(ticket.loop, self._deliver, ticket, [], exc)
+                return
+            _call_soon(ticket.loop, self._deliver, ticket, results, None)
 
         return finished
 
     @staticmethod
     def _deliver(
-        ticket: Ticket, position: int, result: GenerationResult, error: BaseException | None
+        ticket: Ticket, results: list[GenerationResult], error: BaseException | None
     ) -> None:
-        """Runs on the event loop: collect a row's result, complete the ticket on the last."""
+        """Runs on the event loop: collect results, complete the ticket with the last."""
         if ticket.done.done():
             return
         if error is not None:
             ticket.done.set_exception(as_user_error(error))
         else:
-            ticket.results[position] = result
-            if len(ticket.results) < len(ticket.rows):
+            ticket.results.update({(r.index, r.sample): r for r in results})
+            if len(ticket.results) < ticket.expected:
                 return
-            results = [ticket.results[i] for i in range(len(ticket.rows))]
-            ticket.done.set_result(results if ticket.stream is not None else chosen(results))
+            ticket.done.set_result([ticket.results[key] for key in sorted(ticket.results)])
         if ticket.stream is not None:
             ticket.stream.put_nowait(None)
