@@ -261,3 +261,19 @@ def test_repeats_are_redrawn_until_n_differ(chat_model: Path) -> None:
     assert any((r.seed - 5) % MAX_SEED >= 3 * (MAX_SEED // 4) for r in results)
     greedy = engine.generate(prompts[:2], engine.settings({**given, "do_sample": False}))
     assert len({r.completion for r in greedy if r.index == 0}) == 1
+
+
+def test_a_quote_that_another_begins_with_is_a_repeat() -> None:
+    from quotegen.engine.choosing import repeats
+
+    assert repeats(" is the root of all evil.", " is the root of all evil, but it grows.")
+    assert not repeats(" is the root.", " is the root of all evil, but it grows.")  # < 15 letters
+    results = [
+        _result(" is the root of all evil.", 0),
+        _result(" is the root of all evil, and so.", 1),
+    ]
+    results.append(_result(" talks.", 2))
+    assert [r.completion for r in choose(results, 2, rank=False)] == [
+        " is the root of all evil.",
+        " talks.",
+    ]

@@ -24,7 +24,12 @@ MAX_REDRAWS = 1024
 
 
 def distinct(results: Sequence[GenerationResult]) -> int:
-    return len({near_key(r.completion) for r in results})
+    """How many of ``results`` differ (no one a repeat of another kept before it)."""
+    kept: list[str] = []
+    for result in results:
+        if not any(repeats(result.completion, other) for other in kept):
+            kept.append(result.completion)
+    return len(kept)
 
 
 def candidates(settings: GenerationSettings) -> int:
@@ -97,6 +102,16 @@ def near_key(text: str) -> str:
     return " ".join(text.lower().split())
 
 
+def repeats(a: str, b: str) -> bool:
+    """Whether one quote repeats the other: the same first 30 letters, or a quote of at least
+    15 letters that the other begins with ("Money is the root of all evil." and "Money is
+    the root of all evil, but ...")."""
+    if near_key(a) == near_key(b):
+        return True
+    short, long = sorted((re.sub(r"[^a-z]", "", t.lower()) for t in (a, b)), key=len)
+    return len(short) >= NEAR_LETTERS // 2 and long.startswith(short)
+
+
 def choose(
     results: Sequence[GenerationResult], n: int, *, rank: bool = True
 ) -> list[GenerationResult]:
@@ -119,16 +134,13 @@ def choose(
             )
         )
     kept: list[GenerationResult] = []
-    repeats: list[GenerationResult] = []
-    seen: set[str] = set()
+    again: list[GenerationResult] = []
     for _, result in ranked:
-        key = near_key(result.completion)
-        if key in seen:
-            repeats.append(result)
+        if any(repeats(result.completion, other.completion) for other in kept):
+            again.append(result)
             continue
-        seen.add(key)
         kept.append(result)
-    kept = (kept + repeats)[:n]
+    kept = (kept + again)[:n]
     if not rank:
         kept.sort(key=lambda r: r.sample)
     return [r.model_copy(update={"sample": i}) for i, r in enumerate(kept)]
