@@ -1,12 +1,14 @@
 """What best_of costs and buys: time per quote and the scorer's judgement, side by side.
 
-    python bench/bestof.py [--model M] [--prompts 12] [--values 1,2,4,8]
+    python bench/bestof.py [--model M] [--prompts 12] [--values 1,2,4,8] [--temperatures ...]
 
 For each best_of, the same prompts one at a time (as a user at a terminal asks, so the
 candidates of one quote are decoded together in one batch), the same seeds: the median
 seconds per quote, its ratio to best_of 1, and the chosen quotes' mean score by the model's
 scorer (as a keep probability: what the blind reading measures by hand). The prompts are the
-first words of held-out modern sayings, as in bench/reading.py.
+first words of held-out modern sayings, as in bench/reading.py. ``--temperatures`` adds rows
+at best_of 1 for other temperatures (the decoding setting the scorer can compare cheaply;
+the blind reading is the judge).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ def main() -> None:
     parser.add_argument("--model", default=None)
     parser.add_argument("--prompts", type=int, default=12)
     parser.add_argument("--values", default="1,2,4,8")
+    parser.add_argument("--temperatures", default="")
     parser.add_argument("--out", type=Path, default=common.RESULTS / "bestof.json")
     args = parser.parse_args()
     rng = random.Random(5)
@@ -41,10 +44,15 @@ def main() -> None:
     engine = quotegen.get_model(args.model)
     engine.generate(["warm up"], engine.settings({"best_of": 2, "seed": 0}))
     rows = []
-    for best_of in (int(v) for v in args.values.split(",")):
+    runs = [(int(v), None) for v in args.values.split(",")]
+    runs += [(1, float(t)) for t in args.temperatures.split(",") if t]
+    for best_of, temperature in runs:
         seconds, kept = [], []
         for k, prompt in enumerate(prompts):
-            settings = engine.settings({"best_of": best_of, "seed": 1000 + k})
+            given: dict[str, object] = {"best_of": best_of, "seed": 1000 + k}
+            if temperature is not None:
+                given["temperature"] = temperature
+            settings = engine.settings(given)
             started = time.perf_counter()
             (result,) = engine.generate([prompt], settings)
             seconds.append(time.perf_counter() - started)
@@ -53,6 +61,7 @@ def main() -> None:
         rows.append(
             {
                 "best_of": best_of,
+                "temperature": settings.temperature,
                 "seconds_per_quote": round(statistics.median(seconds), 3),
                 "mean_keep_probability": round(statistics.mean(kept), 3),
             }
