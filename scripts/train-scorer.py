@@ -27,6 +27,7 @@ from bench.reading import auc
 REAL = 500
 CONTINUATIONS = 400
 TOPICAL = 150
+L2_GRID = (1.0, 3.0, 10.0, 30.0, 100.0)
 
 
 def mean_logprob(engine: object, texts: list[str]) -> list[float]:
@@ -96,7 +97,7 @@ def main() -> None:
     rng.shuffle(order)
     folds = [order[k::5] for k in range(5)]
     cv: dict[str, float] = {}
-    for l2 in (0.3, 1.0, 3.0, 10.0):
+    for l2 in L2_GRID:
         predicted = [0.0] * len(texts)
         for fold in folds:
             held = set(fold)
@@ -105,7 +106,7 @@ def main() -> None:
             for i, value in zip(fold, scorer.logits(features[fold]), strict=True):
                 predicted[i] = value
         cv[f"logistic_l2_{l2}"] = auc(predicted, [bool(v) for v in labels]) or 0.5
-    best_l2 = max((0.3, 1.0, 3.0, 10.0), key=lambda v: cv[f"logistic_l2_{v}"])
+    best_l2 = max(L2_GRID, key=lambda v: cv[f"logistic_l2_{v}"])
     likelihood = mean_logprob(engine, texts)
     cv["mean_token_logprob"] = auc(likelihood, [bool(v) for v in labels]) or 0.5
     base = quotegen.get_model("smollm2-135m-instruct")

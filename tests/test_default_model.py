@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -106,26 +107,36 @@ def server(prepared: dict[str, str]) -> Iterator[str]:
         proc.wait(timeout=60)
 
 
-def test_default_chat_answers_the_last_user_message_with_a_quote(server: str) -> None:
+def test_default_chat_answers_a_request_with_a_quote_about_it(server: str) -> None:
+    """Through the openai SDK: a request for a quote about a topic, after a system message and
+    an earlier turn, gets one quote about that topic, never the request echoed back."""
     from openai import OpenAI
 
     client = OpenAI(base_url=f"{server}/v1", api_key="unused")
     model = client.models.list().data[0].id
     assert model == DEFAULT_MODEL_NAME
-    reply = client.chat.completions.create(
-        model=model,
-        messages=[
-            {"role": "system", "content": "You write quotes."},
-            {"role": "user", "content": "courage"},
-        ],
-        seed=5,
-        max_tokens=60,
-    )
+    messages: list[Any] = [
+        {"role": "system", "content": "You write quotes."},
+        {"role": "user", "content": "Give me a quote about time."},
+        {"role": "assistant", "content": "Time is what we want most, but what we use worst."},
+        {"role": "user", "content": "Now give me a quote about courage."},
+    ]
+    reply = client.chat.completions.create(model=model, messages=messages, seed=5)
     text = reply.choices[0].message.content or ""
-    assert text.lower().startswith("courage")  # the whole quote, the user's words included
+    assert "cour" in text.lower()
+    assert "give me" not in text.lower()
     assert "<|im_" not in text
     assert "assistant" not in text.lower()
     assert reply.choices[0].finish_reason == "stop"
+
+
+def test_default_about_starts_with_the_prompt(prepared: dict[str, str]) -> None:
+    proc = run_cli("generate", "--about", "money", "--seed", "2", "-n", "3", "never", env=prepared)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 3
+    assert len(set(lines)) == 3
+    assert all(line.startswith("Never ") for line in lines)
 
 
 def test_default_seed_routes_keep_their_settings(server: str) -> None:
