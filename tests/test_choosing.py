@@ -277,3 +277,19 @@ def test_a_quote_that_another_begins_with_is_a_repeat() -> None:
         " is the root of all evil.",
         " talks.",
     ]
+
+
+def test_candidates_that_name_the_topic_asked_for_score_higher() -> None:
+    from quotegen.engine.topics import asked_topic, mentions
+
+    rendered = "<|user|>Write a quote about courage.\n<|assistant|>"
+    assert asked_topic(rendered) == "courage"
+    assert asked_topic("<|user|>Quote on hard work, please\n<|assistant|>") == "hard work"
+    assert asked_topic("What's a good quote on friendship?") == "friendship"
+    assert asked_topic("life is") is None
+    assert mentions("The courageous never ask.", "courage")
+    assert mentions("The best leaders listen.", "leadership")
+    assert not mentions("Money talks.", "courage")
+    on, off = "Courage is fear that has said its prayers.", "Money talks."
+    assert penalty(on, "courage") > penalty(off, "courage")
+    assert penalty(off, None) == penalty(off)

@@ -12,6 +12,7 @@ interface the scheduler, the server and the CLI use: a subclass gives ``info``, 
 from __future__ import annotations
 
 import inspect
+import itertools
 import random
 import secrets
 import threading
@@ -32,7 +33,7 @@ from quotegen.engine.rows import Admit, Row
 from quotegen.engine.sampling import choose_tokens
 from quotegen.engine.scorer import Scorer, penalty
 from quotegen.engine.scoring import ScoredToken, piece_bytes, scored_token, step_scores
-from quotegen.engine.topics import topic_prompt
+from quotegen.engine.topics import asked_topic, topic_prompt
 from quotegen.engine.wholewords import first_token_bans, first_token_rule, word_ids
 from quotegen.errors import InvalidRequestError, PromptTooLongError, as_user_error
 from quotegen.schemas import GenerationResult, ModelInfo
@@ -153,17 +154,17 @@ class TextEngine(ABC):
     def result(self, row: Row) -> GenerationResult:
         return row.to_result(self.info.name)
 
-    def score(self, quotes: Sequence[str]) -> list[float]:
+    def score(self, quotes: Sequence[str], topics: Sequence[str | None] = ()) -> list[float]:
         """How likely a reader keeps each quote, as log-odds (``quotegen.engine.scorer``):
-        the penalties alone here; an engine with a model adds its scorer."""
-        return [penalty(q) for q in quotes]
+        the penalties and the topic asked for here; an engine with a model adds its scorer."""
+        return [penalty(q, t) for q, t in itertools.zip_longest(quotes, topics[: len(quotes)])]
 
     def scored_result(self, row: Row) -> GenerationResult:
         """``result(row)``, scored when the best of several candidates is wanted."""
         result = self.result(row)
         if row.settings.best_of <= 1 or row.error is not None:
             return result
-        (score,) = self.score([result.text])
+        (score,) = self.score([result.text], [asked_topic(row.prompt)])
         return result.model_copy(update={"score": round(score, 4)})
 
     def chosen(self, rows: Sequence[Row]) -> list[GenerationResult]:
@@ -250,12 +251,11 @@ class Engine(TextEngine):
             ids: list[int] = tokenizer(text, add_special_tokens=special)["input_ids"]
         return ids
 
-    def chosen(self, rows: Sequence[Row]) -> list[GenerationResult]:
-        """As ``TextEngine.chosen``, repeats redrawn (the decode loop's lock is re-entrant)."""
-        return with_redraws(rows, super().chosen, self.run)
+    def chosen(self, rows: Sequence[Row]) -> list[GenerationResult]:  # redraws repeats
+        return with_redraws(rows, super().chosen, self.run)  # (its lock is re-entrant)
 
-    def score(self, quotes: Sequence[str]) -> list[float]:
-        scores = super().score(quotes)
+    def score(self, quotes: Sequence[str], topics: Sequence[str | None] = ()) -> list[float]:
+        scores = super().score(quotes, topics)
         if self._scorer is None:
             return scores
         with self._tokenizer_lock:

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from quotegen.engine.topics import mentions
+
 SCORER_FILE = "quotegen-scorer.json"
 
 _WORD = re.compile(r"[a-z']+")
@@ -35,8 +37,13 @@ _SMALL = frozenset(
 )
 
 
-def penalty(text: str) -> float:
-    """What a strict reader holds against a quote before reading it for sense (log-odds)."""
+#: Log-odds a quote gains for naming the topic it was asked about.
+ON_TOPIC = 2.0
+
+
+def penalty(text: str, topic: str | None = None) -> float:
+    """What a strict reader holds against a quote before reading it for sense, and for it
+    when it names the topic asked for (log-odds)."""
     words = [w for w in _WORD.findall(text.lower()) if w not in _SMALL and len(w) > 2]
     repeated = sum(count - 2 for count in Counter(words).values() if count > 2)
     sentences = len(_SENTENCE_END.findall(text.strip()))
@@ -45,6 +52,8 @@ def penalty(text: str) -> float:
         cost += 1.0 * (sentences - 2)
     if not re.search(r"[.!?][\"')\]]*$", text.strip()):
         cost += 2.0  # an unfinished quote
+    if topic is not None and not mentions(text, topic):
+        cost += ON_TOPIC
     return -cost
 
 
