@@ -11,7 +11,8 @@
 
 A reply is *about X* when one of its words starts with the topic's stem (its first letters,
 all but the last three, at least four: "courage" -> "cour", so "courageous" counts; a quote
-about money that only says "wealth" does not, so the measure is strict). It *echoes* when it
+about money that only says "wealth" does not, so the measure is strict, and a reader's
+judgement, from the report's replies, is the one to quote). It *echoes* when it
 repeats the request's words (four in a row), is *empty* when blank, and carries an
 *attribution* when it names a speaker ("-- Name", "(Name Surname)"). The report gives each
 share and every reply, unselected.
@@ -141,13 +142,14 @@ def about_rows(model: str | None) -> list[dict[str, Any]]:
     rows = []
     for k, topic in enumerate(ABOUT_TOPICS):
         settings = engine.settings({"about": topic, "n": ABOUT_SAMPLES, "seed": 10 * k})
+        request = f"Write a quote about {topic}."  # what --about asks the model
         for result in engine.generate([""], settings):
-            rows.append({**judge(result.text, topic, topic), "kind": "about"})
+            rows.append({**judge(result.text, topic, request), "kind": "about"})
         started = engine.settings({"about": topic, "seed": 10 * k + 1})
         (result,) = engine.generate(["never"], started)
         rows.append(
             {
-                **judge(result.text, topic, topic),
+                **judge(result.text, topic, f"Write a quote about {topic}."),
                 "kind": "about+prompt",
                 "starts": result.text.startswith("Never"),
             }
