@@ -21,6 +21,9 @@ from quotegen.settings import GenerationSettings
 NEAR_LETTERS = 30
 #: Candidates one prompt may draw in all, redraws included.
 MAX_REDRAWS = 1024
+#: Where the spare candidates' and the redraws' seeds start, from the run's seed.
+SPARE_OFFSET = 1 << 31
+REDRAW_OFFSET = 3 << 30
 
 
 def distinct(results: Sequence[GenerationResult]) -> int:
@@ -41,14 +44,15 @@ def candidates(settings: GenerationSettings) -> int:
 
 def candidate_seed(base: int, index: int, sample: int, n: int, width: int) -> int:
     """The seed of candidate ``sample`` of prompt ``index``: the first ``n`` keep the seeds a
-    plain ``n`` gives (``base + index * n + sample``); the other candidates take seeds half the
-    seed range away, and candidates drawn later to replace repeats (``sample >= width``) a
-    quarter further, where no other prompt's fall."""
+    plain ``n`` gives (``base + index * n + sample``); the other candidates take seeds 2**31
+    away, and candidates drawn later to replace repeats (``sample >= width``) 3 * 2**30 away,
+    where no other prompt's fall (for fewer than a million prompts). The offsets lie within
+    32 bits: torch's CPU generator keeps only a seed's low 32 bits."""
     if sample < n:
         return (base + index * n + sample) % MAX_SEED
     if sample < width:
-        return (base + MAX_SEED // 2 + index * width + sample) % MAX_SEED
-    return (base + 3 * (MAX_SEED // 4) + index * MAX_REDRAWS + sample) % MAX_SEED
+        return (base + SPARE_OFFSET + index * width + sample) % MAX_SEED
+    return (base + REDRAW_OFFSET + index * MAX_REDRAWS + sample) % MAX_SEED
 
 
 def redraw(row: Row, sample: int) -> Row:

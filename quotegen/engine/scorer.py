@@ -37,8 +37,9 @@ _SMALL = frozenset(
 )
 
 
-#: Log-odds a quote gains for naming the topic it was asked about.
-ON_TOPIC = 2.0
+#: Log-odds a quote loses for not naming the topic it was asked about: more than the
+#: regression's usual spread, so a quote on topic wins whenever a candidate is.
+ON_TOPIC = 5.0
 
 
 def penalty(text: str, topic: str | None = None) -> float:
