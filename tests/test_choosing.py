@@ -294,3 +294,27 @@ def test_candidates_that_name_the_topic_asked_for_score_higher() -> None:
     on, off = "Courage is fear that has said its prayers.", "Money talks."
     assert penalty(on, "courage") > penalty(off, "courage")
     assert penalty(off, None) == penalty(off)
+
+
+def test_off_topic_candidates_draw_more_until_one_names_the_topic() -> None:
+    from quotegen.engine.choosing import with_redraws
+    from quotegen.engine.rows import Row
+
+    settings = GenerationSettings(best_of=2, seed=3)
+    prompt = "<|user|>Write a quote about courage.\n<|assistant|>"
+    rows = [Row(0, k, prompt, settings, k, [1], 5) for k in range(2)]
+    ran: list[int] = []
+
+    def chosen(candidates: Any) -> list[Any]:  # candidate 3 (a redraw) names the topic
+        texts = [" Courage is grace." if r.sample == 3 else " Money talks." for r in candidates]
+        return [_result(min(texts), 0)]
+
+    def run(extra: list[Any]) -> None:
+        ran.extend(r.sample for r in extra)
+
+    assert with_redraws(rows, chosen, run)[0].completion == " Courage is grace."
+    assert ran == [2, 3, 4, 5]  # one round: 2 x missing (1) x best_of (2) more
+    greedy = [Row(0, 0, prompt, GenerationSettings(do_sample=False), 0, [1], 5)]
+    before = len(ran)
+    with_redraws(greedy, chosen, run)
+    assert len(ran) == before  # greedy decoding cannot draw anything else

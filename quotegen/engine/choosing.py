@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 
 from quotegen.config import MAX_SEED
 from quotegen.engine.rows import Row
+from quotegen.engine.topics import asked_topic, mentions
 from quotegen.schemas import GenerationResult
 from quotegen.settings import GenerationSettings
 
@@ -80,13 +81,16 @@ def with_redraws(
     chosen: Callable[[Sequence[Row]], list[GenerationResult]],
     run: Callable[[list[Row]], object],
 ) -> list[GenerationResult]:
-    """``chosen(rows)``; when the candidates hold fewer than ``n`` distinct quotes and the
-    rows sample, up to two more rounds of candidates (``redraw``) are ``run`` on the calling
-    thread to replace the repeats."""
+    """``chosen(rows)``; when the candidates hold fewer than ``n`` distinct quotes, or fewer
+    than ``n`` that name the topic asked for (``topics.asked_topic``), and the rows sample, up
+    to two more rounds of candidates (``redraw``) are ``run`` on the calling thread."""
     results, rows = chosen(rows), list(rows)
     first = rows[0].settings
+    topic = asked_topic(rows[0].prompt)
     for _ in range(2):
         missing = first.n - distinct(results)
+        if topic is not None:
+            missing = max(missing, first.n - sum(mentions(r.text, topic) for r in results))
         cancelled = rows[0].is_cancelled is not None and rows[0].is_cancelled()
         if missing <= 0 or cancelled or not first.do_sample or first.temperature == 0:
             break
