@@ -318,3 +318,18 @@ def test_off_topic_candidates_draw_more_until_one_names_the_topic() -> None:
     before = len(ran)
     with_redraws(greedy, chosen, run)
     assert len(ran) == before  # greedy decoding cannot draw anything else
+
+
+def test_a_chat_reply_is_scored_alone(chat_model: Path) -> None:
+    """A rendered conversation's quote is its reply: the request in the prompt must not count
+    as the quote naming its topic, nor be read by the scorer."""
+    import quotegen
+
+    engine = quotegen.get_model(str(chat_model), device="cpu")
+    rendered = engine.render_chat([{"role": "user", "content": "Write a quote about life."}])
+    settings = engine.settings({"seed": 2, "max_new_tokens": 6, "clean": False})
+    (row,) = engine.prepare([rendered], settings, chat=True)
+    engine.run([row])
+    result = engine.result(row)
+    assert result.text == result.completion
+    assert result.prompt == ""

@@ -87,6 +87,7 @@ class TextEngine(ABC):
         *,
         start_index: int = 0,
         strict_context: bool = False,
+        chat: bool = False,
     ) -> list[Row]:
         """Rows for ``prompts`` x ``candidates(settings)`` (``settings.n`` quotes, each the
         best of ``settings.best_of``, spares to replace repeats: ``quotegen.engine.choosing``),
@@ -101,8 +102,7 @@ class TextEngine(ABC):
         rarely; a random test model with flat distributions more often). ``strict_context``
         rejects prompt + max_new_tokens beyond the context (the HTTP API's contract);
         otherwise max_new_tokens is trimmed to fit and only a prompt that cannot fit at all is
-        an error.
-        """
+        an error. ``chat``: each prompt is a rendered conversation, the quote its reply alone."""
         context_length = self.info.context_length
         base_seed = settings.seed if settings.seed is not None else secrets.randbelow(MAX_SEED)
         kept = settings.model_copy(update={"seed": base_seed})
@@ -112,7 +112,7 @@ class TextEngine(ABC):
             index = start_index + offset
             for sample in range(width):
                 seed = candidate_seed(base_seed, index, sample, settings.n, width)
-                shown: str | None = None
+                shown: str | None = "" if chat else None  # a rendered chat: the reply alone
                 if settings.about is not None:
                     about, name = settings.about, self.info.name
                     prompt, shown = topic_prompt(self.render_chat, name, about, raw_prompt)

@@ -84,11 +84,12 @@ async def chat_completions(
     head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": served}
     top = body.top_logprobs or 0
     if body.stream:
-        ticket = service.tickets.submit([prompt.text], settings, stream=True)
+        ticket = service.tickets.submit([prompt.text], settings, stream=True, chat=not prompt.echo)
         include_usage = bool((body.stream_options or {}).get("include_usage"))
         chunks = ChatChunks(head, prompt.echo, top)
         return event_stream(openai_events(service.tickets, ticket, chunks, include_usage))
-    results = await service.results(service.tickets.submit([prompt.text], settings), request)
+    ticket = service.tickets.submit([prompt.text], settings, chat=not prompt.echo)
+    results = await service.results(ticket, request)
     choices = [
         ChatChoice(
             index=i,

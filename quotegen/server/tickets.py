@@ -74,11 +74,15 @@ class Tickets:
         *,
         stream: bool = False,
         start_index: int = 0,
+        chat: bool = False,
     ) -> Ticket:
-        """Queue a request (call from the event loop); refuses at once when the queue is full."""
+        """Queue a request (call from the event loop); refuses at once when the queue is full.
+        ``chat``: the prompts are rendered conversations (``TextEngine.prepare``)."""
         if stream:  # pieces go out as they come: no candidates to choose from
             settings = settings.model_copy(update={"best_of": 1})
-        rows = self.engine.prepare(prompts, settings, start_index=start_index, strict_context=True)
+        rows = self.engine.prepare(
+            prompts, settings, start_index=start_index, strict_context=True, chat=chat
+        )
         if stream:
             rows = [row for row in rows if row.sample < settings.n]
         loop = asyncio.get_running_loop()
