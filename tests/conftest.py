@@ -15,11 +15,17 @@ import pytest
 
 #: The user's own quotegen cache, where the README's first command prepared the default model
 #: (named in the default-model checks' skip message; the tests never read it by themselves).
-USER_CACHE = (
-    Path(os.environ["HF_HOME"]).expanduser()
-    if os.environ.get("HF_HOME", "").strip()
-    else Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "huggingface"
-) / "quotegen"
+#: (The xdist workers start with the isolated environment: they read it from QG_TESTS_USER_CACHE.)
+USER_CACHE = Path(
+    os.environ.get("QG_TESTS_USER_CACHE")
+    or (
+        Path(os.environ["HF_HOME"]).expanduser()
+        if os.environ.get("HF_HOME", "").strip()
+        else Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "huggingface"
+    )
+    / "quotegen"
+)
+os.environ["QG_TESTS_USER_CACHE"] = str(USER_CACHE)
 _HOME = Path(tempfile.mkdtemp(prefix="quotegen-tests-"))
 os.environ["HF_HOME"] = str(_HOME / "hf")
 os.environ.pop("HF_HUB_CACHE", None)
