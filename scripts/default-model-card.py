@@ -103,7 +103,7 @@ def measurements(work: Path) -> dict[str, str]:
     if all(r is not None for _, r in readings):
         rows = "\n".join(
             f"| {name} | {r['model_kept']} ({r['model_share']:.0%}) | {r['real_kept']} "
-            f"({r['real_share']:.0%}) | {r['scorer_auc_model_lines']} |"
+            f"({r['real_share']:.0%}) | {r['scorer_auc_model_lines']:.2f} |"
             for name, r in readings
             if r is not None
         )
@@ -112,7 +112,12 @@ def measurements(work: Path) -> dict[str, str]:
             "of 25 openings of held-out modern sayings) shuffled with 50 real held-out sayings, "
             "read blind by a second reader with a quote-calendar editor's standard (sheets, "
             "keys and marks in `docs/readings/`):\n\n| model | model quotes kept | real "
-            "sayings kept | scorer AUC on the model's lines |\n|---|---|---|---|\n" + rows
+            "sayings kept | scorer AUC on the model's lines |\n|---|---|---|---|\n"
+            + rows
+            + "\n\nThe scorer's AUC against the reader's marks is over the model's lines only "
+            "(a handful kept, so it says little); it separates real sayings from the model's "
+            "own well (above), but that it picks the lines a reader keeps is not shown: "
+            "best_of earns its place by topic-following and no repeats, measured above."
         )
     return out
 
