@@ -6,13 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from modelbuild.corpus import (
-    SOURCES,
-    Role,
-    Source,
-    build_corpus,
-    clean_saying,
-    osis_to_plain,
+from modelbuild.corpus import SOURCES, Role, Source, build_corpus, clean_saying, osis_to_plain
+from modelbuild.parsers import (
     parse_bible,
     parse_devil,
     parse_dhammapada,

@@ -62,8 +62,7 @@ def run_file_job(
     with the same input, model and settings left. ``load`` is ``load_model``'s keyword
     arguments (the loading flags); ``local`` loads the engine for a run here (called only
     when work is left); with ``ray``, the replicas load the model with ``load`` instead."""
-    from quotegen.loading.locating import locate_or_fall_back
-    from quotegen.loading.model import declared_defaults
+    from quotegen.loading.locating import declared_defaults, locate_or_fall_back
 
     jobs = read_jobs(input_file)
     allow_pickle = bool(load.get("allow_pickle"))

@@ -9,6 +9,7 @@ import contextlib
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 from quotegen.config import BUNDLED_MODEL_NAME, DEFAULT_MODEL_NAME
 from quotegen.errors import (
@@ -168,8 +169,10 @@ class _HeldNotes:
         self._held.clear()
 
 
-def _declared(folder: Path) -> dict[str, object]:
-    """The generation settings a folder's generation_config.json declares (none if unreadable)."""
+def declared_defaults(folder: Path) -> dict[str, Any]:
+    """The generation settings a model folder's ``generation_config.json`` declares, read
+    without loading the model (what ``LoadedModel.generation_config`` will hold; none if
+    unreadable)."""
     from quotegen.settings import model_defaults
 
     try:
@@ -296,7 +299,7 @@ def list_local_models(cache_dir: Path | None = None) -> list[LocalModelEntry]:
                 path=path,
                 default=default is not None and default.name == ref.name,
                 prepared=ready is not None,
-                defaults=_declared(path),
+                defaults=declared_defaults(path),
             )
         )
     try:
@@ -319,7 +322,7 @@ def list_local_models(cache_dir: Path | None = None) -> list[LocalModelEntry]:
                         commit=rev.commit_hash,
                         size_bytes=rev.size_on_disk,
                         path=snapshot,
-                        defaults=_declared(snapshot),
+                        defaults=declared_defaults(snapshot),
                     )
                 )
     return found

@@ -20,10 +20,9 @@ from quotegen.console import quiet_transformers
 from quotegen.errors import DeviceError, InvalidModelError, UnsafeWeightsError, brief
 from quotegen.loading.conversion import Notify
 from quotegen.loading.hub import weight_files
-from quotegen.loading.locating import locate_or_fall_back
+from quotegen.loading.locating import declared_defaults, locate_or_fall_back
 from quotegen.loading.references import ModelRef
 from quotegen.schemas import ModelInfo
-from quotegen.settings import model_defaults
 
 if TYPE_CHECKING:
     import torch
@@ -228,12 +227,6 @@ def _token_ids(value: Any, vocab: int) -> list[int]:
     if not isinstance(value, list):
         return []
     return sorted({v for v in value if isinstance(v, int) and 0 <= v < vocab})
-
-
-def declared_defaults(path: Path) -> dict[str, Any]:
-    """The generation settings a model directory's ``generation_config.json`` declares, read
-    without loading the model (what ``LoadedModel.generation_config`` will hold)."""
-    return model_defaults(_read_json(path / "generation_config.json"))
 
 
 def _read_json(path: Path) -> dict[str, Any]:
