@@ -165,6 +165,7 @@ def test_best_of_scores_candidates_and_n_returns_distinct_quotes(chat_model: Pat
     # The scorer's number is the penalties plus the regression over the hidden states.
     texts = [r.text for r in results]
     assert engine.score(texts) != [penalty(t) for t in texts]
+    assert engine.score([]) == []
 
 
 def test_cli_about_alone_on_stdin_and_in_batch(chat_model: Path, tmp_path: Path) -> None:

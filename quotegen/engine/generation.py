@@ -255,11 +255,11 @@ class Engine(TextEngine):
         return with_redraws(rows, super().chosen, self.run)  # (its lock is re-entrant)
 
     def score(self, quotes: Sequence[str], topics: Sequence[str | None] = ()) -> list[float]:
-        scores = super().score(quotes, topics)
-        if self._scorer is None:
+        if not (scores := super().score(quotes, topics)) or self._scorer is None:
             return scores
-        with self._tokenizer_lock:
-            rated = self._scorer.rate(self._loaded.model, self._loaded.tokenizer, quotes)
+        with self._tokenizer_lock:  # held for the tokenizer only, not the forward pass
+            encoded, frame = self._scorer.encode(self._loaded.tokenizer, quotes)
+        rated = self._scorer.rate(self._loaded.model, encoded, frame)
         return [a + b for a, b in zip(scores, rated, strict=True)]
 
     def render_chat(self, messages: Sequence[Mapping[str, str]]) -> str | None:

@@ -94,11 +94,15 @@ class Scorer:
         }
         (folder / SCORER_FILE).write_text(json.dumps(data) + "\n", "utf-8")
 
-    def rate(self, model: Any, tokenizer: Any, quotes: Sequence[str]) -> list[float]:
-        """The regression's log-odds for each quote, from ``model``'s hidden states."""
+    def encode(self, tokenizer: Any, quotes: Sequence[str]) -> tuple[list[list[int]], int]:
+        """The quotes' token ids and the frame token's id (the tokenizer's part of ``rate``)."""
         frame = tokenizer.convert_tokens_to_ids(self.frame_token)
         encoded = tokenizer(list(quotes), add_special_tokens=False)["input_ids"]
-        return self.logits(pooled_states(model, encoded, frame if isinstance(frame, int) else 0))
+        return encoded, frame if isinstance(frame, int) else 0
+
+    def rate(self, model: Any, encoded: Sequence[Sequence[int]], frame: int) -> list[float]:
+        """The regression's log-odds for each encoded quote, from ``model``'s hidden states."""
+        return self.logits(pooled_states(model, encoded, frame))
 
     def logits(self, features: Any) -> list[float]:
         """Log-odds of being kept, one per row of ``features`` ([rows, width] tensor)."""
