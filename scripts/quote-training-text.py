@@ -2,9 +2,10 @@
 built, in two framings (``modelbuild/framing.py``): plain sayings and chat requests for a
 quote about a topic.
 
-    python scripts/quote-training-text.py CORPUS_DIR OUT_FILE.jsonl [PLAIN CHAT]
+    python scripts/quote-training-text.py CORPUS_DIR OUT_FILE.jsonl [PLAIN CHAT] [--uniform]
 
-PLAIN plain sayings and CHAT conversations (default 4500 and 5500) are drawn by weight.
+PLAIN plain sayings and CHAT conversations (default 4500 and 5500) are drawn by weight
+(``--uniform``: every saying weighs 1, to measure what the weighting does).
 
 - The sayings of ``corpus.txt`` less those of ``validation.txt`` (bench/quality.py measures
   bits per byte there, so they stay unseen).
@@ -47,15 +48,18 @@ def as_saying(text: str) -> str | None:
 
 
 def main() -> None:
-    corpus, out = Path(sys.argv[1]), Path(sys.argv[2])
-    n_plain, n_chat = (int(sys.argv[3]), int(sys.argv[4])) if len(sys.argv) > 4 else (4500, 5500)
+    uniform = "--uniform" in sys.argv
+    argv = [a for a in sys.argv if a != "--uniform"]
+    corpus, out = Path(argv[1]), Path(argv[2])
+    n_plain, n_chat = (int(argv[3]), int(argv[4])) if len(argv) > 4 else (4500, 5500)
     held_out = set((corpus / "validation.txt").read_text("utf-8").splitlines())
     rng = random.Random(0)
     sayings: list[Saying] = []
     for saying in read_sayings(corpus, held_out):
         text = as_saying(saying.text)
         if text is not None and sentences(text) <= 2:
-            sayings.append(Saying(text, saying.source, saying.weight, saying.topics))
+            kept = 1.0 if uniform else saying.weight
+            sayings.append(Saying(text, saying.source, kept, saying.topics))
     rows: list[dict[str, object]] = []
     for saying in weighted_sample(sayings, n_plain, rng):
         text = saying.text

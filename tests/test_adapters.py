@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from safetensors.torch import load_file
 
 from quotegen.errors import InputError
 from quotegen.loading.locating import is_prepared
@@ -71,9 +72,15 @@ def test_adapter_loads_merged_as_peft_computes_it(adapter: Path, base: Path) -> 
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
+    from quotegen.loading.hardware import storage_dtype
+
     loaded = load_model(parse_model_ref(str(adapter)), device="cpu", optimize=False)
     reference = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), adapter)
+    # The merge is stored in the precision this CPU computes in (bf16 where it has bf16 units).
+    reference = reference.merge_and_unload().to(storage_dtype()).float()
     reference.eval()
+    stored = {str(t.dtype) for t in load_file(next(loaded.path.glob("*.safetensors"))).values()}
+    assert stored == {str(storage_dtype())}
     ids = torch.tensor([loaded.tokenizer("Life is")["input_ids"]])
     assert ids[0, 0] == loaded.tokenizer.convert_tokens_to_ids(FRAME)  # the framing it learned
     with torch.no_grad():

@@ -80,6 +80,10 @@ def test_choose_replaces_repeats_and_ranks_by_score() -> None:
     # A quote cut at the length limit ranks after finished ones, whatever its score.
     cut = _result(" and then", 0, 9.0, finish_reason="length")
     assert choose([cut, _result(" ends.", 1, -1.0)], 1)[0].completion == " ends."
+    # One that adds nothing to its prompt ("Beware!" ending at once) ranks after both.
+    empty = _result("", 0, 9.0)
+    assert choose([empty, cut], 1)[0].completion == " and then"
+    assert [r.completion for r in choose([empty, _result(" ends.", 1, -1.0)], 2)] == [" ends.", ""]
 
 
 def test_penalties_catch_what_readers_drop() -> None:

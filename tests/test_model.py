@@ -188,7 +188,7 @@ def test_unavailable_devices_are_clear_errors(device: str) -> None:
 def test_auto_device_and_dtype_on_cpu() -> None:
     import torch
 
-    from quotegen.loading.quantization import cpu_has_bf16
+    from quotegen.loading.hardware import cpu_has_bf16
 
     device = choose_device("auto")
     if device.type == "cpu":

@@ -155,15 +155,56 @@ def default_adapter(pin: PinnedFile, tmp_path: Path) -> Path:
     return out
 
 
-def test_default_model_first_use_fetches_converts_and_merges(
-    default_adapter: Path, pin: PinnedFile
+def test_default_model_first_use_fetches_and_merges_straight_from_the_gguf(
+    default_adapter: Path, pin: PinnedFile, tmp_path: Path
 ) -> None:
+    import torch
+    from peft import PeftModel
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    from quotegen.loading.conversion import LORA_FOLDER, converted_gguf
+    from quotegen.loading.hardware import storage_dtype
+    from quotegen.loading.pinned import pinned_path
+
     ref = ModelRef(name="quotegen-test", path=default_adapter, default=True)
     notes: list[str] = []
     loaded = load_model(ref, device="cpu", notify=notes.append)
     assert loaded.name == "quotegen-test"
-    assert [n.split(" ")[0] for n in notes] == ["Fetching", "Converting", "Merging"]
+    assert [n.split(" ")[0] for n in notes] == ["Fetching", "Merging"]
     assert is_prepared(ref) == loaded.path
+    # No float32 conversion of the base: the merge is the only model in the cache, stored in
+    # the precision this CPU computes in, with the LoRA parts int4 needs beside it.
+    assert not (tmp_path / "cache" / "gguf").exists()
+    assert (loaded.path / LORA_FOLDER / "adapter_model.safetensors").is_file()
+    merged: dict[str, torch.Tensor] = {}
+    for weights in loaded.path.glob("*.safetensors"):
+        merged.update(load_file(weights))
+    # The same weights peft merges into transformers' own conversion of the GGUF.
+    base = AutoModelForCausalLM.from_pretrained(converted_gguf(pinned_path(pin)))
+    reference = PeftModel.from_pretrained(base, default_adapter).merge_and_unload().state_dict()
+    assert {k for k in reference if k != "lm_head.weight"} <= set(merged) <= set(reference)
+    for name, tensor in merged.items():
+        assert tensor.dtype == storage_dtype()
+        torch.testing.assert_close(tensor.float(), reference[name], rtol=2**-7, atol=1e-6)
+
+
+def test_an_old_float32_merge_is_replaced_then_removed(
+    default_adapter: Path, pin: PinnedFile, tmp_path: Path
+) -> None:
+    from quotegen.loading.conversion import merged_folder
+
+    identity = f"pinned:{pin.member_sha256}"
+    old = merged_folder(default_adapter, identity, version=1)
+    old_base = tmp_path / "cache" / "gguf" / "0123abcd-v1"
+    for folder in (old, old_base):
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text("{}")
+    (old / "quotegen-source.json").write_text(json.dumps({"base": str(old_base)}))
+    loaded = load_model(ModelRef(name="quotegen-test", path=default_adapter, default=True))
+    assert loaded.path == merged_folder(default_adapter, identity) != old
+    assert not old.exists()
+    assert not old_base.exists()
 
 
 def test_default_model_falls_back_to_quotegen_mini_offline(

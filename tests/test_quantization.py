@@ -177,6 +177,41 @@ def test_int4_keeps_a_lora_adapter_exactly(
     assert kept_error < lost_error / 4
 
 
+@pytest.mark.parametrize("precision", ["int8", "int4"])
+def test_quantized_weights_are_packed_once_then_mapped(
+    llama: Path, precision: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from quotegen.loading import speedups
+
+    monkeypatch.setenv("QUOTEGEN_CACHE", str(tmp_path / "cache"))
+    first = _load(llama, quantize=precision)
+    packed = list((tmp_path / "cache" / "packed").iterdir())
+    assert len(packed) == 1
+    assert (packed[0] / "model.safetensors").is_file()
+
+    def pack_again(*_: object) -> None:
+        raise AssertionError("packed twice")
+
+    monkeypatch.setattr(speedups, "_save_packed", pack_again)
+    built: list[str] = []
+    making = quantization.linear_maker
+
+    def watched(precision: str, low_rank: object = None) -> object:
+        make = making(precision, low_rank)  # type: ignore[arg-type]
+
+        def record(names: object, weight: torch.Tensor, bias: object = None) -> object:
+            built.append(weight.device.type)
+            return make(names, weight, bias)  # type: ignore[arg-type]
+
+        return record
+
+    monkeypatch.setattr(quantization, "linear_maker", watched)
+    second = _load(llama, quantize=precision)
+    assert set(built) == {"meta"}  # a skeleton: no weight read, nothing quantized again
+    ids = torch.tensor([[5, 17, 42, 7]])
+    assert torch.equal(_logits(first.model, ids), _logits(second.model, ids))
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

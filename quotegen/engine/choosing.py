@@ -129,13 +129,15 @@ def choose(
     A repeat is replaced by the next best distinct candidate; only when the candidates hold
     fewer than ``n`` distinct quotes (greedy decoding, a model that knows one answer) do the
     best repeats fill the rest, so ``n`` asked is ``n`` returned. An unfinished candidate (cut
-    at the length limit) ranks after every finished one."""
+    at the length limit) ranks after every finished one, and one that adds nothing to its
+    prompt after those."""
     if len(results) <= 1:
         return list(results)
     ranked = list(enumerate(results))
     if rank:
         ranked.sort(
             key=lambda item: (
+                not item[1].completion.strip(),
                 item[1].finish_reason == "length",
                 -(item[1].score if item[1].score is not None else 0.0),
                 item[0],

@@ -33,6 +33,7 @@ from quotegen.engine.rows import Admit, Row
 from quotegen.engine.sampling import choose_tokens
 from quotegen.engine.scorer import Scorer, penalty
 from quotegen.engine.scoring import ScoredToken, piece_bytes, scored_token, step_scores
+from quotegen.engine.threads import Threads
 from quotegen.engine.topics import asked_topic, topic_prompt
 from quotegen.engine.wholewords import first_token_bans, first_token_rule, word_ids
 from quotegen.errors import InvalidRequestError, PromptTooLongError, as_user_error
@@ -100,9 +101,9 @@ class TextEngine(ABC):
         composition gives the same results; across batch sizes its logits differ by float
         rounding (about 1e-6), which can flip a sample drawn at a near-tie (a real model
         rarely; a random test model with flat distributions more often). ``strict_context``
-        rejects prompt + max_new_tokens beyond the context (the HTTP API's contract);
-        otherwise max_new_tokens is trimmed to fit and only a prompt that cannot fit at all is
-        an error. ``chat``: each prompt is a rendered conversation, the quote its reply alone."""
+        rejects prompt + max_new_tokens beyond the context (the HTTP API's contract); else
+        max_new_tokens is trimmed to fit, and only a prompt that cannot fit is an error.
+        ``chat``: each prompt is a rendered conversation, the quote its reply alone."""
         context_length = self.info.context_length
         base_seed = settings.seed if settings.seed is not None else secrets.randbelow(MAX_SEED)
         kept = settings.model_copy(update={"seed": base_seed})
@@ -118,8 +119,7 @@ class TextEngine(ABC):
                     prompt, shown = topic_prompt(self.render_chat, name, about, raw_prompt)
                 else:
                     prompt = choose_prompt(raw_prompt, random.Random(seed))
-                # No tokenizer packs 32 characters into a token on average; refusing longer
-                # prompts before tokenizing keeps a megabyte of input from tying up the CPU.
+                # No tokenizer packs 32 characters a token: refused before tokenizing.
                 if len(prompt) > context_length * 32:
                     raise PromptTooLongError(
                         f"The prompt is {len(prompt)} characters, more than the model's "
@@ -231,6 +231,7 @@ class Engine(TextEngine):
         # Fast tokenizers are not safe to share between threads mid-call ("Already borrowed").
         self._tokenizer_lock = threading.Lock()
         self._scorer = Scorer.load(loaded.path)  # the best of several candidates
+        self._threads = Threads(enabled=loaded.device.type == "cpu")  # the free cores
 
     @property
     def info(self) -> ModelInfo:
@@ -243,8 +244,7 @@ class Engine(TextEngine):
 
     def encode(self, text: str) -> list[int]:
         tokenizer = self._loaded.tokenizer
-        # A text that already starts with the begin-of-text token (a rendered chat template)
-        # must not get a second one.
+        # A rendered chat template starts with the begin-of-text token: it gets no second one.
         bos = getattr(tokenizer, "bos_token", None)
         special = not (bos and self.info.chat_template and text.startswith(bos))
         with self._tokenizer_lock:
@@ -328,6 +328,7 @@ class Engine(TextEngine):
         incoming = rows
         with torch.inference_mode():
             while True:
+                self._threads.adjust()
                 if admit is not None and batch.can_join():
                     incoming = incoming + admit(len(batch.rows) + len(incoming))
                 if not batch.rows and not incoming:
@@ -477,9 +478,8 @@ class Engine(TextEngine):
 
 
 class TextStream:
-    """One prompt's continuation as it is generated: iterate for text pieces; once the
-    iteration ends, ``result`` holds the full result. ``prompt`` is the prompt actually used
-    (a default one when it was empty)."""
+    """One prompt's continuation as it is generated: iterate for text pieces, then ``result``
+    holds the full result; ``prompt`` is the prompt used (a default one for an empty one)."""
 
     def __init__(self, engine: TextEngine, prompt: str, settings: GenerationSettings) -> None:
         self._engine = engine

@@ -1,11 +1,19 @@
 """GGUF files and LoRA adapters turned into ordinary safetensors model folders, once.
 
-A ``.gguf`` file is dequantized to float32 by transformers' GGUF reader (the ``gguf`` package)
-and saved with ``save_pretrained``; a peft adapter is merged into its base
-(``merge_and_unload``) and saved the same way. Either result lands in quotegen's cache, keyed
-by content (the GGUF file's sha256; the adapter's files and the base folder), and is written
-whole into a staging folder that is renamed into place: an interrupted conversion leaves
-nothing that a later load would use. Every later load is that of a plain safetensors folder.
+A ``.gguf`` file asked for by name is dequantized to float32 by transformers' GGUF reader
+(the ``gguf`` package) and saved with ``save_pretrained``. A peft adapter is merged into its
+base: on a GGUF base (the default model's), tensor by tensor straight from the file, each
+dequantized, given its LoRA update in float32 and stored in the precision this machine
+computes in (``hardware.storage_dtype``: bf16 where the CPU has bf16 units), so neither a
+float32 copy of the base nor a whole float32 model ever exists; on a folder base, through
+peft's ``merge_and_unload``, stored the same way. The adapter's LoRA parts are kept beside the
+merge (``quotegen-lora/``) for int4, which quantizes the base and runs the update beside it.
+
+Every result lands in quotegen's cache, keyed by content (the GGUF file's sha256; the
+adapter's files, the base and the stored precision), and is written whole into a staging
+folder that is renamed into place: an interrupted conversion leaves nothing that a later load
+would use. A merge of an older format is removed once its replacement is made. Every later
+load is that of a plain safetensors folder.
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ import hashlib
 import io
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +34,12 @@ from quotegen.loading.cache import cache_root, remembered_sha256, staged_folder
 
 #: Bumped when the folders written here change shape, so old conversions are redone.
 FORMAT = 1
+#: Merges: 2 stores them in the machine's compute precision with their LoRA parts beside.
+MERGE_FORMAT = 2
+#: Where a merge keeps the LoRA parts it was made with (for int4's update beside the base).
+LORA_FOLDER = "quotegen-lora"
+#: A merge's weights are written in files of about this size (transformers' shards).
+SHARD_BYTES = 96 << 20
 #: The causal-LM architectures transformers reads from GGUF (``gguf`` metadata names).
 _GGUF_LOADABLE = ("llama", "mistral", "qwen2", "qwen3", "gpt2", "phi3", "gemma", "gemma2", "gemma3")
 
@@ -194,14 +208,22 @@ def base_identity(base: Path) -> str:
     return "|".join(parts)
 
 
-def merged_folder(adapter: Path, identity: str) -> Path:
-    """Where the merge of ``adapter`` into the base ``identity`` names is cached."""
-    digest = hashlib.sha256(f"v{FORMAT}|{identity}".encode())
+def merged_folder(adapter: Path, identity: str, *, version: int = MERGE_FORMAT) -> Path:
+    """Where the merge of ``adapter`` into the base ``identity`` names is cached (format 1,
+    the float32 merges of earlier releases, had no stored precision in its key)."""
+    stored = f"v{version}" if version == 1 else f"v{version}|{_storage_name()}"
+    digest = hashlib.sha256(f"{stored}|{identity}".encode())
     for item in sorted(adapter.iterdir()):
         if item.is_file() and not item.name.startswith("."):
             digest.update(item.name.encode())
             digest.update(remembered_sha256(item).encode())
     return cache_root() / "merged" / digest.hexdigest()[:40]
+
+
+def _storage_name() -> str:
+    from quotegen.loading.hardware import storage_dtype
+
+    return str(storage_dtype()).removeprefix("torch.")
 
 
 def merged_adapter(
@@ -212,25 +234,35 @@ def merged_adapter(
     prepare: bool = True,
     identity: str | None = None,
 ) -> Path:
-    """The safetensors folder of ``base`` with the LoRA adapter merged in, made on first use
-    and cached under the adapter's files and ``identity`` (default: the base folder's).
+    """The safetensors folder of ``base`` (a model folder, or a GGUF file) with the LoRA
+    adapter merged in, made on first use and cached under the adapter's files, the stored
+    precision and ``identity`` (default: the base folder's, or the GGUF file's sha256).
 
     The adapter folder's own tokenizer and ``generation_config.json``, where it has them,
     replace the base's: an adapter trained with its own framing stops where it learned to.
     """
-    out = merged_folder(adapter, identity or base_identity(base))
+    if identity is None:
+        identity = f"gguf:{remembered_sha256(base)}" if base.is_file() else base_identity(base)
+    out = merged_folder(adapter, identity)
     if (out / "config.json").is_file():
         return out
     if not prepare:
         raise ModelNotCachedError(
             f"The adapter '{adapter.name}' is not merged yet. Run: quotegen download"
         )
+    parts = lora_parts(adapter)
+    if base.is_file() and parts is None:  # a LoRA variant merged by peft, on the converted base
+        base = converted_gguf(base, notify)
     if notify is not None:
         notify(f"Merging the adapter {adapter.name} into its base, once")
     quiet_transformers()
     try:
         with staged_folder(out) as staging:
-            _merge(adapter, base, staging)
+            if base.is_file():
+                assert parts is not None
+                _merge_gguf(adapter, base, parts, staging)
+            else:
+                _merge(adapter, base, staging)
     except InvalidModelError:
         raise
     except Exception as exc:
@@ -238,7 +270,168 @@ def merged_adapter(
             f"Could not apply the adapter in '{adapter}' to its base '{base}' "
             f"({brief(exc)}). Check that adapter_config.json names the base it was trained on."
         ) from exc
+    _retire(merged_folder(adapter, identity, version=1))
     return out
+
+
+def lora_parts(adapter: Path) -> dict[str, tuple[Any, Any]] | None:
+    """A plain LoRA adapter's update per module name: (A [rank, in], B [out, rank] with the
+    adapter's scale folded in), read from its safetensors; None for what only peft merges
+    (DoRA, per-module ranks, embeddings, modules saved whole) or an unreadable adapter."""
+    try:
+        config = json.loads((adapter / "adapter_config.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    weights = adapter / "adapter_model.safetensors"
+    if (
+        not isinstance(config, dict)
+        or not weights.is_file()
+        or config.get("use_dora")
+        or config.get("rank_pattern")
+        or config.get("alpha_pattern")
+        or config.get("modules_to_save")
+        or config.get("fan_in_fan_out")
+    ):
+        return None
+    from safetensors.torch import load_file
+
+    rank = int(config.get("r", 8))
+    alpha = float(config.get("lora_alpha", rank))
+    scale = alpha / rank**0.5 if config.get("use_rslora") else alpha / rank
+    tensors = load_file(str(weights))
+    parts: dict[str, tuple[Any, Any]] = {}
+    for key, a in tensors.items():
+        if ".lora_A." not in key and ".lora_B." not in key:
+            return None  # embedding updates, saved modules: peft's to merge
+        if not key.endswith(".lora_A.weight"):
+            continue
+        name = key.removeprefix("base_model.model.").removesuffix(".lora_A.weight")
+        b = tensors.get(key.replace(".lora_A.", ".lora_B."))
+        if b is None:
+            return None
+        parts[name] = (a.float(), b.float() * scale)
+    return parts
+
+
+def gguf_tensors(path: Path, config: Any) -> Iterator[tuple[str, Any]]:
+    """Each tensor of a GGUF file, dequantized to float32 under transformers' name for it,
+    one at a time: transformers' own reader (its per-architecture processors and name map),
+    its loop written out so that no whole float32 copy of the model is ever held."""
+    import numpy as np
+    import torch
+    from gguf import GGUFReader, dequantize
+    from transformers.modeling_gguf_pytorch_utils import TENSOR_PROCESSORS, TensorProcessor
+
+    reader = GGUFReader(path)
+    field = reader.fields["general.architecture"]
+    architecture = bytes(field.parts[field.data[0]]).decode("utf-8")
+    processor = TENSOR_PROCESSORS.get(architecture, TensorProcessor)(config=config.to_dict())
+    mapping = _gguf_names(config, processor, {tensor.name for tensor in reader.tensors})
+    parsed: dict[str, Any] = {"config": config.to_dict(), "tensors": {}}
+    for tensor in reader.tensors:
+        result = processor.process(
+            weights=dequantize(tensor.data, tensor.tensor_type),
+            name=tensor.name,
+            tensor_key_mapping=mapping,
+            parsed_parameters=parsed,
+        )
+        if result.name in mapping:
+            # No copy unless the array is read-only (an unquantized tensor maps the file).
+            weights = np.require(result.weights, np.float32, ["W"])
+            yield mapping[result.name], torch.from_numpy(weights)
+
+
+def _gguf_names(config: Any, processor: Any, present: set[str]) -> dict[str, str]:
+    """GGUF tensor name -> transformers' name: gguf's name map over the model's own names
+    (a model skeleton on the meta device); transformers' fuller search (submodules, its
+    fallbacks, several seconds) only when that leaves a tensor of the file unnamed."""
+    import torch
+    from gguf import MODEL_ARCH_NAMES, get_tensor_name_map
+    from transformers import AutoModelForCausalLM
+    from transformers.modeling_gguf_pytorch_utils import get_gguf_hf_weights_map
+
+    with torch.device("meta"):
+        skeleton = AutoModelForCausalLM.from_config(config)
+    arch = next((k for k, v in MODEL_ARCH_NAMES.items() if v == config.model_type), None)
+    mapping: dict[str, str] = {}
+    if arch is not None:
+        names = get_tensor_name_map(arch, config.num_hidden_layers)
+        for key in skeleton.state_dict():
+            hf_name = processor.preprocess_name(key)
+            stem, _, suffix = hf_name.rpartition(".")
+            found = names.get_name(stem) if suffix in ("weight", "bias") else None
+            if found is not None:
+                mapping[f"{found}.{suffix}"] = hf_name
+    if present - mapping.keys():
+        mapping = get_gguf_hf_weights_map(skeleton, processor)
+    return mapping
+
+
+def _merge_gguf(adapter: Path, gguf: Path, parts: dict[str, tuple[Any, Any]], out: Path) -> None:
+    """The merge straight from a GGUF base: each tensor plus its LoRA update, in float32,
+    then stored in ``storage_dtype``; the adapter's tokenizer (else the GGUF's)."""
+    from safetensors.torch import save_file
+    from transformers import AutoConfig, AutoTokenizer, GenerationConfig
+
+    from quotegen.loading.hardware import storage_dtype
+
+    dtype = storage_dtype()
+    config = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    shard: dict[str, Any] = {}
+    shards: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        # Saved shard by shard: safetensors copies what it writes, so a shard's size, not
+        # the model's, is what writing costs in memory.
+        shards.append(
+            {name: (tuple(t.shape), t.numel() * t.element_size()) for name, t in shard.items()}
+        )
+        save_file(shard, str(out / f"part-{len(shards)}"), metadata={"format": "pt"})
+        shard.clear()
+
+    for name, weight in gguf_tensors(gguf, config):
+        update = parts.pop(name.removesuffix(".weight"), None)
+        if update is not None:
+            a, b = update
+            weight += b @ a
+        shard[name] = weight.to(dtype).contiguous()
+        del weight
+        if sum(t.numel() * t.element_size() for t in shard.values()) >= SHARD_BYTES:
+            flush()
+    if shard:
+        flush()
+    if parts:
+        raise InvalidModelError(
+            f"The adapter in '{adapter}' updates {len(parts)} modules its base '{gguf.name}' "
+            f"does not have (e.g. {next(iter(parts))}): it was trained on another model."
+        )
+    _name_shards(out, shards)
+    config.dtype = dtype
+    config.save_pretrained(out)
+    has_tokenizer = (adapter / "tokenizer_config.json").is_file()
+    if has_tokenizer:
+        AutoTokenizer.from_pretrained(adapter).save_pretrained(out)
+    else:
+        AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(out)
+        GenerationConfig.from_model_config(config).save_pretrained(out)
+    _finish_merge(adapter, out, {"adapter": str(adapter.resolve()), "gguf": str(gguf)})
+
+
+def _name_shards(out: Path, shards: list[dict[str, Any]]) -> None:
+    """The written parts renamed as transformers names shards, with their index (one part:
+    ``model.safetensors``, no index)."""
+    if len(shards) == 1:
+        (out / "part-1").rename(out / "model.safetensors")
+        return
+    weight_map, total = {}, 0
+    for number, shard in enumerate(shards, 1):
+        name = f"model-{number:05d}-of-{len(shards):05d}.safetensors"
+        (out / f"part-{number}").rename(out / name)
+        for tensor, (_, size) in shard.items():
+            weight_map[tensor] = name
+            total += size
+    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+    (out / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
 
 
 def _merge(adapter: Path, base: Path, out: Path) -> None:
@@ -246,16 +439,44 @@ def _merge(adapter: Path, base: Path, out: Path) -> None:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from quotegen.loading.hardware import storage_dtype
+
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
     merged = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+    merged.to(storage_dtype())
     has_tokenizer = (adapter / "tokenizer_config.json").is_file()
     tokenizer = AutoTokenizer.from_pretrained(adapter if has_tokenizer else base)
     merged.save_pretrained(out)
     tokenizer.save_pretrained(out)
+    _finish_merge(adapter, out, {"adapter": str(adapter.resolve()), "base": str(base.resolve())})
+
+
+def _finish_merge(adapter: Path, out: Path, provenance: dict[str, Any]) -> None:
+    """What every merge keeps beside its weights: the adapter's generation defaults, card and
+    scorer, its LoRA parts (``LORA_FOLDER``) and where it came from."""
     for name in ("generation_config.json", "README.md", "quotegen-scorer.json"):
         if (adapter / name).is_file():
             shutil.copyfile(adapter / name, out / name)
-    _write_provenance(out, {"adapter": str(adapter.resolve()), "base": str(base.resolve())})
+    if lora_parts(adapter) is not None:
+        (out / LORA_FOLDER).mkdir()
+        for name in ("adapter_config.json", "adapter_model.safetensors"):
+            shutil.copyfile(adapter / name, out / LORA_FOLDER / name)
+    _write_provenance(out, {"merge_format": MERGE_FORMAT, **provenance})
+
+
+def _retire(old: Path) -> None:
+    """Remove a merge of an older format now replaced, and the float32 conversion of its GGUF
+    base that only it needed (the base stays as its file: one asked for by name is made
+    again on use)."""
+    if not (old / "config.json").is_file():
+        return
+    try:
+        base = Path(json.loads((old / "quotegen-source.json").read_text("utf-8"))["base"])
+    except (OSError, ValueError, KeyError, TypeError):
+        base = None
+    shutil.rmtree(old, ignore_errors=True)
+    if base is not None and base.parent == cache_root() / "gguf":
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def _write_provenance(out: Path, data: dict[str, Any]) -> None:

@@ -59,6 +59,12 @@ def locate_model(
     into its base, a pinned base fetched and converted. With ``prepare`` False, a model that
     still needs any of that work is a ``ModelNotCachedError`` instead."""
     located = _locate(ref, allow_pickle=allow_pickle, notify=notify, prepare=prepare)
+    return _ready(located, allow_pickle=allow_pickle, notify=notify, prepare=prepare)
+
+
+def _ready(located: Path, *, allow_pickle: bool, notify: Notify | None, prepare: bool) -> Path:
+    """A located file or folder made loadable: a GGUF file converted, an adapter merged into
+    its base (a GGUF base straight from its file, never converted whole)."""
     if located.is_file():
         return converted_gguf(located, notify, prepare=prepare)
     if is_adapter(located):
@@ -71,7 +77,9 @@ def locate_model(
             merged = merged_folder(located, identity)
             if (merged / "config.json").is_file():
                 return merged
-        base = locate_model(base_ref, allow_pickle=allow_pickle, notify=notify, prepare=prepare)
+        base = _locate(base_ref, allow_pickle=allow_pickle, notify=notify, prepare=prepare)
+        if not base.is_file():
+            base = _ready(base, allow_pickle=allow_pickle, notify=notify, prepare=prepare)
         return merged_adapter(located, base, notify, prepare=prepare, identity=identity)
     return located
 

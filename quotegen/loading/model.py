@@ -120,7 +120,7 @@ def choose_dtype(dtype: str, device: torch.device, *, inference: bool = True) ->
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         if device.type == "mps":
             return torch.float16
-        from quotegen.loading.quantization import cpu_has_bf16
+        from quotegen.loading.hardware import cpu_has_bf16
 
         return torch.bfloat16 if inference and cpu_has_bf16() else torch.float32
     table = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}

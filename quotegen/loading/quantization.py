@@ -69,16 +69,6 @@ def onednn_linear_available() -> bool:
         return False
 
 
-def cpu_has_bf16() -> bool:
-    """Whether this CPU multiplies bf16 natively (AVX-512 BF16 or AMX): bf16 is then faster
-    than float32 rather than emulated."""
-    import torch
-
-    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
-    capability = torch.backends.cpu.get_cpu_capability()
-    return bool(check is not None and check()) and capability in ("AVX512", "AVX512_BF16", "AMX")
-
-
 def _classes() -> dict[str, type]:
     import torch
     import torch.nn.functional as F
@@ -240,35 +230,17 @@ def _stacked(parts: Sequence[tuple[Any, Any]]) -> tuple[Any, Any]:
 
 
 def adapter_low_rank(model_dir: Path) -> dict[str, tuple[Any, Any]]:
-    """The LoRA update a merged model folder was made with, per module name, read from the
-    adapter ``quotegen-source.json`` names; empty when there is none (not a merge, the adapter
-    gone, or a LoRA variant other than plain LoRA)."""
-    try:
-        source = json.loads((model_dir / "quotegen-source.json").read_text("utf-8"))
-        adapter = Path(source["adapter"])
-        config = json.loads((adapter / "adapter_config.json").read_text("utf-8"))
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
-    weights = adapter / "adapter_model.safetensors"
-    if (
-        not weights.is_file()
-        or config.get("use_dora")
-        or config.get("rank_pattern")
-        or config.get("alpha_pattern")
-    ):
-        return {}
-    from safetensors.torch import load_file
+    """The LoRA update a merged model folder was made with, per module name: the parts the
+    merge kept beside it (``conversion.LORA_FOLDER``), else those of the adapter its
+    ``quotegen-source.json`` names; empty when there is none (not a merge, the adapter gone,
+    or a LoRA variant other than plain LoRA)."""
+    from quotegen.loading.conversion import LORA_FOLDER, lora_parts
 
-    rank = int(config.get("r", 8))
-    alpha = float(config.get("lora_alpha", rank))
-    scale = alpha / rank**0.5 if config.get("use_rslora") else alpha / rank
-    tensors = load_file(str(weights))
-    parts: dict[str, tuple[Any, Any]] = {}
-    for key, a in tensors.items():
-        if not key.endswith(".lora_A.weight"):
-            continue
-        name = key.removeprefix("base_model.model.").removesuffix(".lora_A.weight")
-        b = tensors.get(key.replace(".lora_A.", ".lora_B."))
-        if b is not None:
-            parts[name] = (a.float(), b.float() * scale)
-    return parts
+    adapter = model_dir / LORA_FOLDER
+    if not adapter.is_dir():
+        try:
+            source = json.loads((model_dir / "quotegen-source.json").read_text("utf-8"))
+            adapter = Path(source["adapter"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return {}
+    return lora_parts(adapter) or {}

@@ -9,7 +9,7 @@ functions.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -105,23 +105,118 @@ def _own_tensors(model: Any, loaded: set[int]) -> None:
             table[name] = copies[key]
 
 
+class MappedTensors(Mapping[str, Any]):
+    """A checkpoint's tensors (every ``*.safetensors`` file of a folder), each read through
+    a memory map of its own when asked for.
+
+    A tensor used as stored (a bf16 weight computed in bf16) stays file-backed: no copy. One
+    that is converted or concatenated (q, k and v into one product) is read once and its map
+    dropped with it, so the pages read never count beside the copy made of them, and the
+    whole model is never in memory twice.
+    """
+
+    def __init__(self, model_dir: Path) -> None:
+        from safetensors import safe_open
+
+        self._files: dict[str, Path] = {}
+        for weights in sorted(model_dir.glob("*.safetensors")):
+            with safe_open(str(weights), "pt") as handle:
+                self._files.update(dict.fromkeys(handle.keys(), weights))
+
+    def __getitem__(self, key: str) -> Any:
+        from safetensors import safe_open
+
+        with safe_open(str(self._files[key]), "pt") as handle:
+            return handle.get_tensor(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._files)
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+
+class _ShapeTensors(MappedTensors):
+    """A checkpoint's tensors as empty meta tensors of their shapes and dtypes: what builds
+    a model's skeleton without reading (or computing on) any weight."""
+
+    def __getitem__(self, key: str) -> Any:
+        import torch
+        from safetensors import safe_open
+
+        with safe_open(str(self._files[key]), "pt") as handle:
+            part = handle.get_slice(key)
+            shape, dtype = part.get_shape(), _SAFETENSORS_DTYPES[part.get_dtype()]
+        return torch.empty(shape, dtype=getattr(torch, dtype), device="meta")
+
+
+_SAFETENSORS_DTYPES = {"F32": "float32", "BF16": "bfloat16", "F16": "float16"}
+#: Bumped when the packed weights' layout changes, so caches of the old one are redone.
+PACKED_FORMAT = 1
+
+
+def packed_folder(model_dir: Path, precision: str, low_rank: int = 0) -> Path:
+    """Where a model's weights packed in ``precision`` (int4, int8) are cached: keyed by the
+    weight files (their place, size and time), the precision, how many LoRA updates are kept
+    beside them and torch's version (the packed layout is torch's)."""
+    import hashlib
+
+    import torch
+
+    from quotegen.loading.cache import cache_root
+
+    key = f"v{PACKED_FORMAT}|{precision}|{low_rank}|{torch.__version__}"
+    digest = hashlib.sha256(key.encode())
+    for weights in sorted([*model_dir.glob("*.safetensors"), *model_dir.glob("*/*.safetensors")]):
+        stat = weights.stat()
+        digest.update(f"{weights.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    return cache_root() / "packed" / digest.hexdigest()[:40]
+
+
 def load_lean(model_dir: Path, config: dict[str, Any], precision: str) -> Any:
     """A plain Llama checkpoint (safetensors) straight into its lean inference form, its
-    linear layers in ``precision``: no transformers model is built (``leanllama``)."""
-    from safetensors.torch import load_file
+    linear layers in ``precision``: no transformers model is built (``leanllama``), and the
+    weights are read tensor by tensor (``MappedTensors``).
 
+    int4 and int8 weights are packed once and cached (``packed_folder``): a later load
+    builds the model's skeleton on the meta device and maps the packed weights in, so a
+    quantized load costs no more than a plain one."""
     from quotegen.loading import leanllama
     from quotegen.loading.quantization import adapter_low_rank, linear_maker
 
-    tensors: dict[str, Any] = {}
-    for weights in sorted(model_dir.glob("*.safetensors")):
-        tensors.update(load_file(weights))
     low_rank = adapter_low_rank(model_dir) if precision == "int4" else {}
-    model = leanllama.from_tensors(
-        leanllama.LeanConfig(config), tensors, linear_maker(precision, low_rank)
-    )
-    _own_tensors(model, {tensor.data_ptr() for tensor in tensors.values()})
+    make = linear_maker(precision, low_rank)
+    lean_config = leanllama.LeanConfig(config)
+    if precision not in ("int4", "int8"):
+        return leanllama.from_tensors(lean_config, MappedTensors(model_dir), make)
+    cached = packed_folder(model_dir, precision, len(low_rank))
+    if (cached / "model.safetensors").is_file():
+        shapes = {name: (a.to("meta"), b.to("meta")) for name, (a, b) in low_rank.items()}
+        skeleton = linear_maker(precision, shapes)
+        model = leanllama.from_tensors(lean_config, _ShapeTensors(model_dir), skeleton)
+        # Copied out of the file as read (the quantized kernels need memory of their own);
+        # each tensor's map goes with it, so the file's pages never count beside the copy.
+        packed = MappedTensors(cached)
+        model.load_state_dict({name: packed[name].clone() for name in packed}, assign=True)
+        return model
+    model = leanllama.from_tensors(lean_config, MappedTensors(model_dir), make)
+    _save_packed(model, cached)
     return model
+
+
+def _save_packed(model: Any, folder: Path) -> None:
+    """The packed weights written whole into the cache; a read-only cache only costs packing
+    again next time."""
+    import contextlib
+
+    from safetensors.torch import save_file
+
+    from quotegen.loading.cache import staged_folder
+
+    state = {name: tensor.contiguous() for name, tensor in model.state_dict().items()}
+    with contextlib.suppress(OSError), staged_folder(folder) as staging:
+        save_file(state, str(staging / "model.safetensors"), metadata={"format": "pt"})
+        (staging / "config.json").write_text("{}")  # what marks a finished folder
 
 
 def optimize_for_inference(model: Any, precision: str, model_dir: Path | None = None) -> Any:
