@@ -21,6 +21,8 @@ from pathlib import Path
 from quotegen.config import ENV_THREADS, env
 
 INTERVAL = 1.0
+#: The first count comes sooner: a one-prompt ``generate`` decodes for about a second.
+FIRST = 0.2
 #: A core counts as taken when other processes used at least this share of it.
 TAKEN = 0.5
 
@@ -71,15 +73,20 @@ class Threads:
         self.interval = interval
         self.enabled = enabled
         self.fixed = fixed_threads() if enabled else None
-        self._last = (time.monotonic(), _busy_seconds(self.cpus), _own_seconds())
+        # Counted from when this module was imported (before the model loaded), so the first
+        # decode steps already know what the machine is doing.
+        self._last = _IMPORTED if enabled else (time.monotonic(), None, 0.0)
+        self._counted = False
         if self.fixed is not None:
             self._set(self.fixed)
 
     def adjust(self) -> None:
         """Re-count the free cores if ``interval`` has passed, and compute with them."""
         now = time.monotonic()
-        if not self.enabled or self.fixed is not None or now - self._last[0] < self.interval:
+        wait = self.interval if self._counted else FIRST
+        if not self.enabled or self.fixed is not None or now - self._last[0] < wait:
             return
+        self._counted = True
         busy, own = _busy_seconds(self.cpus), _own_seconds()
         then, busy_then, own_then = self._last
         self._last = (now, busy, own)
@@ -95,3 +102,6 @@ class Threads:
 
         if torch.get_num_threads() != count:
             torch.set_num_threads(count)
+
+
+_IMPORTED = (time.monotonic(), _busy_seconds(_cpus()), _own_seconds())

@@ -313,16 +313,36 @@ def lora_parts(adapter: Path) -> dict[str, tuple[Any, Any]] | None:
     return parts
 
 
-def gguf_tensors(path: Path, config: Any) -> Iterator[tuple[str, Any]]:
-    """Each tensor of a GGUF file, dequantized to float32 under transformers' name for it,
-    one at a time: transformers' own reader (its per-architecture processors and name map),
-    its loop written out so that no whole float32 copy of the model is ever held."""
+@contextlib.contextmanager
+def gguf_metadata(path: Path) -> Iterator[tuple[Any, Any]]:
+    """(reader, transformers config) of a GGUF file, its metadata parsed once.
+
+    Parsing a GGUF's metadata (a tokenizer's 49,152 tokens and merges, element by element)
+    takes seconds, and transformers' config reader makes a reader of its own: it is handed
+    this one instead, for the length of the call."""
+    import gguf
+    from transformers import AutoConfig
+
+    reader = gguf.GGUFReader(path)
+    made = gguf.GGUFReader
+    gguf.GGUFReader = lambda *_, **__: reader  # what transformers imports when it reads
+    try:
+        config = AutoConfig.from_pretrained(path.parent, gguf_file=path.name)
+    finally:
+        gguf.GGUFReader = made
+    yield reader, config
+
+
+def gguf_tensors(reader: Any, config: Any) -> Iterator[tuple[str, Any]]:
+    """Each tensor of a GGUF file (its ``GGUFReader``), dequantized to float32 under
+    transformers' name for it, one at a time: transformers' own reader (its
+    per-architecture processors and name map), its loop written out so that no whole
+    float32 copy of the model is ever held."""
     import numpy as np
     import torch
-    from gguf import GGUFReader, dequantize
+    from gguf import dequantize
     from transformers.modeling_gguf_pytorch_utils import TENSOR_PROCESSORS, TensorProcessor
 
-    reader = GGUFReader(path)
     field = reader.fields["general.architecture"]
     architecture = bytes(field.parts[field.data[0]]).decode("utf-8")
     processor = TENSOR_PROCESSORS.get(architecture, TensorProcessor)(config=config.to_dict())
@@ -371,12 +391,11 @@ def _merge_gguf(adapter: Path, gguf: Path, parts: dict[str, tuple[Any, Any]], ou
     """The merge straight from a GGUF base: each tensor plus its LoRA update, in float32,
     then stored in ``storage_dtype``; the adapter's tokenizer (else the GGUF's)."""
     from safetensors.torch import save_file
-    from transformers import AutoConfig, AutoTokenizer, GenerationConfig
+    from transformers import AutoTokenizer, GenerationConfig
 
     from quotegen.loading.hardware import storage_dtype
 
     dtype = storage_dtype()
-    config = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
     shard: dict[str, Any] = {}
     shards: list[dict[str, Any]] = []
 
@@ -389,15 +408,16 @@ def _merge_gguf(adapter: Path, gguf: Path, parts: dict[str, tuple[Any, Any]], ou
         save_file(shard, str(out / f"part-{len(shards)}"), metadata={"format": "pt"})
         shard.clear()
 
-    for name, weight in gguf_tensors(gguf, config):
-        update = parts.pop(name.removesuffix(".weight"), None)
-        if update is not None:
-            a, b = update
-            weight += b @ a
-        shard[name] = weight.to(dtype).contiguous()
-        del weight
-        if sum(t.numel() * t.element_size() for t in shard.values()) >= SHARD_BYTES:
-            flush()
+    with gguf_metadata(gguf) as (reader, config):
+        for name, weight in gguf_tensors(reader, config):
+            update = parts.pop(name.removesuffix(".weight"), None)
+            if update is not None:
+                a, b = update
+                weight += b @ a
+            shard[name] = weight.to(dtype).contiguous()
+            del weight
+            if sum(t.numel() * t.element_size() for t in shard.values()) >= SHARD_BYTES:
+                flush()
     if shard:
         flush()
     if parts:
