@@ -28,6 +28,9 @@ QUICK = {
     "server": ["--quick", "--new-tokens", "8", "--model", "random"],
     "quantize": ["--texts", "40", "--model", "random"],
     "scaleout": ["--prompts", "16", "--batch-size", "4"],
+    # The real default's footprint and a busy machine: no quick form (they are the model).
+    "footprint": None,
+    "busy": None,
 }
 
 
@@ -53,6 +56,12 @@ def main() -> None:
         if args.summary_only:
             return None
         return QUICK[script] if args.quick else []
+
+    def measured(script: str) -> dict[str, Any] | None:
+        """A real-model script's results (None in a quick run, or not yet measured)."""
+        if args.quick or (args.summary_only and not (common.RESULTS / f"{script}.json").exists()):
+            return None
+        return run(script, args_for(script))
 
     startup = run("startup", args_for("startup"))["rows"][0]
     single = {r["side"]: r for r in run("single", args_for("single"))["rows"]}
@@ -104,6 +113,29 @@ def main() -> None:
         checks.append(
             (f"{label} RSS after c={max(server)} vs seed (x)", last["rss_after_ratio"], "<= 1.3")
         )
+    footprint = measured("footprint")
+    if footprint is not None:
+        found = {r["measure"]: r for r in footprint["rows"]}
+        first = next(r for name, r in found.items() if name.startswith("first use"))
+        checks += [
+            ("cache after first use (MB)",
+             found["cache after first use (MB)"]["size_mb"], "<= 300"),
+            ("peak memory, cold generate, default (MB)",
+             found["cold generate, default"]["peak_mb"], "<= 600"),
+            ("peak memory, cold generate --quantize int4 (MB)",
+             found["cold generate, int4"]["peak_mb"], "<= 400"),
+            ("peak memory, first use (MB)", first["peak_mb"], "<= 800"),
+            (f"{first['measure']} (s)", first["seconds"], "<= 15"),
+        ]  # fmt: skip
+        if "llama.cpp, same GGUF" in found:
+            checks.append(("peak memory, llama.cpp same GGUF (MB, reported)",
+                           found["llama.cpp, same GGUF"]["peak_mb"], ">= 0"))  # fmt: skip
+    busy = measured("busy")
+    if busy is not None:
+        for row in busy["rows"]:
+            if row["threads"] == "quotegen":
+                checks.append((f"{row['job']}, one core busy vs quiet (x)",
+                               row["busy_vs_quiet"], "<= 1.3"))  # fmt: skip
     rows = [
         {
             "target": target,

@@ -81,13 +81,13 @@ def run_quotegen(side: str, args: argparse.Namespace) -> dict[str, Any]:
 
     torch.set_num_threads(args.threads)
     from quotegen.engine.generation import Engine
-    from quotegen.loading.model import load_model
+    from quotegen.loading.model import load_model, place
     from quotegen.loading.references import parse_model_ref
     from quotegen.settings import GenerationSettings
 
     model = common.real_model()
     started = time.perf_counter()
-    engine = Engine(load_model(parse_model_ref(str(model)), device="cpu", **QUOTEGEN_SIDES[side]))
+    engine = Engine(load_model(parse_model_ref(str(model)), place("cpu", **QUOTEGEN_SIDES[side])))
     load = time.perf_counter() - started
 
     def settings(new: int) -> GenerationSettings:

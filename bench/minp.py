@@ -21,7 +21,7 @@ from quality import PROMPTS, SENTENCE_END, WORD, is_word
 
 from quotegen.config import DEFAULT_MODEL_NAME
 from quotegen.engine.generation import Engine
-from quotegen.loading.model import load_model
+from quotegen.loading.model import load_model, place
 from quotegen.loading.references import parse_model_ref
 from quotegen.training.vocab import read_dictionary
 
@@ -51,7 +51,7 @@ def main() -> None:
     args = parser.parse_args()
 
     dictionary = read_dictionary()
-    engine = Engine(load_model(parse_model_ref(args.model), device="cpu"))
+    engine = Engine(load_model(parse_model_ref(args.model), place("cpu")))
     rows = []
     for temperature in (float(t) for t in args.temperatures.split(",")):
         baseline: dict[str, float] = {}

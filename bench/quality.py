@@ -47,7 +47,7 @@ from quotegen.config import DEFAULT_MODEL_NAME
 from quotegen.engine.generation import Engine
 from quotegen.loading.conversion import adapter_base, is_adapter
 from quotegen.loading.locating import locate_model
-from quotegen.loading.model import load_model
+from quotegen.loading.model import load_model, place
 from quotegen.loading.references import parse_model_ref
 from quotegen.training.evaluation import bits_per_byte
 from quotegen.training.vocab import read_dictionary
@@ -141,7 +141,7 @@ def main() -> None:
     held_out = common.held_out_quotes(args.corpus)
     train_all, validation, modern = held_out["corpus"], held_out["validation"], held_out["modern"]
     locate_model(parse_model_ref(args.model), notify=common.log)  # prepared before timing
-    loaded = load_model(parse_model_ref(args.model), device="cpu")
+    loaded = load_model(parse_model_ref(args.model), place("cpu"))
     engine = Engine(loaded)
     settings = engine.settings({"seed": args.seed, "n": args.samples})
     started = time.perf_counter()
@@ -166,7 +166,7 @@ def main() -> None:
     base_name = args.base or untuned_base(args.model)
     base_bpb: dict[str, tuple[float, float]] = {}
     if base_name is not None:
-        base = load_model(parse_model_ref(base_name), device="cpu")
+        base = load_model(parse_model_ref(base_name), place("cpu"))
         base_bpb = {
             name: bits_per_byte(base.model, base.tokenizer, quotes, frame_token=frame)
             for name, quotes in (("validation", validation), ("modern", modern))

@@ -31,7 +31,7 @@ import common
 from quotegen.config import DEFAULT_MODEL_NAME
 from quotegen.engine.generation import Engine
 from quotegen.loading.locating import locate_model
-from quotegen.loading.model import load_model
+from quotegen.loading.model import load_model, place
 from quotegen.loading.references import parse_model_ref
 from quotegen.settings import GenerationSettings
 from quotegen.training.evaluation import bits_per_byte
@@ -44,7 +44,7 @@ def measure(name: str, model: str, texts: dict[str, list[str]]) -> list[dict[str
     rows: list[dict[str, Any]] = []
     for choice, options in common.CHOICES.items():
         common.log(f"{name}: {choice}")
-        loaded = load_model(parse_model_ref(model), device="cpu", **options)  # type: ignore[arg-type]
+        loaded = load_model(parse_model_ref(model), place("cpu", **options))
         frame = FRAME if FRAME in loaded.tokenizer.get_vocab() else None
         row: dict[str, Any] = {"model": name, "choice": choice}
         for split, quotes in texts.items():

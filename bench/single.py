@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import common
 
 from quotegen.engine.generation import Engine
-from quotegen.loading.model import LoadedModel, load_model
+from quotegen.loading.model import LoadedModel, load_model, place
 from quotegen.loading.quantization import linear_maker
 from quotegen.loading.references import parse_model_ref
 from quotegen.loading.speedups import replace_linears
@@ -35,7 +35,7 @@ from quotegen.settings import GenerationSettings
 
 def float32_before(model: Path) -> LoadedModel:
     """The float32 path before the lean forward: transformers' forward, oneDNN linears."""
-    loaded = load_model(parse_model_ref(str(model)), device="cpu", optimize=False)
+    loaded = load_model(parse_model_ref(str(model)), place("cpu", inference=False), optimize=False)
     replace_linears(loaded.model, linear_maker("float32"))
     return loaded
 
@@ -54,7 +54,7 @@ def main() -> None:
     ref = parse_model_ref(str(model))
     engines = {"float32_before": Engine(float32_before(model))}
     for name, options in common.CHOICES.items():
-        engines[name] = Engine(load_model(ref, device="cpu", **options))
+        engines[name] = Engine(load_model(ref, place("cpu", **options)))
 
     def ours(generator: Engine) -> Callable[[str], int]:
         def call(prompt: str) -> int:

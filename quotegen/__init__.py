@@ -24,23 +24,22 @@ if TYPE_CHECKING:
 
 def get_model(
     name: str | ModelRef | None = None,
+    placement: Placement | None = None,
     *,
-    device: str = "auto",
-    dtype: str = "auto",
-    quantize: str = "none",
     allow_pickle: bool = False,
     trust_remote_code: bool = False,
     notify: Notify | None = None,
-    placement: Placement | None = None,
+    optimize: bool = True,
 ) -> Engine:
     """A model ready to generate: ``name`` is any ``--model`` reference (a Hub repo id, a
-    local folder, a ``.gguf`` file, a LoRA adapter folder), or None for the default model.
-    It is loaded through the one loading path every command and the server use (first use
-    fetches, converts and merges what it needs, said through ``notify``). ``placement``
-    (``quotegen.loading.model.place``) replaces ``device``, ``dtype`` and ``quantize`` when
-    the caller checked them already. ``Engine.settings`` lays a request's settings over the model's
+    local folder, a ``.gguf`` file, a LoRA adapter folder), or None for the default model;
+    ``placement`` is where and in what precision (``quotegen.loading.model.place("cpu",
+    quantize="int4")``; None: ``auto`` everything). The one loading path every command, the
+    server and its replicas use: first use fetches, converts and merges what it needs, said
+    through ``notify``. ``Engine.settings`` lays a request's settings over the model's
     defaults; ``generate`` returns ``GenerationResult``s in input order, ``stream`` one
-    prompt's text piece by piece."""
+    prompt's text piece by piece; ``loaded`` is the model itself (training and evaluation
+    pass ``optimize=False`` for its weights exactly as saved)."""
     from quotegen.engine.generation import Engine
     from quotegen.loading.model import load_model
     from quotegen.loading.references import ModelRef, resolve_model
@@ -48,12 +47,10 @@ def get_model(
     ref = name if isinstance(name, ModelRef) else resolve_model(name)
     loaded = load_model(
         ref,
-        device=device,
-        dtype=dtype,
-        quantize=quantize,
-        placement=placement,
+        placement,
         allow_pickle=allow_pickle,
         trust_remote_code=trust_remote_code,
+        optimize=optimize,
         notify=notify,
     )
     return Engine(loaded)

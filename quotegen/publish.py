@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from quotegen.config import hub_endpoint
-from quotegen.errors import ModelAccessError, hub_errors
+from quotegen.errors import ModelAccessError
+from quotegen.loading.hub import hub_errors
 
 
 def upload_files(folder: Path) -> list[Path]:

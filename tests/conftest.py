@@ -75,8 +75,9 @@ def quote_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def engine(tiny_model_dir: Path):  # type: ignore[no-untyped-def]
     """The tiny model through the library's entry point, as the CLI and the server load."""
     import quotegen
+    from quotegen.loading.model import place
 
-    return quotegen.get_model(str(tiny_model_dir), device="cpu")
+    return quotegen.get_model(str(tiny_model_dir), place("cpu"))
 
 
 @pytest.fixture(scope="session")

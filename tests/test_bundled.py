@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from quotegen.config import BUNDLED_MODEL_NAME, DEFAULT_MODEL_NAME
-from quotegen.loading.model import load_model
+from quotegen.loading.model import load_model, place
 from quotegen.loading.references import bundled_model_dir, parse_model_ref, resolve_model
 from tests.helpers.cli import run_cli
 
@@ -48,9 +48,9 @@ def test_generate_with_no_network_and_empty_cache(tmp_path: Path) -> None:
 
 
 def test_bundled_model_loads_quickly() -> None:
-    load_model(parse_model_ref(BUNDLED_MODEL_NAME), device="cpu")  # warm the imports
+    load_model(parse_model_ref(BUNDLED_MODEL_NAME), place("cpu"))  # warm the imports
     started = time.perf_counter()
-    load_model(parse_model_ref(BUNDLED_MODEL_NAME), device="cpu")
+    load_model(parse_model_ref(BUNDLED_MODEL_NAME), place("cpu"))
     # Generous bound for a loaded CI machine; the README reports the measured time.
     assert time.perf_counter() - started < 5
 
@@ -99,7 +99,7 @@ def test_bundled_model_found_from_an_installed_wheel(tmp_path: Path) -> None:
         "from quotegen.engine.generation import Engine;"
         "from quotegen.settings import GenerationSettings;"
         "print(r.bundled_model_dir());"
-        "g = Engine(m.load_model(r.parse_model_ref('quotegen-mini'), device='cpu'));"
+        "g = Engine(m.load_model(r.parse_model_ref('quotegen-mini'), m.place('cpu')));"
         "print(g.generate(['life is'], GenerationSettings(seed=1))[0].text)"
     )
     proc = subprocess.run(
@@ -168,7 +168,7 @@ def test_bundled_model_writes_real_words() -> None:
     if not DICTIONARY.is_file() and not os.environ.get("CI"):
         pytest.skip("needs Debian's word list: apt-get install wamerican-large (CI installs it)")
     dictionary = read_dictionary()
-    engine = Engine(load_model(parse_model_ref(BUNDLED_MODEL_NAME), device="cpu"))
+    engine = Engine(load_model(parse_model_ref(BUNDLED_MODEL_NAME), place("cpu")))
     prompts = ["life is", "love", "never", "fear", "music", "the secret of success"]
     results = engine.generate(prompts, engine.settings({"seed": 7, "n": 6}))
     words = [w for r in results for w in re.findall(r"[A-Za-z]+(?:'[A-Za-z]+)*", r.text)]

@@ -11,6 +11,7 @@ import pytest
 
 from quotegen.engine.choosing import candidate_seed, candidates, choose, near_key
 from quotegen.engine.scorer import SCORER_FILE, Scorer, fit_logistic, penalty
+from quotegen.loading.model import place
 from quotegen.schemas import GenerationResult
 from quotegen.settings import GenerationSettings
 from tests.helpers.cli import run_cli
@@ -117,7 +118,7 @@ def chat_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import quotegen
 
     out = build_tiny_gpt2(tmp_path_factory.mktemp("models") / "chatty", chat_template=TEMPLATE)
-    engine = quotegen.get_model(str(out), device="cpu")
+    engine = quotegen.get_model(str(out), place("cpu"))
     width = engine.loaded.model.config.n_embd
     torch.manual_seed(1)
     features = torch.randn(20, width)
@@ -132,7 +133,7 @@ def _weights(scorer: Scorer) -> tuple[Any, ...]:
 def test_about_asks_the_chat_template_and_shows_the_quote_only(chat_model: Path) -> None:
     import quotegen
 
-    engine = quotegen.get_model(str(chat_model), device="cpu")
+    engine = quotegen.get_model(str(chat_model), place("cpu"))
     settings = engine.settings({"about": "hard  work", "seed": 3, "max_new_tokens": 5})
     (row,) = engine.prepare(["never"], settings)
     assert row.prompt == "<|user|>Write a quote about hard work.\n<|assistant|>Never"
@@ -156,7 +157,7 @@ def test_about_needs_a_chat_template(engine: Any) -> None:
 def test_best_of_scores_candidates_and_n_returns_distinct_quotes(chat_model: Path) -> None:
     import quotegen
 
-    engine = quotegen.get_model(str(chat_model), device="cpu")
+    engine = quotegen.get_model(str(chat_model), place("cpu"))
     settings = engine.settings({"n": 3, "best_of": 4, "seed": 1, "max_new_tokens": 8})
     results = engine.generate(["life is", "love"], settings)
     assert [(r.index, r.sample) for r in results] == [(i, k) for i in range(2) for k in range(3)]
@@ -253,7 +254,7 @@ def test_repeats_are_redrawn_until_n_differ(chat_model: Path) -> None:
     are drawn until 3 differ. Greedy decoding cannot differ: the repeats fill in."""
     import quotegen
 
-    engine = quotegen.get_model(str(chat_model), device="cpu")
+    engine = quotegen.get_model(str(chat_model), place("cpu"))
     from quotegen.config import MAX_SEED
     from quotegen.engine.choosing import REDRAW_OFFSET
 
@@ -330,7 +331,7 @@ def test_a_chat_reply_is_scored_alone(chat_model: Path) -> None:
     as the quote naming its topic, nor be read by the scorer."""
     import quotegen
 
-    engine = quotegen.get_model(str(chat_model), device="cpu")
+    engine = quotegen.get_model(str(chat_model), place("cpu"))
     rendered = engine.render_chat([{"role": "user", "content": "Write a quote about life."}])
     settings = engine.settings({"seed": 2, "max_new_tokens": 6, "clean": False})
     (row,) = engine.prepare([rendered], settings, chat=True)

@@ -154,7 +154,7 @@ def test_client_waits_for_a_server_still_loading(fake_engine) -> None:  # type: 
 
     import uvicorn
 
-    from quotegen.client import Client
+    from quotegen.cli.client import Client
     from quotegen.server.app import create_app
     from tests.helpers.live import free_port
 

@@ -13,7 +13,7 @@ import pytest
 from quotegen.errors import InputError, InvalidModelError, ModelNotCachedError
 from quotegen.loading.cache import cache_root
 from quotegen.loading.locating import is_prepared
-from quotegen.loading.model import load_model
+from quotegen.loading.model import load_model, place
 from quotegen.loading.references import parse_model_ref
 from tests.helpers.cli import run_cli
 from tests.helpers.ggufwriter import build_tiny_llama, write_gguf
@@ -64,7 +64,7 @@ def test_gguf_converts_to_the_source_model(
     source_dir = sources[arch]
     source = AutoModelForCausalLM.from_pretrained(source_dir)
     source_tokenizer = AutoTokenizer.from_pretrained(source_dir)
-    loaded = load_model(parse_model_ref(str(gguf_files[arch, kind])), device="cpu", optimize=False)
+    loaded = load_model(parse_model_ref(str(gguf_files[arch, kind])), place("cpu"), optimize=False)
     for text in CORPUS:  # the tokenizer round-trips
         assert loaded.tokenizer(text)["input_ids"] == source_tokenizer(text)["input_ids"]
     difference = (_logits(loaded.model, loaded.tokenizer) - _logits(source, source_tokenizer)).abs()
@@ -79,12 +79,12 @@ def test_gguf_is_converted_once(gguf_files: dict, fresh_cache: Path) -> None:
     ref = parse_model_ref(str(path))
     assert is_prepared(ref) is None
     notes: list[str] = []
-    first = load_model(ref, device="cpu", notify=notes.append).path
+    first = load_model(ref, place("cpu"), notify=notes.append).path
     assert len(notes) == 1
     assert "Converting llama-F16.gguf" in notes[0]
     weights = first / "model.safetensors"
     stamp = weights.stat().st_mtime_ns
-    second = load_model(ref, device="cpu", notify=notes.append).path
+    second = load_model(ref, place("cpu"), notify=notes.append).path
     assert second == first == is_prepared(ref)
     assert len(notes) == 1
     assert weights.stat().st_mtime_ns == stamp
@@ -167,7 +167,7 @@ def test_bad_gguf_is_one_line_naming_the_file(
 ) -> None:  # type: ignore[no-untyped-def]
     bad = make(gguf_files["llama", "F32"], tmp_path / "bad.gguf")
     with pytest.raises(InvalidModelError, match=needle):
-        load_model(parse_model_ref(str(bad)), device="cpu")
+        load_model(parse_model_ref(str(bad)), place("cpu"))
     proc = run_cli("generate", "-m", str(bad), "x", env={"QUOTEGEN_CACHE": str(fresh_cache)})
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1
@@ -188,7 +188,7 @@ def test_gguf_reference_syntax() -> None:
 
 def test_gguf_not_prepared_offline(gguf_files: dict) -> None:
     with pytest.raises(ModelNotCachedError, match="HF_HUB_OFFLINE"):
-        load_model(parse_model_ref("org/absent:Q8_0"), device="cpu")
+        load_model(parse_model_ref("org/absent:Q8_0"), place("cpu"))
     assert os.environ["HF_HUB_OFFLINE"] == "1"
 
 

@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 
 from quotegen.cli import app
 from quotegen.config import DEFAULT_MODEL_NAME
-from quotegen.errors import DownloadError, hub_errors
+from quotegen.errors import DownloadError
+from quotegen.loading.hub import hub_errors
 from quotegen.loading.references import bundled_model_dir
 from tests.helpers.cli import run_cli
 from tests.helpers.hubserver import HubStandIn

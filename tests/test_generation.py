@@ -220,10 +220,10 @@ def test_max_new_tokens_trimmed_to_context_unless_strict(engine: Engine) -> None
 
 
 def test_model_with_added_special_tokens_generates(quote_model_dir) -> None:  # type: ignore[no-untyped-def]
-    from quotegen.loading.model import load_model
+    from quotegen.loading.model import load_model, place
     from quotegen.loading.references import parse_model_ref
 
-    loaded = load_model(parse_model_ref(str(quote_model_dir)), device="cpu")
+    loaded = load_model(parse_model_ref(str(quote_model_dir)), place("cpu"))
     assert loaded.tokenizer.pad_token == "<PAD>"
     assert loaded.tokenizer.convert_ids_to_tokens(loaded.eos_token_ids) == ["<EOS>"]
     results = Engine(loaded).generate(

@@ -84,10 +84,10 @@ def test_help_imports_neither_torch_nor_pydantic_models() -> None:
 #: (docs/architecture.md). The package itself (``quotegen.get_model``) sits on the engine.
 LAYERS = (
     ("quotegen.config", "quotegen.errors", "quotegen.console", "quotegen.text"),
-    ("quotegen.settings", "quotegen.schemas", "quotegen.inputs", "quotegen.openaischemas"),
+    ("quotegen.settings", "quotegen.schemas", "quotegen.inputs", "quotegen.openai.protocol"),
     ("quotegen.loading",),
-    ("quotegen.engine", "quotegen.openaiformat"),
-    ("quotegen.training", "quotegen.jobs", "quotegen.publish", "quotegen.client", "quotegen"),
+    ("quotegen.engine", "quotegen.openai.format"),
+    ("quotegen.training", "quotegen.jobs", "quotegen.publish", "quotegen"),
     ("quotegen.server", "quotegen.cli", "quotegen.__main__"),
 )
 

@@ -17,7 +17,7 @@ from quotegen.errors import (
     UnsafeWeightsError,
 )
 from quotegen.loading.locating import locate_model
-from quotegen.loading.model import choose_device, choose_dtype, load_model
+from quotegen.loading.model import choose_device, choose_dtype, load_model, place
 from quotegen.loading.references import ModelRef, parse_model_ref, resolve_model
 
 #: The second tutorial's fine-tuned GPT-2 quote model, and the Hub revision with its
@@ -83,7 +83,7 @@ def _fake_cached_snapshot(cache: Path, source: Path, repo: str, revision: str) -
 def test_cached_hub_model_loads_with_its_commit(hf_cache: Path, tiny_model_dir: Path) -> None:
     _fake_cached_snapshot(hf_cache, tiny_model_dir, DEFAULT_HUB_MODEL, DEFAULT_HUB_REVISION)
     ref = parse_model_ref(f"{DEFAULT_HUB_MODEL}@{DEFAULT_HUB_REVISION}")
-    loaded = load_model(ref, device="cpu")
+    loaded = load_model(ref, place("cpu"))
     assert loaded.commit == "a" * 40
     assert loaded.name == f"{DEFAULT_HUB_MODEL}@{DEFAULT_HUB_REVISION}"
     assert resolve_model(None).name == DEFAULT_MODEL_NAME  # a cached model is not the default
@@ -109,12 +109,12 @@ def test_load_tiny_model(loaded_tiny) -> None:  # type: ignore[no-untyped-def]
 
 def test_not_a_model_directory(tmp_path: Path) -> None:
     with pytest.raises(InvalidModelError, match=r"has no config\.json"):
-        load_model(ModelRef(name=str(tmp_path), path=tmp_path), device="cpu")
+        load_model(ModelRef(name=str(tmp_path), path=tmp_path), place("cpu"))
 
 
 def test_missing_directory_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(InvalidModelReferenceError, match="does not exist"):
-        load_model(parse_model_ref(str(tmp_path / "nope")), device="cpu")
+        load_model(parse_model_ref(str(tmp_path / "nope")), place("cpu"))
 
 
 def _copy(src: Path, dst: Path) -> Path:
@@ -126,7 +126,7 @@ def test_directory_without_weights(tmp_path: Path, tiny_model_dir: Path) -> None
     model = _copy(tiny_model_dir, tmp_path / "m")
     (model / "model.safetensors").unlink()
     with pytest.raises(InvalidModelError, match="incomplete"):
-        load_model(parse_model_ref(str(model)), device="cpu")
+        load_model(parse_model_ref(str(model)), place("cpu"))
 
 
 def test_truncated_weights_are_reported_as_corrupted(tmp_path: Path, tiny_model_dir: Path) -> None:
@@ -134,14 +134,14 @@ def test_truncated_weights_are_reported_as_corrupted(tmp_path: Path, tiny_model_
     weights = model / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
     with pytest.raises(InvalidModelError, match="incomplete or corrupted"):
-        load_model(parse_model_ref(str(model)), device="cpu")
+        load_model(parse_model_ref(str(model)), place("cpu"))
 
 
 def test_broken_tokenizer_is_reported(tmp_path: Path, tiny_model_dir: Path) -> None:
     model = _copy(tiny_model_dir, tmp_path / "m")
     (model / "tokenizer.json").write_text("{not json")
     with pytest.raises(InvalidModelError, match="tokenizer"):
-        load_model(parse_model_ref(str(model)), device="cpu")
+        load_model(parse_model_ref(str(model)), place("cpu"))
 
 
 def test_directory_without_tokenizer_files(tmp_path: Path, tiny_model_dir: Path) -> None:
@@ -149,7 +149,7 @@ def test_directory_without_tokenizer_files(tmp_path: Path, tiny_model_dir: Path)
     for path in model.glob("tokenizer*"):
         path.unlink()
     with pytest.raises(InvalidModelError, match="has no tokenizer"):
-        load_model(parse_model_ref(str(model)), device="cpu")
+        load_model(parse_model_ref(str(model)), place("cpu"))
 
 
 def test_pickle_weights_need_opt_in(tmp_path: Path, tiny_model_dir: Path) -> None:
@@ -160,8 +160,8 @@ def test_pickle_weights_need_opt_in(tmp_path: Path, tiny_model_dir: Path) -> Non
     torch.save(load_file(model_dir / "model.safetensors"), model_dir / "pytorch_model.bin")
     (model_dir / "model.safetensors").unlink()
     with pytest.raises(UnsafeWeightsError, match="--allow-pickle"):
-        load_model(parse_model_ref(str(model_dir)), device="cpu")
-    loaded = load_model(parse_model_ref(str(model_dir)), device="cpu", allow_pickle=True)
+        load_model(parse_model_ref(str(model_dir)), place("cpu"))
+    loaded = load_model(parse_model_ref(str(model_dir)), place("cpu"), allow_pickle=True)
     assert loaded.context_length == 128
 
 
@@ -213,7 +213,7 @@ def test_generation_config_passed_lean_and_suppressed_ids_kept_aside(
     if broken:  # not a generation config transformers accepts: it is left to transformers
         declared["num_beams"] = "many"
     (model_dir / "generation_config.json").write_text(json.dumps(declared))
-    loaded = load_model(parse_model_ref(str(model_dir)), device="cpu")
+    loaded = load_model(parse_model_ref(str(model_dir)), place("cpu"))
     assert loaded.suppress_token_ids == [5, 6, 7]
     assert loaded.eos_token_ids == [0]
     if not broken:
@@ -225,11 +225,11 @@ def test_generation_config_passed_lean_and_suppressed_ids_kept_aside(
 def test_get_model_is_the_public_entry_point(tiny_model_dir: Path) -> None:
     import quotegen
 
-    model = quotegen.get_model(str(tiny_model_dir), device="cpu")
+    model = quotegen.get_model(str(tiny_model_dir), place("cpu"))
     results = model.generate(["life is", "love"], model.settings({"n": 2, "seed": 7}))
     assert [r.prompt for r in results] == ["life is", "life is", "love", "love"]
     assert all(r.text.lower().startswith(r.prompt) for r in results)
-    again = quotegen.get_model(str(tiny_model_dir), device="cpu")
+    again = quotegen.get_model(str(tiny_model_dir), place("cpu"))
     assert [r.text for r in again.generate(["life is"], again.settings({"seed": 7}))] == [
         results[0].text
     ]

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from quotegen.engine.generation import Engine
-from quotegen.loading.model import load_model
+from quotegen.loading.model import load_model, place
 from quotegen.loading.references import parse_model_ref
 from quotegen.server import create_app
 from quotegen.settings import GenerationSettings, model_defaults
@@ -35,7 +35,7 @@ def own_defaults_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def own_engine(own_defaults_dir: Path) -> Engine:
-    return Engine(load_model(parse_model_ref(str(own_defaults_dir)), device="cpu"))
+    return Engine(load_model(parse_model_ref(str(own_defaults_dir)), place("cpu")))
 
 
 # The same settings under quotegen's names (stop_strings is "stop").

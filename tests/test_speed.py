@@ -14,7 +14,7 @@ from quotegen.engine.generation import Engine
 from quotegen.engine.rows import Row
 from quotegen.engine.sampling import _draw, nucleus_threshold
 from quotegen.engine.scheduler import generate_ordered
-from quotegen.loading.model import load_model
+from quotegen.loading.model import load_model, place
 from quotegen.loading.references import parse_model_ref
 from quotegen.settings import GenerationSettings
 from tests.helpers.fakes import FakeEngine
@@ -63,8 +63,8 @@ def test_draw_follows_the_distribution_and_never_picks_zero() -> None:
 
 def test_fast_linears_give_the_same_logits(tiny_model_dir: Path) -> None:
     ref = parse_model_ref(str(tiny_model_dir))
-    plain = load_model(ref, device="cpu", optimize=False).model
-    fast = load_model(ref, device="cpu", dtype="float32").model
+    plain = load_model(ref, place("cpu"), optimize=False).model
+    fast = load_model(ref, place("cpu", "float32")).model
     ids = torch.tensor([[5, 17, 42, 7]])
     with torch.inference_mode():
         assert torch.allclose(plain(ids).logits, fast(ids).logits, atol=1e-5)

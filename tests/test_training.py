@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from quotegen.loading.model import load_model
+from quotegen.loading.model import load_model, place
 from quotegen.loading.references import parse_model_ref
 from quotegen.schemas import EpochReport, TrainReport
 from quotegen.training.evaluation import perplexity
@@ -70,7 +70,7 @@ def test_train_from_scratch_gives_a_loadable_better_model(tmp_path: Path) -> Non
     assert best is not None
     assert math.isfinite(best)
     assert best < report.initial_val_perplexity
-    loaded = load_model(parse_model_ref(str(tmp_path / "m")), device="cpu")
+    loaded = load_model(parse_model_ref(str(tmp_path / "m")), place("cpu"))
     assert loaded.context_length == 64
     assert (tmp_path / "m" / "model.safetensors").is_file()
     card = (tmp_path / "m" / "README.md").read_text()
@@ -194,14 +194,14 @@ def test_fine_tune_a_base_model(tmp_path: Path, tiny_model_dir: Path) -> None:
     assert '"learning_rate": 0.005' in card
     assert '"tokenizer"' not in card
     assert '"n_layer"' not in card
-    load_model(parse_model_ref(str(tmp_path / "ft")), device="cpu")
+    load_model(parse_model_ref(str(tmp_path / "ft")), place("cpu"))
 
 
 def test_eval_matches_a_hand_computed_perplexity(tmp_path: Path, tiny_model_dir: Path) -> None:
     """With the (tied) embedding zeroed, every next-token distribution is uniform, so the
     perplexity of any text is exactly the vocabulary size (float32: the output head still
     shares the embedding's weight)."""
-    loaded = load_model(parse_model_ref(str(tiny_model_dir)), device="cpu", dtype="float32")
+    loaded = load_model(parse_model_ref(str(tiny_model_dir)), place("cpu", "float32"))
     loaded.model.transformer.wte.weight.data.zero_()
     vocab = loaded.model.config.vocab_size
     value = perplexity(loaded.model, loaded.tokenizer, ["life is good", "a"], batch_size=2)
@@ -301,14 +301,14 @@ def test_ctrl_c_leaves_the_best_checkpoint(tmp_path: Path, corpus_file: Path) ->
     report = json.loads(stdout)
     assert report["interrupted"] is True
     assert report["best_epoch"] >= 1
-    load_model(parse_model_ref(str(out)), device="cpu")
+    load_model(parse_model_ref(str(out)), place("cpu"))
 
 
 def test_ctrl_c_during_a_save_completes_the_checkpoint_first(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     base = build_tiny_gpt2(tmp_path / "base")
-    loaded = load_model(parse_model_ref(str(base)), device="cpu", optimize=False)
+    loaded = load_model(parse_model_ref(str(base)), place("cpu"), optimize=False)
     tokenizer = loaded.tokenizer
     save_tokenizer = tokenizer.save_pretrained
 
@@ -329,7 +329,7 @@ def test_ctrl_c_during_a_save_completes_the_checkpoint_first(
     )
     with pytest.raises(KeyboardInterrupt):
         save_model(loaded.model, tokenizer, TrainConfig(out=out, base=str(base)), report, "b", "q")
-    assert load_model(parse_model_ref(str(out)), device="cpu").tokenizer is not None
+    assert load_model(parse_model_ref(str(out)), place("cpu")).tokenizer is not None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["base", "checkpoint"]
 
 
@@ -353,7 +353,7 @@ def test_fine_tuning_a_whole_word_model_keeps_its_spelling_pieces_unwritten(
     train(config, QUOTES)
     saved = json.loads((tmp_path / "ft" / "generation_config.json").read_text())
     assert saved["suppress_tokens"] == spelling
-    assert load_model(parse_model_ref(str(tmp_path / "ft")), device="cpu").suppress_token_ids
+    assert load_model(parse_model_ref(str(tmp_path / "ft")), place("cpu")).suppress_token_ids
 
 
 def test_words_vocabulary_counted_on_another_text(tmp_path: Path) -> None:
@@ -362,7 +362,7 @@ def test_words_vocabulary_counted_on_another_text(tmp_path: Path) -> None:
     counted = tmp_path / "counted.txt"
     counted.write_text("The zebra runs.\nThe zebra sleeps.\nA zebra runs.\n")
     train(_tiny(tmp_path / "m", tokenizer="words", vocab_from=counted, epochs=1), QUOTES)
-    loaded = load_model(parse_model_ref(str(tmp_path / "m")), device="cpu")
+    loaded = load_model(parse_model_ref(str(tmp_path / "m")), place("cpu"))
     vocab = loaded.tokenizer.get_vocab()
     assert {"\u2581zebra", "\u2581runs"} <= set(vocab)
     trained_words = {w.strip(".,;!?\"'()") for q in QUOTES for w in q.split()} - {"zebra", "runs"}
@@ -420,7 +420,7 @@ def test_interpolate_weights_mixes_a_fine_tuned_model_with_its_base(tmp_path: Pa
         assert tensor.dtype == before[name].dtype
         assert (tensor - expected).abs().max() < 1e-5, name
     assert not (tmp_path / ".tuned.saving").exists()
-    generated = load_model(parse_model_ref(str(tuned)), device="cpu")
+    generated = load_model(parse_model_ref(str(tuned)), place("cpu"))
     assert generated.model.transformer.wte.weight.shape == before["transformer.wte.weight"].shape
     other = build_tiny_gpt2(tmp_path / "wider", n_embd=64)
     with pytest.raises(InputError, match="do not have the same weights"):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from quotegen.engine.generation import Engine
-from quotegen.loading.model import load_model
+from quotegen.loading.model import load_model, place
 from quotegen.loading.references import parse_model_ref
 from quotegen.settings import GenerationSettings
 from quotegen.training.vocab import SPACE, build_tokenizer
@@ -105,7 +105,7 @@ def test_model_writes_only_known_words(tmp_path: Path, spelling_pieces: int) -> 
         spelling_pieces=spelling_pieces,
         generation={"do_sample": True, "suppress_tokens": "spelling"},
     )
-    engine = Engine(load_model(parse_model_ref(str(path)), device="cpu"))
+    engine = Engine(load_model(parse_model_ref(str(path)), place("cpu")))
     settings = GenerationSettings(seed=1, n=16, max_new_tokens=12, stop=[], top_k=0, top_p=1.0)
     vocabulary = {w.lower() for w in known} | {"a", "i"}
     assert len(vocabulary) > 20
@@ -118,7 +118,7 @@ def test_suppressed_tokens_are_never_generated(tmp_path: Path) -> None:
     path = build_tiny_gpt2(
         tmp_path / "s", generation={"do_sample": True, "suppress_tokens": list(range(2, 300))}
     )
-    engine = Engine(load_model(parse_model_ref(str(path)), device="cpu"))
+    engine = Engine(load_model(parse_model_ref(str(path)), place("cpu")))
     rows = engine.prepare(["life is", "love"], GenerationSettings(seed=2, n=8, stop=[]))
     engine.run(rows)
     assert all(not 2 <= t < 300 for row in rows for t in row.token_ids)

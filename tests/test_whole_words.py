@@ -10,7 +10,7 @@ import pytest
 
 from quotegen.engine.generation import Engine
 from quotegen.engine.wholewords import first_token_rule
-from quotegen.loading.model import load_model
+from quotegen.loading.model import load_model, place
 from quotegen.loading.references import parse_model_ref
 from quotegen.settings import GenerationSettings
 from tests.helpers.modelfactory import build_tiny_gpt2
@@ -24,7 +24,7 @@ def kind_engine(request, tmp_path_factory) -> tuple[str, Engine]:  # type: ignor
     path = build_tiny_gpt2(
         tmp_path_factory.mktemp("ww") / request.param, tokenizer_kind=request.param
     )
-    return request.param, Engine(load_model(parse_model_ref(str(path)), device="cpu"))
+    return request.param, Engine(load_model(parse_model_ref(str(path)), place("cpu")))
 
 
 def _glued(engine: Engine, whole_words: bool) -> int:
@@ -86,7 +86,7 @@ def test_first_token_rule(prompt: str, whole_words: bool, rule: str) -> None:
 
 
 def test_streaming_prints_the_same_text(tiny_model_dir: Path) -> None:
-    engine = Engine(load_model(parse_model_ref(str(tiny_model_dir)), device="cpu"))
+    engine = Engine(load_model(parse_model_ref(str(tiny_model_dir)), place("cpu")))
     settings = GenerationSettings(seed=8, max_new_tokens=6, stop=[], clean=False)
     stream = engine.stream("life is ", settings)
     pieces = list(stream)
@@ -115,7 +115,7 @@ def test_http_routes_keep_whole_words(tiny_model_dir: Path) -> None:
 
     from quotegen.server import create_app
 
-    engine = Engine(load_model(parse_model_ref(str(tiny_model_dir)), device="cpu"))
+    engine = Engine(load_model(parse_model_ref(str(tiny_model_dir)), place("cpu")))
     glued = 0
     with TestClient(create_app(engine)) as client:
         for seed in range(6):

@@ -53,8 +53,9 @@ def download(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress; only the path."),
 ) -> None:
     """Download a model into the caches and make it ready to load offline; print its path."""
+    from quotegen import get_model
     from quotegen.loading.hub import fetch_model
-    from quotegen.loading.model import load_model
+    from quotegen.loading.model import place
     from quotegen.loading.references import ModelRef, resolve_model
 
     if cache_dir is not None and local_dir is not None:
@@ -93,7 +94,7 @@ def download(
     )
     if check and not include and not exclude:
         checked = ModelRef(name=str(ref), repo_id=ref.repo_id, revision=ref.revision, path=path)
-        loaded = load_model(checked, device="cpu", allow_pickle=allow_pickle)
+        loaded = get_model(checked, place("cpu"), allow_pickle=allow_pickle).loaded
         if not quiet:
             size = sum(p.stat().st_size for p in path.iterdir() if p.is_file())
             print_note(

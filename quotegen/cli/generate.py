@@ -26,7 +26,7 @@ from quotegen.console import progress
 from quotegen.text import one_line
 
 if TYPE_CHECKING:
-    from quotegen.client import Client
+    from quotegen.cli.client import Client
 
 
 def generate(
@@ -77,7 +77,7 @@ def generate(
         chosen["seed"] = secrets.randbelow(MAX_SEED)
 
     if server:
-        from quotegen.client import RemoteQuotes
+        from quotegen.cli.client import RemoteQuotes
 
         remote = RemoteQuotes(_client(context, server), chosen)
         with server_flag_errors(context):
@@ -135,7 +135,7 @@ def _run(
 def _client(context: typer.Context, url: str) -> Client:
     """Client mode: the server's model, so the flags that choose a local one are errors
     (their environment variables are ignored)."""
-    from quotegen.client import Client
+    from quotegen.cli.client import Client
     from quotegen.config import ENV_API_KEY, env
 
     local = ["model", "device", "dtype", "quantize", "allow_pickle", "trust_remote_code"]

@@ -50,12 +50,13 @@ def upload(
     if not directory.is_dir():
         raise UsageError(f"DIRECTORY: '{directory}' is not a directory.")
 
-    from quotegen.loading.model import load_model
+    from quotegen import get_model
+    from quotegen.loading.model import place
     from quotegen.loading.references import parse_model_ref
     from quotegen.publish import upload_files, upload_model
 
     with status(f"Checking that {directory} loads…", show=not quiet):
-        loaded = load_model(parse_model_ref(str(directory)), device="cpu")
+        loaded = get_model(parse_model_ref(str(directory)), place("cpu")).loaded
     files = upload_files(directory)
     size = sum(p.stat().st_size for p in files)
     if not quiet:

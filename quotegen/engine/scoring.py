@@ -1,5 +1,5 @@
-"""Token scores (logprobs): what the decode loop records for the rows that ask, and their
-shapes: quotegen's own (``TokenLogprobs``, OpenAI completions' shape) and the chat API's.
+"""Token scores (logprobs): what the decode loop records for the rows that ask, in quotegen's
+own shape (``TokenLogprobs``; OpenAI's shapes are built from it in ``quotegen.openai.format``).
 
 The scores are the model's log-softmax after the hard constraints (suppressed tokens,
 whole-word first tokens) and before the sampling settings reshape the logits.
@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
-from quotegen.openaischemas import ChatLogprobs, ChatTokenLogprob, ChatTopLogprob
-from quotegen.schemas import GenerationResult, TokenLogprobs
+from quotegen.schemas import TokenLogprobs
 
 if TYPE_CHECKING:
     import torch
@@ -138,44 +137,3 @@ def step_scores(
         return float(logprobs[j, token]), alternatives
 
     return scores
-
-
-def completion_logprobs(result: GenerationResult, echo: bool) -> TokenLogprobs | None:
-    """The choice's logprobs: the completion's tokens, after the prompt's with ``echo``
-    (offsets into the choice's text)."""
-    scored = result.logprobs
-    if scored is None:
-        return None
-    before = result.prompt_logprobs if echo else None
-    if before is None:
-        return scored
-    shift = len(result.text) - len(result.completion)
-    return TokenLogprobs(
-        tokens=before.tokens + scored.tokens,
-        token_logprobs=before.token_logprobs + scored.token_logprobs,
-        top_logprobs=before.top_logprobs + scored.top_logprobs,
-        text_offset=before.text_offset + [shift + o for o in scored.text_offset],
-    )
-
-
-def chat_logprobs(scored: TokenLogprobs | None, top: int) -> ChatLogprobs | None:
-    """Completion logprobs in the chat API's shape: one entry per token, with bytes."""
-    if scored is None:
-        return None
-    content = []
-    for token, logprob, alternatives in zip(
-        scored.tokens, scored.token_logprobs, scored.top_logprobs, strict=True
-    ):
-        likeliest = sorted((alternatives or {}).items(), key=lambda kv: -kv[1])[:top]
-        content.append(
-            ChatTokenLogprob(
-                token=token,
-                logprob=logprob if logprob is not None else 0.0,
-                bytes=list(token.encode("utf-8")),
-                top_logprobs=[
-                    ChatTopLogprob(token=t, logprob=v, bytes=list(t.encode("utf-8")))
-                    for t, v in likeliest
-                ],
-            )
-        )
-    return ChatLogprobs(content=content)

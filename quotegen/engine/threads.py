@@ -6,7 +6,8 @@ runs half the time and every region waits for it: on 2 cores, ``generate`` took 
 with 2 threads as with 1 (docs/performance.md). So the decode loop asks, at most once a
 ``INTERVAL`` seconds, how much of this process's cores the *other* processes used since it
 last asked (``/proc/stat`` less this process's own CPU time), and computes with the rest:
-never fewer than 1 thread, never more than the cores this process may run on.
+never fewer than 1 thread, never more than the cores this process may run on, nor than torch
+had when the engine was made (a Ray replica's share).
 
 ``QUOTEGEN_THREADS=N`` fixes the count (``OMP_NUM_THREADS`` too, as torch reads it); off
 Linux, with no ``/proc/stat``, torch's own choice stands.
@@ -56,6 +57,12 @@ def _own_seconds() -> float:
     return times.user + times.system
 
 
+def _torch_threads() -> int:
+    import torch
+
+    return int(torch.get_num_threads())
+
+
 def fixed_threads() -> int | None:
     """The count a user fixed (``QUOTEGEN_THREADS``, else ``OMP_NUM_THREADS``), if any."""
     for name in (ENV_THREADS, "OMP_NUM_THREADS"):
@@ -73,6 +80,8 @@ class Threads:
         self.interval = interval
         self.enabled = enabled
         self.fixed = fixed_threads() if enabled else None
+        # Never more than torch was given when the engine was made (a Ray replica's CPUs).
+        self.most = min(len(self.cpus), _torch_threads()) if enabled else 1
         # Counted from when this module was imported (before the model loaded), so the first
         # decode steps already know what the machine is doing.
         self._last = _IMPORTED if enabled else (time.monotonic(), None, 0.0)
@@ -94,7 +103,7 @@ class Threads:
             return
         others = max(0.0, (busy - busy_then) - (own - own_then)) / (now - then)
         taken = int(others + (1 - TAKEN))  # cores at least half used by other processes
-        self._set(max(1, len(self.cpus) - taken))
+        self._set(max(1, min(self.most, len(self.cpus) - taken)))
 
     @staticmethod
     def _set(count: int) -> None:

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from quotegen.errors import QuotegenError
 from quotegen.jobs.files import Job
-from quotegen.openaiformat import exception_body
-from quotegen.openaischemas import OpenAIRequest
+from quotegen.openai.format import exception_body
+from quotegen.openai.protocol import OpenAIRequest
 
 if TYPE_CHECKING:
     from quotegen.settings import GenerationSettings
@@ -78,8 +78,8 @@ def _output_rows(job: Job, results: list[Any], created: int) -> list[dict[str, A
     if not job.openai:
         extra = {"custom_id": job.custom_id} if job.custom_id is not None else {}
         return [{**r.model_dump(mode="json"), **extra} for r in results]
-    from quotegen.openaiformat import completion_choices, usage
-    from quotegen.openaischemas import CompletionResponse
+    from quotegen.openai.format import completion_choices, usage
+    from quotegen.openai.protocol import CompletionResponse
 
     body = CompletionResponse(
         id=f"cmpl-batch-{job.index}",

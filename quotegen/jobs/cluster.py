@@ -95,12 +95,13 @@ class ChunkGenerator:
     ) -> None:
         import torch
 
-        from quotegen.engine.generation import Engine
-        from quotegen.loading.model import load_model
+        from quotegen import get_model
+        from quotegen.loading.model import placement_of
         from quotegen.loading.references import ModelRef
 
-        torch.set_num_threads(threads)
-        self.engine = Engine(load_model(ModelRef.from_fields(model), **load))
+        torch.set_num_threads(threads)  # the engine's threads never exceed the replica's CPUs
+        placement, options = placement_of(load)
+        self.engine = get_model(ModelRef.from_fields(model), placement, **options)
         self.given = dict(given)
         self.created = created
 

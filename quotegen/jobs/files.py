@@ -67,7 +67,7 @@ def read_jobs(path: Path) -> list[Job]:
 def _json_job(index: int, line: str, where: str) -> Job:
     from pydantic import ValidationError
 
-    from quotegen.openaischemas import CompletionRequest
+    from quotegen.openai.protocol import CompletionRequest
     from quotegen.settings import GenerationSettings
 
     try:

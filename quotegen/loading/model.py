@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -173,6 +174,17 @@ def place(
     return Placement(torch_device, torch_dtype, chosen)
 
 
+def placement_of(flags: Mapping[str, Any]) -> tuple[Placement, dict[str, Any]]:
+    """A replica's loading flags (``device``, ``dtype``, ``quantize`` as given, and the rest)
+    as its ``Placement``, checked on the machine it runs on, and the other options."""
+    options = dict(flags)
+    names = ("device", "dtype", "quantize")
+    chosen = place(
+        *(str(options.pop(name, "none" if name == "quantize" else "auto")) for name in names)
+    )
+    return chosen, options
+
+
 def check_model_dir(path: Path, *, allow_pickle: bool, name: str) -> None:
     """Fail early, with a useful message, on directories that cannot be a model."""
     if not (path / "config.json").is_file():
@@ -285,24 +297,22 @@ def _tokenizer_class(path: Path, trust_remote_code: bool) -> Any:
 
 def load_model(
     ref: ModelRef,
+    placement: Placement | None = None,
     *,
-    device: str = "auto",
-    dtype: str = "auto",
     allow_pickle: bool = False,
     trust_remote_code: bool = False,
-    quantize: str = "none",
-    placement: Placement | None = None,
     optimize: bool = True,
     notify: Notify | None = None,
 ) -> LoadedModel:
-    """Locate (download if needed and allowed), check and load a tokenizer + causal LM.
+    """Locate (download if needed and allowed), check and load a tokenizer + causal LM: the
+    loading behind ``quotegen.get_model``, the one entry every command and replica uses.
 
-    ``placement`` (from ``place``) replaces ``device``, ``dtype`` and ``quantize`` when the
-    caller checked them already. ``optimize`` applies the inference-only CPU speed-ups
-    (frozen weights): training passes False to get the model exactly as saved.
+    ``placement`` (from ``place``; None: ``auto`` everything) is where and in what precision.
+    ``optimize`` applies the inference-only CPU speed-ups (frozen weights): training passes
+    False to get the model exactly as saved.
     """
     if placement is None:
-        placement = place(device, dtype, quantize, inference=optimize)
+        placement = place(inference=optimize)
     torch_device, torch_dtype, quantize = placement.device, placement.dtype, placement.quantize
     # On the CPU the inference form is made from float32 weights (quotegen.loading.speedups): only
     # the linear layers take the chosen precision, norms and the residual stay float32.
@@ -373,8 +383,8 @@ def load_model(
 
 def _lean_checkpoint(path: Path, trust_remote_code: bool) -> bool:
     """Whether ``path`` holds a plain Llama in safetensors, which loads straight into its
-    lean inference form (``quotegen.loading.leanllama``) without transformers' model classes."""
-    from quotegen.loading.leanllama import supports_config
+    lean inference form (``quotegen.loading.lean``) without transformers' model classes."""
+    from quotegen.loading.lean import supports_config
 
     return (
         not trust_remote_code

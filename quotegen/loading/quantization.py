@@ -1,4 +1,5 @@
-"""Weight precisions for CPU inference: the linear layers ``leanllama`` is built with.
+"""Weight precisions for CPU inference: the linear layers a lean family
+(``quotegen.loading.lean``) is built with, and other models' linear layers swapped for.
 
 - ``float32``: the weights as loaded, products through oneDNN;
 - ``bfloat16`` (``float16``): bf16 (fp16) weights, inputs rounded the same way for the
@@ -11,10 +12,12 @@ Activations are never quantized (dynamic int8 quantizes them, and on a trained m
 cost +30 % bits per byte: see docs/performance.md). Every layer takes and returns float32;
 only the weights and the product's inputs change precision.
 
-A model merged from a LoRA adapter (``quotegen-source.json`` names it) is quantized without
-losing the adapter: its low-rank update is subtracted, the base weights (a GGUF base's are
-already on a 4-bit grid, so int4 keeps them exactly) are quantized, and the update runs beside
-them as two small float32 products. torch is imported inside the functions.
+A model merged from a LoRA adapter (its ``quotegen-lora/`` parts) is quantized without losing
+the adapter: its low-rank update is subtracted, the base weights (a GGUF base's are already on
+a 4-bit grid, so int4 keeps them exactly) are quantized, and the update runs beside them as
+two small float32 products. The classes live at module level; torch is imported with the
+module, which only loading's functions import. The private torch operations used here are
+checked by ``supported`` (and ``onednn_linear_available``) before they are chosen.
 """
 
 from __future__ import annotations
@@ -22,14 +25,16 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    import torch
-    from torch import nn
+import torch
+import torch.nn.functional as F
+from torch import nn
 
 PRECISIONS = ("float32", "bfloat16", "float16", "int8", "int4")
 GROUP = 32  # int4 group size: GGUF's Q4_0/Q4_1 block
+#: The output head's module names, as every lean family and transformers name it.
+HEAD = ("lm_head",)
 
 # (A [rank, in], B [out, rank]) with the adapter's scale folded into B, per module name.
 LowRank = Mapping[str, tuple["torch.Tensor", "torch.Tensor"]]
@@ -69,116 +74,106 @@ def onednn_linear_available() -> bool:
         return False
 
 
-def _classes() -> dict[str, type]:
-    import torch
-    import torch.nn.functional as F
-    from torch import nn
+class LowRankSide(nn.Module):
+    """``x @ A.T @ B.T`` in float32: a LoRA update kept beside a quantized weight."""
 
-    class LowRankSide(nn.Module):
-        """``x @ A.T @ B.T`` in float32: a LoRA update kept beside a quantized weight."""
+    def __init__(self, parts: tuple[torch.Tensor, torch.Tensor]) -> None:
+        super().__init__()
+        a, b = parts
+        self.a_t = nn.Parameter(a.float().t().contiguous(), requires_grad=False)
+        self.b_t = nn.Parameter(b.float().t().contiguous(), requires_grad=False)
 
-        def __init__(self, parts: tuple[torch.Tensor, torch.Tensor]) -> None:
-            super().__init__()
-            a, b = parts
-            self.a_t = nn.Parameter(a.float().t().contiguous(), requires_grad=False)
-            self.b_t = nn.Parameter(b.float().t().contiguous(), requires_grad=False)
+    def add_to(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return torch.addmm(y, torch.mm(x, self.a_t), self.b_t)
 
-        def add_to(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-            return torch.addmm(y, torch.mm(x, self.a_t), self.b_t)
 
-    class QuantLinear(nn.Module):
-        """Base of the precisions: flattens to 2-D, multiplies (each precision's
-        ``product``), adds the bias and the side update."""
+class QuantLinear(nn.Module):
+    """Base of the precisions: flattens to 2-D, multiplies (each precision's
+    ``product``), adds the bias and the side update."""
 
-        product: Callable[[torch.Tensor], torch.Tensor]
+    product: Callable[[torch.Tensor], torch.Tensor]
 
-        def __init__(self, side: LowRankSide | None, bias: torch.Tensor | None) -> None:
-            super().__init__()
-            self.side = side
-            self.bias = None if bias is None else nn.Parameter(bias.float(), False)
+    def __init__(self, side: LowRankSide | None, bias: torch.Tensor | None) -> None:
+        super().__init__()
+        self.side = side
+        self.bias = None if bias is None else nn.Parameter(bias.float(), False)
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            flat = x.reshape(-1, x.shape[-1])
-            y = self.product(flat).float()
-            if self.bias is not None:
-                y = y + self.bias
-            if self.side is not None:
-                y = self.side.add_to(y, flat.float())
-            return y.view(*x.shape[:-1], y.shape[-1])
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(-1, x.shape[-1])
+        y = self.product(flat).float()
+        if self.bias is not None:
+            y = y + self.bias
+        if self.side is not None:
+            y = self.side.add_to(y, flat.float())
+        return y.view(*x.shape[:-1], y.shape[-1])
 
-    class Float32Linear(QuantLinear):
-        def __init__(
-            self, weight: torch.Tensor, side: LowRankSide | None, onednn: bool, bias: Any
-        ) -> None:
-            super().__init__(side, bias)
-            self.weight = nn.Parameter(weight.float().contiguous(), requires_grad=False)
-            self.onednn = onednn
 
-        def product(self, x: torch.Tensor) -> torch.Tensor:
-            x = x.float()
-            if self.onednn:  # beats the default GEMM on the few-row products of decoding
-                out: torch.Tensor = torch.ops.mkldnn._linear_pointwise(
-                    x, self.weight, None, "none", [], ""
-                )
-                return out
-            return F.linear(x, self.weight)
+class Float32Linear(QuantLinear):
+    def __init__(
+        self, weight: torch.Tensor, side: LowRankSide | None, onednn: bool, bias: Any
+    ) -> None:
+        super().__init__(side, bias)
+        self.weight = nn.Parameter(weight.float().contiguous(), requires_grad=False)
+        self.onednn = onednn
 
-    class HalfLinear(QuantLinear):
-        """bf16 or fp16 weights; the input rounded to the same for the product."""
-
-        def __init__(
-            self, weight: torch.Tensor, side: LowRankSide | None, bias: Any, dtype: torch.dtype
-        ) -> None:
-            super().__init__(side, bias)
-            self.weight = nn.Parameter(weight.to(dtype).contiguous(), False)
-
-        def product(self, x: torch.Tensor) -> torch.Tensor:
-            return F.linear(x.to(self.weight.dtype), self.weight)
-
-    class Int8Linear(QuantLinear):
-        def __init__(self, weight: torch.Tensor, side: LowRankSide | None, bias: Any) -> None:
-            super().__init__(side, bias)
-            weight = weight.float().contiguous()  # GPT-2's Conv1D weights come transposed
-            scale = weight.abs().amax(dim=1).clamp(min=1e-12) / 127
-            quantized = (weight / scale[:, None]).round().clamp(-127, 127).to(torch.int8)
-            self.register_buffer("q", quantized)
-            self.register_buffer("scale", scale.to(torch.bfloat16))
-
-        def product(self, x: torch.Tensor) -> torch.Tensor:
-            out: torch.Tensor = torch.ops.aten._weight_int8pack_mm(
-                x.to(torch.bfloat16), self.q, self.scale
+    def product(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float()
+        if self.onednn:  # beats the default GEMM on the few-row products of decoding
+            out: torch.Tensor = torch.ops.mkldnn._linear_pointwise(
+                x, self.weight, None, "none", [], ""
             )
             return out
+        return F.linear(x, self.weight)
 
-    class Int4Linear(QuantLinear):
-        def __init__(self, weight: torch.Tensor, side: LowRankSide | None, bias: Any) -> None:
-            super().__init__(side, bias)
-            rows, cols = weight.shape
-            groups = weight.float().contiguous().reshape(rows, cols // GROUP, GROUP)
-            low = groups.amin(dim=-1, keepdim=True)
-            step = ((groups.amax(dim=-1, keepdim=True) - low) / 15).clamp(min=1e-12)
-            codes = ((groups - low) / step).round().clamp(0, 15).to(torch.int32)
-            # The kernel computes (code - 8) * scale + zero: zero = low + 8 * step.
-            scales = torch.cat([step, low + 8 * step], dim=-1).transpose(0, 1).contiguous()
-            packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(
-                codes.reshape(rows, cols), 2
-            )
-            self.register_buffer("packed", packed)
-            self.register_buffer("scales", scales.to(torch.bfloat16))
 
-        def product(self, x: torch.Tensor) -> torch.Tensor:
-            out: torch.Tensor = torch.ops.aten._weight_int4pack_mm_for_cpu(
-                x.to(torch.bfloat16), self.packed, GROUP, self.scales
-            )
-            return out
+class HalfLinear(QuantLinear):
+    """bf16 or fp16 weights; the input rounded to the same for the product."""
 
-    return {
-        "side": LowRankSide,
-        "float32": Float32Linear,
-        "half": HalfLinear,
-        "int8": Int8Linear,
-        "int4": Int4Linear,
-    }
+    def __init__(
+        self, weight: torch.Tensor, side: LowRankSide | None, bias: Any, dtype: torch.dtype
+    ) -> None:
+        super().__init__(side, bias)
+        self.weight = nn.Parameter(weight.to(dtype).contiguous(), False)
+
+    def product(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x.to(self.weight.dtype), self.weight)
+
+
+class Int8Linear(QuantLinear):
+    def __init__(self, weight: torch.Tensor, side: LowRankSide | None, bias: Any) -> None:
+        super().__init__(side, bias)
+        weight = weight.float().contiguous()  # GPT-2's Conv1D weights come transposed
+        scale = weight.abs().amax(dim=1).clamp(min=1e-12) / 127
+        quantized = (weight / scale[:, None]).round().clamp(-127, 127).to(torch.int8)
+        self.register_buffer("q", quantized)
+        self.register_buffer("scale", scale.to(torch.bfloat16))
+
+    def product(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = torch.ops.aten._weight_int8pack_mm(
+            x.to(torch.bfloat16), self.q, self.scale
+        )
+        return out
+
+
+class Int4Linear(QuantLinear):
+    def __init__(self, weight: torch.Tensor, side: LowRankSide | None, bias: Any) -> None:
+        super().__init__(side, bias)
+        rows, cols = weight.shape
+        groups = weight.float().contiguous().reshape(rows, cols // GROUP, GROUP)
+        low = groups.amin(dim=-1, keepdim=True)
+        step = ((groups.amax(dim=-1, keepdim=True) - low) / 15).clamp(min=1e-12)
+        codes = ((groups - low) / step).round().clamp(0, 15).to(torch.int32)
+        # The kernel computes (code - 8) * scale + zero: zero = low + 8 * step.
+        scales = torch.cat([step, low + 8 * step], dim=-1).transpose(0, 1).contiguous()
+        packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(codes.reshape(rows, cols), 2)
+        self.register_buffer("packed", packed)
+        self.register_buffer("scales", scales.to(torch.bfloat16))
+
+    def product(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = torch.ops.aten._weight_int4pack_mm_for_cpu(
+            x.to(torch.bfloat16), self.packed, GROUP, self.scales
+        )
+        return out
 
 
 def linear_maker(precision: str, low_rank: LowRank | None = None) -> MakeLinear:
@@ -193,7 +188,6 @@ def linear_maker(precision: str, low_rank: LowRank | None = None) -> MakeLinear:
 
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}")
-    classes = _classes()
     onednn = precision == "float32" and onednn_linear_available()
 
     def make(names: Sequence[str], weight: Any, bias: Any = None) -> Any:
@@ -201,18 +195,18 @@ def linear_maker(precision: str, low_rank: LowRank | None = None) -> MakeLinear:
         if low_rank and precision == "int4" and all(name in low_rank for name in names):
             a, b = _stacked([low_rank[name] for name in names])
             weight = weight.float() - b.float() @ a.float()
-            side = classes["side"]((a, b))
+            side = LowRankSide((a, b))
         if precision == "float32":
-            return classes["float32"](weight, side, onednn, bias)
+            return Float32Linear(weight, side, onednn, bias)
         # The output head stays int8 under int4: it is the layer 4 bits hurt most (+1.3 %
         # bits per byte on the default model), and a GGUF's is usually 8-bit to begin with.
         groupable = weight.shape[1] % GROUP == 0 and weight.shape[0] % 16 == 0
-        if precision == "int4" and groupable and tuple(names) != ("lm_head",):
-            return classes["int4"](weight, side, bias)
+        if precision == "int4" and groupable and tuple(names) != HEAD:
+            return Int4Linear(weight, side, bias)
         if precision in ("int4", "int8"):
-            return classes["int8"](weight, side, bias)
+            return Int8Linear(weight, side, bias)
         half = torch.float16 if precision == "float16" else torch.bfloat16
-        return classes["half"](weight, side, bias, half)
+        return HalfLinear(weight, side, bias, half)
 
     return make
 

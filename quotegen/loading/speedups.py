@@ -1,5 +1,5 @@
 """The CPU inference form of a loaded model: linear layers in the chosen precision
-(``quantization``), a Llama's lean forward pass (``leanllama``), GPT-2's GELU fused, and
+(``quantization``), a Llama's lean forward pass (``lean``), GPT-2's GELU fused, and
 the weights file's memory mapping released.
 
 Applied by ``quotegen.loading.model.load_model`` to models on the CPU; the quality cost of each
@@ -175,31 +175,30 @@ def packed_folder(model_dir: Path, precision: str, low_rank: int = 0) -> Path:
 
 def load_lean(model_dir: Path, config: dict[str, Any], precision: str) -> Any:
     """A plain Llama checkpoint (safetensors) straight into its lean inference form, its
-    linear layers in ``precision``: no transformers model is built (``leanllama``), and the
+    linear layers in ``precision``: no transformers model is built (``lean``), and the
     weights are read tensor by tensor (``MappedTensors``).
 
     int4 and int8 weights are packed once and cached (``packed_folder``): a later load
     builds the model's skeleton on the meta device and maps the packed weights in, so a
     quantized load costs no more than a plain one."""
-    from quotegen.loading import leanllama
+    from quotegen.loading import lean
     from quotegen.loading.quantization import adapter_low_rank, linear_maker
 
     low_rank = adapter_low_rank(model_dir) if precision == "int4" else {}
     make = linear_maker(precision, low_rank)
-    lean_config = leanllama.LeanConfig(config)
     if precision not in ("int4", "int8"):
-        return leanllama.from_tensors(lean_config, MappedTensors(model_dir), make)
+        return lean.from_tensors(config, MappedTensors(model_dir), make)
     cached = packed_folder(model_dir, precision, len(low_rank))
     if (cached / "model.safetensors").is_file():
         shapes = {name: (a.to("meta"), b.to("meta")) for name, (a, b) in low_rank.items()}
         skeleton = linear_maker(precision, shapes)
-        model = leanllama.from_tensors(lean_config, _ShapeTensors(model_dir), skeleton)
+        model = lean.from_tensors(config, _ShapeTensors(model_dir), skeleton)
         # Copied out of the file as read (the quantized kernels need memory of their own);
         # each tensor's map goes with it, so the file's pages never count beside the copy.
         packed = MappedTensors(cached)
         model.load_state_dict({name: packed[name].clone() for name in packed}, assign=True)
         return model
-    model = leanllama.from_tensors(lean_config, MappedTensors(model_dir), make)
+    model = lean.from_tensors(config, MappedTensors(model_dir), make)
     _save_packed(model, cached)
     return model
 
@@ -221,17 +220,17 @@ def _save_packed(model: Any, folder: Path) -> None:
 
 def optimize_for_inference(model: Any, precision: str, model_dir: Path | None = None) -> Any:
     """The CPU inference form of ``model`` with its linear layers in ``precision`` (see
-    ``quantization``): a plain Llama becomes a ``leanllama.LeanLlama``;
+    ``quantization``): a plain Llama becomes a ``lean family's model (``quotegen.loading.lean``)``;
     other models get their linear layers swapped and GPT-2's GELU fused. For int4, the LoRA
     update of a merged model (``model_dir``'s provenance) is kept beside the base weights."""
-    from quotegen.loading import leanllama
+    from quotegen.loading import lean
     from quotegen.loading.quantization import adapter_low_rank, linear_maker
 
     loaded = {tensor.data_ptr() for _, _, tensor in _tensor_slots(model)}
     low_rank = adapter_low_rank(model_dir) if precision == "int4" and model_dir else {}
     make = linear_maker(precision, low_rank)
-    if leanllama.supports(model):
-        model = leanllama.lean(model, make)
+    if lean.supports(model):
+        model = lean.lean(model, make)
     else:
         replace_linears(model, make)
         _fuse_gelu(model)

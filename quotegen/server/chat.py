@@ -17,10 +17,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from quotegen.engine.generation import TextEngine
-from quotegen.engine.scoring import chat_logprobs
 from quotegen.errors import InvalidRequestError
-from quotegen.openaiformat import ChatChunks, finish_reason, usage
-from quotegen.openaischemas import (
+from quotegen.openai.format import ChatChunks, chat_logprobs, finish_reason, usage
+from quotegen.openai.protocol import (
     ChatChoice,
     ChatCompletionRequest,
     ChatCompletionResponse,

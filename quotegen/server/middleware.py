@@ -9,7 +9,7 @@ from collections.abc import Callable
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from quotegen.openaiformat import error_body
+from quotegen.openai.format import error_body
 from quotegen.server.state import Metrics
 
 access_log = logging.getLogger("quotegen.access")

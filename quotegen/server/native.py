@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.sse import EventSourceResponse
 
 from quotegen.errors import QuotegenError
-from quotegen.openaiformat import exception_body
+from quotegen.openai.format import exception_body
 from quotegen.schemas import GenerateRequest, GenerateResponse, StreamRequest
 from quotegen.server.deps import Auth, GenerationService, Service
 from quotegen.server.responses import ERRORS, event_stream, sse

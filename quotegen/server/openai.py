@@ -9,8 +9,8 @@ import uuid
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from quotegen.openaiformat import CompletionChunks, completion_choices, usage
-from quotegen.openaischemas import (
+from quotegen.openai.format import CompletionChunks, completion_choices, usage
+from quotegen.openai.protocol import (
     CompletionRequest,
     CompletionResponse,
     ModelCard,

@@ -33,14 +33,16 @@ class QuotegenReplica:
         self.config = dict(config)
 
     def __serve_build_asgi_app__(self) -> Any:
+        from quotegen import get_model
         from quotegen.engine.generation import Engine
-        from quotegen.loading.model import load_model
+        from quotegen.loading.model import placement_of
         from quotegen.loading.references import ModelRef
         from quotegen.server.app import create_app
         from quotegen.settings import ServeConfig
 
         def loader() -> Engine:
-            return Engine(load_model(ModelRef.from_fields(self.model), **self.load))
+            placement, options = placement_of(self.load)  # checked where the replica runs
+            return get_model(ModelRef.from_fields(self.model), placement, **options)
 
         return create_app(loader=loader, config=ServeConfig(**self.config))
 

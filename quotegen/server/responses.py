@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from quotegen.errors import QuotegenError
-from quotegen.openaiformat import StreamChunks, error_body, exception_body, usage
+from quotegen.openai.format import StreamChunks, error_body, exception_body, usage
 from quotegen.schemas import ErrorResponse
 from quotegen.server.tickets import Ticket, Tickets
 

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from quotegen.console import quiet_transformers
 from quotegen.errors import DeviceError, InputError
 from quotegen.inputs import Conversation, Example
-from quotegen.loading.model import context_length, load_model
+from quotegen.loading.model import context_length, place
 from quotegen.schemas import EpochReport, TrainReport
 from quotegen.settings import TrainConfig
 from quotegen.training.evaluation import encode_examples, learned_mask, perplexity, right_padded
@@ -136,6 +136,7 @@ def train(
     many steps; a later run with the same settings and data resumes from it."""
     import torch
 
+    from quotegen import get_model
     from quotegen.loading.model import choose_device
     from quotegen.loading.references import parse_model_ref
     from quotegen.training.checkpoint import Checkpoint
@@ -189,15 +190,14 @@ def train(
         base_name = "GPT-2 architecture, trained from scratch"
     else:
         assert config.base is not None
-        loaded = load_model(
+        loaded = get_model(
             parse_model_ref(config.base),
-            device=config.device,
-            dtype="float32",
+            place(config.device, "float32", inference=False),
             allow_pickle=config.allow_pickle,
             trust_remote_code=config.trust_remote_code,
             optimize=False,
             notify=notify,
-        )
+        ).loaded
         model, tokenizer = loaded.model, loaded.tokenizer
         suppress = loaded.suppress_token_ids  # a whole-word base's spelling pieces stay unwritten
         if config.frame_token is not None:

@@ -1,6 +1,6 @@
 """OpenAI's completions, chat completions and models API bodies, as the official SDK sends
 and reads them: the request models own the API's defaults (vLLM's way); responses and
-streamed chunks are built from them by ``quotegen.openaiformat``."""
+streamed chunks are built from them by ``quotegen.openai.format``."""
 
 from __future__ import annotations
 

@@ -1,21 +1,24 @@
-"""OpenAI's response objects built from quotegen's results: shared by the HTTP routes and
+"""OpenAI's response objects built from quotegen's results (choices, logprobs in the
+completions and chat APIs' shapes, usage, stream chunks): shared by the HTTP routes and
 ``quotegen batch``'s OpenAI batch output."""
 
 from __future__ import annotations
 
 from typing import Any, Literal, Protocol
 
-from quotegen.engine.scoring import chat_logprobs, completion_logprobs
 from quotegen.errors import QuotegenError
-from quotegen.openaischemas import (
+from quotegen.openai.protocol import (
     ChatChunkChoice,
     ChatCompletionChunk,
     ChatDelta,
+    ChatLogprobs,
+    ChatTokenLogprob,
+    ChatTopLogprob,
     CompletionChoice,
     CompletionResponse,
     Usage,
 )
-from quotegen.schemas import ErrorResponse, GenerationResult, Schema
+from quotegen.schemas import ErrorResponse, GenerationResult, Schema, TokenLogprobs
 
 
 def completion_choices(results: list[GenerationResult], echo: bool) -> list[CompletionChoice]:
@@ -137,3 +140,44 @@ class ChatChunks:
 
     def usage(self, counts: Usage) -> Schema:
         return ChatCompletionChunk(**self.head, choices=[], usage=counts)
+
+
+def completion_logprobs(result: GenerationResult, echo: bool) -> TokenLogprobs | None:
+    """The choice's logprobs: the completion's tokens, after the prompt's with ``echo``
+    (offsets into the choice's text)."""
+    scored = result.logprobs
+    if scored is None:
+        return None
+    before = result.prompt_logprobs if echo else None
+    if before is None:
+        return scored
+    shift = len(result.text) - len(result.completion)
+    return TokenLogprobs(
+        tokens=before.tokens + scored.tokens,
+        token_logprobs=before.token_logprobs + scored.token_logprobs,
+        top_logprobs=before.top_logprobs + scored.top_logprobs,
+        text_offset=before.text_offset + [shift + o for o in scored.text_offset],
+    )
+
+
+def chat_logprobs(scored: TokenLogprobs | None, top: int) -> ChatLogprobs | None:
+    """Completion logprobs in the chat API's shape: one entry per token, with bytes."""
+    if scored is None:
+        return None
+    content = []
+    for token, logprob, alternatives in zip(
+        scored.tokens, scored.token_logprobs, scored.top_logprobs, strict=True
+    ):
+        likeliest = sorted((alternatives or {}).items(), key=lambda kv: -kv[1])[:top]
+        content.append(
+            ChatTokenLogprob(
+                token=token,
+                logprob=logprob if logprob is not None else 0.0,
+                bytes=list(token.encode("utf-8")),
+                top_logprobs=[
+                    ChatTopLogprob(token=t, logprob=v, bytes=list(t.encode("utf-8")))
+                    for t, v in likeliest
+                ],
+            )
+        )
+    return ChatLogprobs(content=content)
