@@ -74,7 +74,9 @@ def test_adapter_loads_merged_as_peft_computes_it(adapter: Path, base: Path) -> 
 
     from quotegen.loading.hardware import storage_dtype
 
-    loaded = load_model(parse_model_ref(str(adapter)), place("cpu"), optimize=False)
+    loaded = load_model(
+        parse_model_ref(str(adapter)), place("cpu", inference=False), optimize=False
+    )
     reference = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), adapter)
     # The merge is stored in the precision this CPU computes in (bf16 where it has bf16 units).
     reference = reference.merge_and_unload().to(storage_dtype()).float()

@@ -64,7 +64,9 @@ def test_gguf_converts_to_the_source_model(
     source_dir = sources[arch]
     source = AutoModelForCausalLM.from_pretrained(source_dir)
     source_tokenizer = AutoTokenizer.from_pretrained(source_dir)
-    loaded = load_model(parse_model_ref(str(gguf_files[arch, kind])), place("cpu"), optimize=False)
+    loaded = load_model(
+        parse_model_ref(str(gguf_files[arch, kind])), place("cpu", inference=False), optimize=False
+    )
     for text in CORPUS:  # the tokenizer round-trips
         assert loaded.tokenizer(text)["input_ids"] == source_tokenizer(text)["input_ids"]
     difference = (_logits(loaded.model, loaded.tokenizer) - _logits(source, source_tokenizer)).abs()

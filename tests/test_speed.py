@@ -63,7 +63,7 @@ def test_draw_follows_the_distribution_and_never_picks_zero() -> None:
 
 def test_fast_linears_give_the_same_logits(tiny_model_dir: Path) -> None:
     ref = parse_model_ref(str(tiny_model_dir))
-    plain = load_model(ref, place("cpu"), optimize=False).model
+    plain = load_model(ref, place("cpu", inference=False), optimize=False).model
     fast = load_model(ref, place("cpu", "float32")).model
     ids = torch.tensor([[5, 17, 42, 7]])
     with torch.inference_mode():

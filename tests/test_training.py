@@ -308,7 +308,7 @@ def test_ctrl_c_during_a_save_completes_the_checkpoint_first(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     base = build_tiny_gpt2(tmp_path / "base")
-    loaded = load_model(parse_model_ref(str(base)), place("cpu"), optimize=False)
+    loaded = load_model(parse_model_ref(str(base)), place("cpu", inference=False), optimize=False)
     tokenizer = loaded.tokenizer
     save_tokenizer = tokenizer.save_pretrained
 
