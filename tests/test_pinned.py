@@ -165,7 +165,7 @@ def test_default_model_first_use_fetches_and_merges_straight_from_the_gguf(
 
     from quotegen.loading.conversion import LORA_FOLDER, converted_gguf
     from quotegen.loading.hardware import storage_dtype
-    from quotegen.loading.pinned import pinned_path
+    from quotegen.loading.pinned import fetch_pinned, pinned_path
 
     ref = ModelRef(name="quotegen-test", path=default_adapter, default=True)
     notes: list[str] = []
@@ -177,11 +177,15 @@ def test_default_model_first_use_fetches_and_merges_straight_from_the_gguf(
     # the precision this CPU computes in, with the LoRA parts int4 needs beside it.
     assert not (tmp_path / "cache" / "gguf").exists()
     assert (loaded.path / LORA_FOLDER / "adapter_model.safetensors").is_file()
+    # The base's file is dropped once merged (the merge is found by the pin alone) ...
+    assert not pinned_path(pin).exists()
+    assert load_model(ref, place("cpu")).path == loaded.path
     merged: dict[str, torch.Tensor] = {}
     for weights in loaded.path.glob("*.safetensors"):
         merged.update(load_file(weights))
     # The same weights peft merges into transformers' own conversion of the GGUF.
-    base = AutoModelForCausalLM.from_pretrained(converted_gguf(pinned_path(pin)))
+    # ... and fetched again, verified, when something needs it.
+    base = AutoModelForCausalLM.from_pretrained(converted_gguf(fetch_pinned(pin)))
     reference = PeftModel.from_pretrained(base, default_adapter).merge_and_unload().state_dict()
     assert {k for k in reference if k != "lm_head.weight"} <= set(merged) <= set(reference)
     for name, tensor in merged.items():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ from quotegen.loading.hub import (
     is_offline,
     weight_files,
 )
-from quotegen.loading.pinned import PINNED, fetch_pinned, pinned_path
+from quotegen.loading.pinned import PINNED, PinnedFile, fetch_pinned, pinned_path
 from quotegen.loading.references import (
     ModelRef,
     bundled_model_dir,
@@ -80,8 +81,20 @@ def _ready(located: Path, *, allow_pickle: bool, notify: Notify | None, prepare:
         base = _locate(base_ref, allow_pickle=allow_pickle, notify=notify, prepare=prepare)
         if not base.is_file():
             base = _ready(base, allow_pickle=allow_pickle, notify=notify, prepare=prepare)
-        return merged_adapter(located, base, notify, prepare=prepare, identity=identity)
+        merged = merged_adapter(located, base, notify, prepare=prepare, identity=identity)
+        if base_ref.pinned is not None:
+            _drop_merged_source(PINNED[base_ref.pinned])
+        return merged
     return located
+
+
+def _drop_merged_source(pin: PinnedFile) -> None:
+    """A pinned base's file, once its merge is made: what is used is the merge, and the file
+    is its pin's to fetch again (verified) if a newer adapter or the base by name needs it.
+    Kept while the base asked for by name (its conversion) is in the cache."""
+    path = pinned_path(pin)
+    if path.is_file() and not any((cache_root() / "gguf").glob(f"{pin.member_sha256[:40]}-v*")):
+        shutil.rmtree(path.parent, ignore_errors=True)
 
 
 #: How long a failed fetch of the default's base is remembered: runs in between fall back at
