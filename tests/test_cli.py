@@ -407,3 +407,13 @@ def test_help_says_the_models_own_defaults_apply() -> None:
     text = re.sub(r"[\s│]+", " ", proc.stdout)
     assert "[default: the model's own, else 0.9]" in text
     assert "[default: the model's own, else 1]" in text  # --best-of
+
+
+@pytest.mark.parametrize(
+    "command", [[], ["generate"], ["serve"], ["download"], ["train"], ["batch"]]
+)
+def test_help_shows_value_types_not_markers(command: list[str]) -> None:
+    result = run_cli(*command, "--help", env={"COLUMNS": "120", "NO_COLOR": "1"})
+    assert result.returncode == 0, result.stderr
+    assert "<bool>" not in result.stdout  # a flag takes no value
+    assert "<list[" not in result.stdout  # a repeatable value shows its element's type

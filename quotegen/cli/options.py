@@ -37,6 +37,32 @@ if TYPE_CHECKING:
 # Recent typer vendors its own click; reach its exception classes through a public name so this
 # works whichever click typer uses.
 _click_exceptions: Any = importlib.import_module(typer.BadParameter.__module__)
+
+
+def _value_type(shown: Callable[[Any, Any], str | None]) -> Callable[[Any, Any], str | None]:
+    """Typer's type column as a reader wants it: nothing for a flag (it takes no value), and
+    a repeatable option's or argument's element type (``<str>``, not ``<list[str]>``)."""
+
+    def value_type(parameter: Any, ctx: Any) -> str | None:
+        if getattr(parameter, "is_bool_flag", False):
+            return None
+        label = shown(parameter, ctx)
+        if label is not None and label.startswith("<list[") and "]>" in label:
+            return (
+                "<"
+                + label[len("<list[") : label.index("]>")]
+                + ">"
+                + label[label.index("]>") + 2 :]
+            )
+        return label
+
+    return value_type
+
+
+# Typer 0.2x writes ``--json <bool>`` and ``--stop <list[str]>``: every command's help shows
+# the values its flags take instead, whichever way the flag is declared.
+for _parameter in (typer.core.TyperOption, typer.core.TyperArgument):
+    _parameter.display_type_rich = _value_type(_parameter.display_type_rich)  # type: ignore[method-assign,assignment]
 UsageError: type[Exception] = _click_exceptions.UsageError
 ClickException: type[Exception] = _click_exceptions.ClickException
 
