@@ -7,7 +7,9 @@ A tiny real GPT-2 is built once per session and loaded through quotegen's real l
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -27,6 +29,7 @@ USER_CACHE = Path(
 )
 os.environ["QG_TESTS_USER_CACHE"] = str(USER_CACHE)
 _HOME = Path(tempfile.mkdtemp(prefix="quotegen-tests-"))
+atexit.register(shutil.rmtree, _HOME, ignore_errors=True)  # each process's own, at its exit
 os.environ["HF_HOME"] = str(_HOME / "hf")
 os.environ.pop("HF_HUB_CACHE", None)
 os.environ.pop("TRANSFORMERS_CACHE", None)
