@@ -248,3 +248,18 @@ def test_cli_quantize_bad_value_is_one_line(tiny_model_dir: Path) -> None:
     assert "Unknown quantization 'fp4'" in result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_lean_family_names_the_checkpoints_tensors(llama: Path) -> None:
+    from safetensors import safe_open
+
+    from quotegen.loading import lean
+
+    config = json.loads((llama / "config.json").read_text())
+    saved: set[str] = set()
+    for weights in llama.glob("*.safetensors"):
+        with safe_open(str(weights), "pt") as handle:
+            saved |= set(handle.keys())
+    # What a GGUF of the family is merged by, without building transformers' model.
+    assert set(lean.tensor_names(config) or ()) == saved
+    assert lean.tensor_names({**config, "model_type": "gpt2"}) is None

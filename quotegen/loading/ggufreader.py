@@ -94,7 +94,6 @@ def gguf_tensors(reader: Any, config: Any) -> Iterator[tuple[str, Any]]:
     float32 copy of the model is ever held."""
     import numpy as np
     import torch
-    from gguf import dequantize
     from transformers.modeling_gguf_pytorch_utils import TENSOR_PROCESSORS, TensorProcessor
 
     field = reader.fields["general.architecture"]
@@ -104,7 +103,7 @@ def gguf_tensors(reader: Any, config: Any) -> Iterator[tuple[str, Any]]:
     parsed: dict[str, Any] = {"config": config.to_dict(), "tensors": {}}
     for tensor in reader.tensors:
         result = processor.process(
-            weights=dequantize(tensor.data, tensor.tensor_type),
+            weights=_dequantized(tensor),
             name=tensor.name,
             tensor_key_mapping=mapping,
             parsed_parameters=parsed,
@@ -116,26 +115,59 @@ def gguf_tensors(reader: Any, config: Any) -> Iterator[tuple[str, Any]]:
 
 
 def _gguf_names(config: Any, processor: Any, present: set[str]) -> dict[str, str]:
-    """GGUF tensor name -> transformers' name: gguf's name map over the model's own names
-    (a model skeleton on the meta device); transformers' fuller search (submodules, its
-    fallbacks, several seconds) only when that leaves a tensor of the file unnamed."""
+    """GGUF tensor name -> transformers' name: gguf's name map over the checkpoint's names (a
+    lean family's list, ``quotegen.loading.lean``, else a model skeleton on the meta device:
+    importing transformers' model code costs about 90 MB); transformers' fuller search
+    (submodules, its fallbacks, several seconds) only when that leaves a tensor unnamed."""
     import torch
     from gguf import MODEL_ARCH_NAMES, get_tensor_name_map
     from transformers import AutoModelForCausalLM
     from transformers.modeling_gguf_pytorch_utils import get_gguf_hf_weights_map
 
-    with torch.device("meta"):
-        skeleton = AutoModelForCausalLM.from_config(config)
+    from quotegen.loading import lean
+
+    keys = lean.tensor_names(config.to_dict())
     arch = next((k for k, v in MODEL_ARCH_NAMES.items() if v == config.model_type), None)
     mapping: dict[str, str] = {}
-    if arch is not None:
-        names = get_tensor_name_map(arch, config.num_hidden_layers)
-        for key in skeleton.state_dict():
-            hf_name = processor.preprocess_name(key)
-            stem, _, suffix = hf_name.rpartition(".")
-            found = names.get_name(stem) if suffix in ("weight", "bias") else None
-            if found is not None:
-                mapping[f"{found}.{suffix}"] = hf_name
-    if present - mapping.keys():
-        mapping = get_gguf_hf_weights_map(skeleton, processor)
+    for attempt in range(2):
+        if keys is None:
+            with torch.device("meta"):
+                skeleton = AutoModelForCausalLM.from_config(config)
+            keys = list(skeleton.state_dict())
+        if arch is not None:
+            names = get_tensor_name_map(arch, config.num_hidden_layers)
+            for key in keys:
+                hf_name = processor.preprocess_name(key)
+                stem, _, suffix = hf_name.rpartition(".")
+                found = names.get_name(stem) if suffix in ("weight", "bias") else None
+                if found is not None:
+                    mapping[f"{found}.{suffix}"] = hf_name
+        if not present - mapping.keys():
+            return mapping
+        keys, mapping = None, {}  # the family's list missed a tensor: ask the model itself
+        if attempt == 1:
+            return dict(get_gguf_hf_weights_map(skeleton, processor))
     return mapping
+
+
+#: Tensors whose data is larger than this are dequantized a block of rows at a time.
+_ROWS_AT_ONCE_BYTES = 8 << 20
+
+
+def _dequantized(tensor: Any) -> Any:
+    """A GGUF tensor as float32: gguf's ``dequantize``, a block of rows at a time for a large
+    one, into one array (whole, its intermediates were several times the embedding's size:
+    the peak of a first use)."""
+    import numpy as np
+    from gguf import dequantize
+
+    data, kind = tensor.data, tensor.tensor_type
+    if data.ndim < 2 or data.nbytes <= _ROWS_AT_ONCE_BYTES:
+        return dequantize(data, kind)
+    step = max(1, _ROWS_AT_ONCE_BYTES // max(1, data.nbytes // data.shape[0]))
+    first = np.asarray(dequantize(data[:step], kind), np.float32)
+    out = np.empty((data.shape[0], *first.shape[1:]), np.float32)
+    out[:step] = first
+    for start in range(step, data.shape[0], step):
+        out[start : start + step] = dequantize(data[start : start + step], kind)
+    return out

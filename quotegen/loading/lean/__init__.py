@@ -23,6 +23,8 @@ Adding an architecture (docs/architecture.md says the same):
      ``("lm_head",)``);
    - ``lean(model, make_linear)``: the same from a loaded transformers model;
    - ``config_class``: how ``config.json`` becomes that ``config`` object;
+   - ``tensor_names(config)``: the checkpoint's tensor names (a GGUF of the family is
+     merged by them without building a transformers model);
    - a forward taking ``input_ids``, ``attention_mask``, ``position_ids``, ``cache``,
      ``use_cache``, ``logits_to_keep`` and returning ``.logits`` and ``.cache`` (a
      transformers ``DynamicCache``, which ``quotegen.engine.kvcache`` batches), and
@@ -55,6 +57,15 @@ def supports_config(config: Mapping[str, Any]) -> bool:
         return False
     found = family(config.get("model_type"))
     return found is not None and bool(found.supports_config(config))
+
+
+def tensor_names(config: Mapping[str, Any]) -> list[str] | None:
+    """A supported config's checkpoint tensor names, by transformers' names (None: build
+    transformers' model to learn them)."""
+    if not supports_config(config):
+        return None
+    found = family(config.get("model_type"))
+    return None if found is None else list(found.tensor_names(config))
 
 
 def supports(model: Any) -> bool:

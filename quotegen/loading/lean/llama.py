@@ -284,3 +284,26 @@ def from_tensors(config: Any, tensors: Mapping[str, Any], make_linear: MakeLinea
 
 #: How ``config.json`` (a dict) becomes what ``from_tensors`` takes.
 config_class = LeanConfig
+
+_LAYER_TENSORS = (
+    "self_attn.q_proj",
+    "self_attn.k_proj",
+    "self_attn.v_proj",
+    "self_attn.o_proj",
+    "mlp.gate_proj",
+    "mlp.up_proj",
+    "mlp.down_proj",
+    "input_layernorm",
+    "post_attention_layernorm",
+)
+
+
+def tensor_names(config: Mapping[str, Any]) -> list[str]:
+    """The tensors a checkpoint of ``config`` holds, by transformers' names (what
+    ``LlamaForCausalLM`` saves): named without building the model."""
+    names = ["model.embed_tokens.weight", "model.norm.weight"]
+    for layer in range(int(config["num_hidden_layers"])):
+        names += [f"model.layers.{layer}.{part}.weight" for part in _LAYER_TENSORS]
+    if not config.get("tie_word_embeddings", False):
+        names.append("lm_head.weight")
+    return names
