@@ -403,6 +403,22 @@ def env_flag(name: str) -> bool:
     return (env(name) or "").lower() in {"1", "true", "yes", "on"}
 
 
+def fixed_threads() -> int | None:
+    """The CPU thread count a user fixed: ``QUOTEGEN_THREADS``, else ``OMP_NUM_THREADS`` (a
+    value torch cannot read is torch's to ignore); None: quotegen chooses. Raises ValueError
+    for a ``QUOTEGEN_THREADS`` that is not a whole number of 1 or more."""
+    ours = env(ENV_THREADS)
+    if ours is not None:
+        if not ours.isdigit() or int(ours) < 1:
+            raise ValueError(
+                f"{ENV_THREADS}={ours!r} is not a thread count: set a whole number of 1 or "
+                "more, or unset it to let quotegen use the cores other work leaves free."
+            )
+        return int(ours)
+    omp = env("OMP_NUM_THREADS")
+    return int(omp) if omp is not None and omp.isdigit() and int(omp) > 0 else None
+
+
 def debug_enabled() -> bool:
     """True when ``QUOTEGEN_DEBUG`` asks for tracebacks instead of one-line errors."""
     return env_flag(ENV_DEBUG)

@@ -3,9 +3,13 @@ fixed; the counting itself on /proc/stat as this machine writes it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from quotegen.engine import threads
+from quotegen.errors import DeviceError
+from tests.helpers.cli import run_cli
 
 
 @pytest.fixture
@@ -69,8 +73,13 @@ def test_a_fixed_count_wins(machine: dict[str, float], monkeypatch: pytest.Monke
     pool.adjust()
     assert counts == [2]  # set once, never re-counted
     monkeypatch.setenv("QUOTEGEN_THREADS", "lots")
+    with pytest.raises(DeviceError, match="QUOTEGEN_THREADS='lots' is not a thread count"):
+        threads.Threads()
+    monkeypatch.delenv("QUOTEGEN_THREADS")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     assert threads.fixed_threads() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "many")  # torch's to ignore, and quotegen's
+    assert threads.fixed_threads() is None
     assert not threads.Threads(enabled=False).enabled  # a GPU's engine counts nothing
 
 
@@ -80,3 +89,14 @@ def test_busy_seconds_reads_this_machine() -> None:
     assert first is not None
     assert first > 0
     assert threads._busy_seconds(set()) == 0
+
+
+def test_a_bad_thread_count_is_one_line_before_loading(tiny_model_dir: Path) -> None:
+    result = run_cli(
+        "generate", "-m", str(tiny_model_dir), "life is", env={"QUOTEGEN_THREADS": "0"}
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "Error: QUOTEGEN_THREADS='0' is not a thread count: set a whole number of 1 or more, "
+        "or unset it to let quotegen use the cores other work leaves free."
+    ]

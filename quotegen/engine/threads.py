@@ -19,7 +19,8 @@ import os
 import time
 from pathlib import Path
 
-from quotegen.config import ENV_THREADS, env
+from quotegen.config import fixed_threads
+from quotegen.errors import DeviceError
 
 INTERVAL = 1.0
 #: The first count comes sooner: a one-prompt ``generate`` decodes for about a second.
@@ -63,15 +64,6 @@ def _torch_threads() -> int:
     return int(torch.get_num_threads())
 
 
-def fixed_threads() -> int | None:
-    """The count a user fixed (``QUOTEGEN_THREADS``, else ``OMP_NUM_THREADS``), if any."""
-    for name in (ENV_THREADS, "OMP_NUM_THREADS"):
-        value = env(name)
-        if value is not None and value.isdigit() and int(value) > 0:
-            return int(value)
-    return None
-
-
 class Threads:
     """Keeps torch's thread count at the cores other processes leave free (module doc)."""
 
@@ -79,7 +71,10 @@ class Threads:
         self.cpus = _cpus()
         self.interval = interval
         self.enabled = enabled
-        self.fixed = fixed_threads() if enabled else None
+        try:
+            self.fixed = fixed_threads() if enabled else None
+        except ValueError as exc:  # place() says it first; this is for engines made directly
+            raise DeviceError(str(exc)) from None
         # Never more than torch was given when the engine was made (a Ray replica's CPUs).
         self.most = min(len(self.cpus), _torch_threads()) if enabled else 1
         # Counted from when this module was imported (before the model loaded), so the first

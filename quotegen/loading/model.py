@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from quotegen.config import fixed_threads
 from quotegen.console import quiet_transformers
 from quotegen.errors import DeviceError, InvalidModelError, UnsafeWeightsError, brief
 from quotegen.loading.conversion import Notify
@@ -171,6 +172,10 @@ def place(
     torch_device = choose_device(device)
     torch_dtype = choose_dtype(dtype, torch_device, inference=inference)
     chosen = check_quantize(quantize, torch_device, dtype)
+    try:
+        fixed_threads()  # the engine reads it; a bad value is said before anything loads
+    except ValueError as exc:
+        raise DeviceError(str(exc)) from None
     return Placement(torch_device, torch_dtype, chosen)
 
 
