@@ -10,7 +10,7 @@ import typer
 if TYPE_CHECKING:
     from quotegen.loading.references import ModelRef
 
-from quotegen.cli.options import UsageError, write
+from quotegen.cli.options import QuietOpt, UsageError, write
 from quotegen.config import DEFAULT_MODEL_NAME
 from quotegen.console import print_note, status, stderr_is_terminal
 
@@ -50,7 +50,7 @@ def download(
     check: bool = typer.Option(
         True, "--check/--no-check", help="Load the downloaded files to check they form a model."
     ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress; only the path."),
+    quiet: QuietOpt = False,
 ) -> None:
     """Download a model into the caches and make it ready to load offline; print its path."""
     from quotegen import get_model

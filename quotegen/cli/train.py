@@ -12,6 +12,7 @@ from quotegen.cli.options import (
     DeviceOpt,
     LoadFlags,
     ModelOpt,
+    QuietOpt,
     Target,
     TrustCodeOpt,
     flag_errors,
@@ -127,7 +128,7 @@ def train(
     allow_pickle: AllowPickleOpt = False,
     trust_remote_code: TrustCodeOpt = False,
     as_json: bool = typer.Option(False, "--json", help="Print the training report as JSON."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    quiet: QuietOpt = False,
 ) -> None:
     """Fine-tune a model on a quotes file (whole, or a LoRA adapter), or train a small one
     from scratch."""
@@ -174,7 +175,7 @@ def evaluate(
     text_column: str | None = typer.Option(None, "--text-column", show_default=False),
     batch_size: int = typer.Option(16, "--batch-size", "-b", min=1, max=1024),
     as_json: bool = typer.Option(False, "--json", help="JSON output."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    quiet: QuietOpt = False,
 ) -> None:
     """Token-level perplexity of a model on a quotes file."""
     from quotegen.inputs import read_quotes
