@@ -17,7 +17,13 @@ from pydantic import (
     computed_field,
 )
 
-from quotegen.config import GENERATION_SETTINGS, MAX_PROMPTS, MAX_SEED
+from quotegen.config import (
+    GENERATION_SETTINGS,
+    MAX_PROMPTS,
+    MAX_SEED,
+    SERVE_LIMITS,
+    SERVE_SETTINGS,
+)
 from quotegen.settings import FinishReason, GenerationSettings, with_settings
 
 
@@ -284,17 +290,22 @@ class Health(Schema):
     detail: str | None = None
 
 
-class Limits(Schema):
-    max_batch_size: int
-    max_wait_ms: float
-    max_queue: int
-    request_timeout_s: float
-    max_body_bytes: int
-    max_prompt_bytes: int
+class _Limits(Schema):
+    """What the server accepts: its declared limits (``quotegen.config.Serve``), the fixed
+    ones, and the model's context."""
+
     max_prompts: int
     max_new_tokens: int
     max_samples: int
     context_length: int
+
+
+if TYPE_CHECKING:
+    Limits = _Limits
+else:
+    Limits = with_settings(
+        "Limits", _Limits, {name: (SERVE_SETTINGS[name], ...) for name in SERVE_LIMITS}
+    )
 
 
 class Info(Schema):

@@ -1,37 +1,42 @@
 """Validated settings: generation, the server's limits, training.
 
-Each is a pydantic model whose ``Field``s carry the allowed range and a description; the
-defaults come from the tables in ``quotegen.config`` (declared there once). The CLI maps their
-validation errors to flag errors, and the server reports them in ``/info``. This module
-imports only pydantic.
+Each is a pydantic model derived from the declarations in ``quotegen.config`` (``Setting``):
+every declared setting becomes a ``Field`` with its default, range and description, so nothing
+is written twice. The CLI maps their validation errors to flag errors, and the server reports
+them in ``/info``. This module imports only pydantic.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
-from quotegen.config import GENERATION_SETTINGS, SERVE, TRAIN
+from quotegen.config import GENERATION_SETTINGS, SERVE_SETTINGS, TRAIN_SETTINGS, Setting
 
 if TYPE_CHECKING:
-    from quotegen.config import Generation
-
-MAX_BATCH_SIZE = 256
+    from quotegen.config import Generation, Serve, Train
 
 FinishReason = Literal["stop", "length", "cancelled"]
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
-def setting_field(name: str, default: Any = ..., **extra: Any) -> Any:
-    """A pydantic ``Field`` for a declared setting: its range and description, and
-    ``default`` (its declared default unless given)."""
-    setting = GENERATION_SETTINGS[name]
+def _declared(setting: str | Setting) -> Setting:
+    """A declared setting, or a generation setting by name."""
+    return GENERATION_SETTINGS[setting] if isinstance(setting, str) else setting
+
+
+def setting_field(name: str | Setting, default: Any = ..., **extra: Any) -> Any:
+    """A pydantic ``Field`` for a declared setting (a generation setting's name, or any
+    ``Setting``): its range and description, and ``default`` (its declared default unless
+    given; a declared ``...`` makes it required)."""
+    setting = _declared(name)
     value = setting.default if default is ... else default
-    if isinstance(value, list):
+    if value is ...:
+        extra["default"] = ...
+    elif isinstance(value, list):
         extra["default_factory"] = functools.partial(list, value)
     else:
         extra["default"] = value
@@ -42,11 +47,14 @@ def setting_field(name: str, default: Any = ..., **extra: Any) -> Any:
     return field
 
 
-def setting_type(name: str, one_or_list: bool = False) -> Any:
-    """A declared setting's value type, a list's items constrained as declared (its length is
-    the field's: ``setting_field``); ``one_or_list``: one item, or a list of them with its
-    length constrained here (OpenAI's ``stop``, whose field has no bounds)."""
-    setting = GENERATION_SETTINGS[name]
+def setting_type(name: str | Setting, one_or_list: bool = False) -> Any:
+    """A declared setting's value type: its choices as a ``Literal``, a list's items
+    constrained as declared (its length is the field's: ``setting_field``); ``one_or_list``:
+    one item, or a list of them with its length constrained here (OpenAI's ``stop``, whose
+    field has no bounds)."""
+    setting = _declared(name)
+    if setting.choices is not None:
+        return Literal[setting.choices]
     if setting.item_length is None:
         return setting.kind
     shortest, longest = setting.item_length
@@ -60,11 +68,11 @@ def setting_type(name: str, one_or_list: bool = False) -> Any:
 def with_settings(
     name: str,
     base: type[ModelT],
-    fields: Mapping[str, tuple[str, Any]],
+    fields: Mapping[str, tuple[str | Setting, Any]],
     **config: Any,
 ) -> type[ModelT]:
     """A model called ``name``: ``base`` plus a field for each setting in ``fields`` (field
-    name -> (setting name, default; ``...``: the declared one)) that ``base`` does not declare
+    name -> (setting, default; ``...``: the declared one)) that ``base`` does not declare
     itself: the models' setting fields, derived from the declarations, not written again."""
     own = set(base.model_fields)
     definitions: dict[str, Any] = {
@@ -96,7 +104,8 @@ class _GenerationRules(BaseModel):
 
     @model_validator(mode="after")
     def _check_lengths(self) -> Any:
-        shortest, longest = self.min_new_tokens, self.max_new_tokens  # type: ignore[attr-defined]
+        settings = cast("GenerationSettings", self)
+        shortest, longest = settings.min_new_tokens, settings.max_new_tokens
         if shortest > longest:
             raise ValueError(
                 f"min_new_tokens ({shortest}) must not exceed max_new_tokens ({longest})"
@@ -106,7 +115,8 @@ class _GenerationRules(BaseModel):
     @property
     def greedy(self) -> bool:
         # Below 1e-3 sampling is greedy in all but name, and dividing logits by it overflows.
-        return not self.do_sample or self.temperature < 1e-3  # type: ignore[attr-defined]
+        settings = cast("GenerationSettings", self)
+        return not settings.do_sample or settings.temperature < 1e-3
 
 
 if TYPE_CHECKING:
@@ -159,145 +169,53 @@ def resolve_settings(
     return GenerationSettings.model_validate({**(fallback or {}), **model, **given})
 
 
-class ServeConfig(BaseModel):
-    """What ``quotegen serve`` passes to the app: access, batching and request limits."""
+def _all(settings: Mapping[str, Setting]) -> dict[str, tuple[str | Setting, Any]]:
+    return {name: (setting, ...) for name, setting in settings.items()}
+
+
+class _ServeRules(BaseModel):
+    """What ``quotegen serve`` passes to the app: access, batching and request limits. The
+    fields are the settings declared in ``quotegen.config.Serve``."""
 
     model_config = ConfigDict(extra="forbid", defer_build=True)
 
-    api_key: str | None = Field(
-        None, description="Require 'Authorization: Bearer KEY' on every generation route."
-    )
-    cors_origins: list[str] = Field(
-        default_factory=list, description="Allowed CORS origins; none by default."
-    )
-    max_batch_size: int = Field(
-        SERVE.max_batch_size, ge=1, le=MAX_BATCH_SIZE, description="Rows decoded together."
-    )
-    max_wait_ms: float = Field(
-        SERVE.max_wait_ms, ge=0, le=1000, description="How long a new batch waits for company."
-    )
-    max_queue: int = Field(
-        SERVE.max_queue, ge=1, le=100_000, description="Queued rows before 503 + Retry-After."
-    )
-    request_timeout_s: float = Field(
-        SERVE.request_timeout_s, ge=0.1, le=3600, description="Per-request time limit in seconds."
-    )
-    max_body_bytes: int = Field(
-        SERVE.max_body_bytes, ge=1024, description="Largest request body accepted, in bytes."
-    )
-    max_prompt_bytes: int = Field(
-        SERVE.max_prompt_bytes, ge=1, description="Largest prompt accepted, in UTF-8 bytes."
-    )
-    drain_timeout_s: float = Field(
-        SERVE.drain_timeout_s,
-        ge=0,
-        le=3600,
-        description="On SIGTERM, seconds to finish work.",
-    )
 
-
-class TrainConfig(BaseModel):
-    """Everything that shapes a training run (recorded in the model card)."""
+class _TrainRules(BaseModel):
+    """Everything that shapes a training run (recorded in the model card). The fields are the
+    settings declared in ``quotegen.config.Train``, and how the base is loaded."""
 
     model_config = ConfigDict(extra="forbid", defer_build=True)
 
-    out: Path
-    base: str | None = None
-    from_scratch: bool = False
-    epochs: int = Field(TRAIN.epochs, ge=1, le=1000)
-    batch_size: int = Field(TRAIN.batch_size, ge=1, le=1024)
-    max_length: int = Field(TRAIN.max_length, ge=8, le=4096, description="Tokens per quote.")
-    learning_rate: float = Field(TRAIN.learning_rate, gt=0, lt=1)
-    warmup_ratio: float = Field(TRAIN.warmup_ratio, ge=0.0, le=0.5)
-    weight_decay: float = Field(TRAIN.weight_decay, ge=0.0, le=1.0)
-    grad_clip: float = Field(TRAIN.grad_clip, ge=0.01, le=100.0)
-    val_split: float = Field(TRAIN.val_split, ge=0.001, le=0.5)
-    seed: int = Field(TRAIN.seed, ge=0)
     device: str = "auto"
-    # From-scratch model shape.
-    vocab_size: int = Field(TRAIN.vocab_size, ge=300, le=100_000)
-    n_layer: int = Field(TRAIN.n_layer, ge=1, le=48)
-    n_head: int = Field(TRAIN.n_head, ge=1, le=64)
-    n_embd: int = Field(TRAIN.n_embd, ge=8, le=4096)
-    context: int = Field(TRAIN.context, ge=16, le=8192)
-    dropout: float = Field(TRAIN.dropout, ge=0.0, le=0.9)
-    tokenizer: Literal["bpe", "words"] = Field(
-        TRAIN.tokenizer,  # type: ignore[arg-type]
-        description="From scratch: byte-level BPE, or whole dictionary words "
-        "(quotegen.training.vocab).",
-    )
-    min_count: int = Field(
-        TRAIN.min_count, ge=1, le=1000, description="Words: fewest sightings to be a piece."
-    )
-    max_words: int | None = Field(
-        TRAIN.max_words,
-        ge=1,
-        le=1_000_000,
-        description="Words: at most this many word pieces, the most frequent (default: all).",
-    )
-    spelling_pieces: int = Field(
-        TRAIN.spelling_pieces,
-        ge=0,
-        le=100_000,
-        description="Words: sub-word pieces that spell the other words (never written).",
-    )
-    vocab_from: Path | None = Field(
-        None,
-        description="Words: count the vocabulary on this text file instead of the training "
-        "split (so a large pre-training source does not displace the sayings' words).",
-    )
-    save_dtype: Literal["float32", "float16", "bfloat16"] = Field(
-        TRAIN.save_dtype,  # type: ignore[arg-type]
-        description="Precision of the saved weights (they load as float32 on a CPU).",
-    )
-    mixed_precision: Literal["no", "bf16"] = Field(
-        TRAIN.mixed_precision,  # type: ignore[arg-type]
-        description="Matrix products in bfloat16 (autocast), weights and optimiser in float32.",
-    )
-    lora: bool = Field(False, description="Train a LoRA adapter (peft) instead of every weight.")
-    lora_r: int = Field(TRAIN.lora_r, ge=1, le=1024, description="LoRA rank.")
-    lora_alpha: int = Field(TRAIN.lora_alpha, ge=1, le=4096, description="LoRA scale numerator.")
-    lora_dropout: float = Field(TRAIN.lora_dropout, ge=0.0, le=0.9)
-    lora_targets: str = Field(
-        TRAIN.lora_targets,
-        pattern=r"^[A-Za-z0-9_.\-]+(,[A-Za-z0-9_.\-]+)*$",
-        description="Modules that get adapters: auto (peft's choice for the architecture), "
-        "names (q_proj,k_proj,v_proj,o_proj) or all-linear.",
-    )
-    lora_init: Path | None = Field(
-        None,
-        description="Start the LoRA adapter from this adapter's weights (train it further).",
-    )
-    frame_token: str | None = Field(
-        None,
-        min_length=1,
-        description="Token that starts and ends every quote, and so stops generation "
-        "(e.g. <|endoftext|>); the saved tokenizer adds it and drops any chat template.",
-    )
-    max_steps: int | None = Field(
-        None, ge=1, description="Stop after this many optimiser steps (the schedule fits them)."
-    )
-    checkpoint_every: int = Field(
-        TRAIN.checkpoint_every,
-        ge=0,
-        description="Steps between resumable checkpoints in OUT (0: none); a run with the "
-        "same settings resumes from the last one.",
-    )
     allow_pickle: bool = False
     trust_remote_code: bool = False
 
     @model_validator(mode="after")
-    def _check(self) -> TrainConfig:
-        if self.from_scratch == (self.base is not None):
+    def _check(self) -> Any:
+        run = cast("TrainConfig", self)
+        if run.from_scratch == (run.base is not None):
             raise ValueError("Choose one: --base MODEL to fine-tune, or --from-scratch.")
-        if self.from_scratch and (self.lora or self.frame_token):
+        if run.from_scratch and (run.lora or run.frame_token):
             raise ValueError("--lora and --frame-token fine-tune a --base model.")
-        if self.lora_init is not None and not self.lora:
+        if run.lora_init is not None and not run.lora:
             raise ValueError("--lora-init needs --lora.")
-        if self.vocab_from is not None and not (self.from_scratch and self.tokenizer == "words"):
+        if run.vocab_from is not None and not (run.from_scratch and run.tokenizer == "words"):
             raise ValueError("--vocab-from needs --from-scratch --tokenizer words.")
-        if self.n_embd % self.n_head:
+        if run.n_embd % run.n_head:
             raise ValueError(
-                f"--n-embd ({self.n_embd}) must be a multiple of --n-head ({self.n_head})."
+                f"--n-embd ({run.n_embd}) must be a multiple of --n-head ({run.n_head})."
             )
         return self
+
+
+if TYPE_CHECKING:
+
+    class ServeConfig(_ServeRules, Serve):
+        """The declared serve settings as typed attributes (the runtime model is derived)."""
+
+    class TrainConfig(_TrainRules, Train):
+        """The declared training settings as typed attributes (the runtime model is derived)."""
+
+else:
+    ServeConfig = with_settings("ServeConfig", _ServeRules, _all(SERVE_SETTINGS))
+    TrainConfig = with_settings("TrainConfig", _TrainRules, _all(TRAIN_SETTINGS))

@@ -1,6 +1,7 @@
-"""Each generation setting is declared once (``quotegen.config.Generation``): the settings
-model, the request models, the CLI flags, OpenAI's names and defaults and the model-default
-keys all follow from the declarations, so a new setting shows up everywhere by itself."""
+"""Each setting is declared once (``quotegen.config``: generation, loading, serve, training):
+the settings models, the request models, the CLI flags and their help, ``/info``'s limits,
+OpenAI's names and defaults and the model-default keys all follow from the declarations, so a
+new setting shows up everywhere by itself."""
 
 from __future__ import annotations
 
@@ -9,12 +10,26 @@ import torch
 import typer.main
 
 from quotegen.cli import app
-from quotegen.config import GENERATION_SETTINGS
+from quotegen.cli.options import LoadFlags
+from quotegen.config import (
+    GENERATION_SETTINGS,
+    LOADING_SETTINGS,
+    SERVE_LIMITS,
+    SERVE_SETTINGS,
+    TRAIN_SETTINGS,
+    Setting,
+)
 from quotegen.engine.rows import Row
 from quotegen.engine.sampling import choose_tokens
 from quotegen.openai.protocol import ChatCompletionRequest, CompletionRequest, OpenAIRequest
-from quotegen.schemas import SettingsOverrides
-from quotegen.settings import MODEL_DEFAULT_KEYS, GenerationSettings, model_defaults
+from quotegen.schemas import Limits, SettingsOverrides
+from quotegen.settings import (
+    MODEL_DEFAULT_KEYS,
+    GenerationSettings,
+    ServeConfig,
+    TrainConfig,
+    model_defaults,
+)
 from tests.helpers.cli import run_cli
 
 
@@ -87,3 +102,58 @@ def test_min_p_reaches_every_door() -> None:
     proc = run_cli("generate", "-m", "quotegen-mini", "--min-p", "1.5", "life is")
     assert proc.returncode == 2
     assert "--min-p" in proc.stderr
+
+
+def _help_text(command: str) -> dict[str, str]:
+    params = typer.main.get_command(app).commands[command].params  # type: ignore[attr-defined]
+    return {param.name: " ".join(str(param.help or "").split()) for param in params}
+
+
+@pytest.mark.parametrize(
+    ("command", "settings", "model"),
+    [("serve", SERVE_SETTINGS, ServeConfig), ("train", TRAIN_SETTINGS, TrainConfig)],
+)
+def test_serve_and_train_settings_are_declared_once(
+    command: str, settings: dict[str, Setting], model: type
+) -> None:
+    """The model's fields, the flags and their help all come from one declaration each."""
+    assert set(settings) <= set(model.model_fields)
+    options = _command_options(command)
+    helps = _help_text(command)
+    for name, setting in settings.items():
+        field = model.model_fields[name]
+        assert field.description == setting.help
+        assert field.is_required() == (setting.default is ...)
+        if setting.default is not ...:
+            assert field.get_default(call_default_factory=True) == setting.default
+        assert set(setting.flags) <= options, setting.flags
+        assert helps[name].startswith(" ".join(setting.help.split())), name
+
+
+def test_info_limits_are_the_declared_serve_limits() -> None:
+    assert set(SERVE_LIMITS) <= set(Limits.model_fields)
+    assert "api_key" not in Limits.model_fields
+    for name in SERVE_LIMITS:
+        assert Limits.model_fields[name].description == SERVE_SETTINGS[name].help
+
+
+def test_loading_flags_follow_their_declarations() -> None:
+    assert list(LoadFlags.__dataclass_fields__) == list(LOADING_SETTINGS)
+    options = _command_options("generate")
+    for setting in LOADING_SETTINGS.values():
+        assert set(setting.flags) <= options
+
+
+def test_train_takes_only_the_loading_flags_that_apply() -> None:
+    options = _command_options("train")
+    assert {"--device", "--allow-pickle", "--trust-remote-code"} <= options
+    assert not {"--dtype", "--quantize"} & options
+
+
+def test_a_declared_setting_out_of_range_is_a_flag_error() -> None:
+    proc = run_cli("serve", "--max-batch-size", "0")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("Error: --max-batch-size: ")
+    proc = run_cli("train", "quotes.txt", "--out", "o", "--base", "b", "--tokenizer", "chars")
+    assert proc.returncode == 2
+    assert "--tokenizer: Input should be 'bpe' or 'words'" in proc.stderr

@@ -12,7 +12,7 @@ import importlib
 import os
 import sys
 import threading
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -24,7 +24,9 @@ from quotegen.cli.options import (
     ClickException,
     ModelCommand,
     PipeClosed,
+    ServeCommand,
     SettingsCommand,
+    TrainCommand,
     UsageError,
     examples,
 )
@@ -54,9 +56,12 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
-    ),
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     """Generate short texts (quotes, one-liners) with Hugging Face causal language models."""
 
@@ -79,7 +84,7 @@ app.command(
     ),
 )(batch)
 app.command(
-    cls=ModelCommand,
+    cls=ServeCommand,
     epilog=examples(
         "quotegen serve",
         "quotegen serve --model ./my-model --port 9000 --api-key s3cret",
@@ -101,11 +106,12 @@ app.command(
     )
 )(upload)
 app.command(
+    cls=TrainCommand,
     epilog=examples(
         "quotegen train quotes.txt --out ./my-quotes --base gpt2 --epochs 1",
         "quotegen train quotes.jsonl --text-column quote --out ./tiny --from-scratch --n-layer 2",
         "quotegen train fortunes.txt --out ./mini --from-scratch --epochs 12 --seed 1",
-    )
+    ),
 )(train)
 app.command(
     cls=ModelCommand,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -16,40 +16,63 @@ from quotegen.console import print_note, status, stderr_is_terminal
 
 
 def download(
-    model: str | None = typer.Argument(
-        None,
-        show_default=False,
-        help="Hub repo id\\[@revision]\\[:FILE.gguf|:QUANT], a pinned base, a .gguf file or an "
-        f"adapter folder \\[default: the default model, {DEFAULT_MODEL_NAME}].",
-    ),
-    revision: str | None = typer.Option(
-        None, "--revision", show_default=False, help="Branch, tag, commit or ref (e.g. refs/pr/1)."
-    ),
-    token: str | None = typer.Option(
-        None,
-        "--token",
-        show_default=False,
-        help="Hub token \\[default: HF_TOKEN or the stored login].",
-    ),
-    cache_dir: Path | None = typer.Option(
-        None, "--cache-dir", show_default=False, help="Cache folder \\[default: the HF cache]."
-    ),
-    local_dir: Path | None = typer.Option(
-        None, "--local-dir", show_default=False, help="Plain folder instead of the cache."
-    ),
-    include: list[str] | None = typer.Option(
-        None, "--include", show_default=False, help="Only files matching this glob (repeatable)."
-    ),
-    exclude: list[str] | None = typer.Option(
-        None, "--exclude", show_default=False, help="Skip files matching this glob (repeatable)."
-    ),
-    force: bool = typer.Option(False, "--force", help="Download again even if cached."),
-    allow_pickle: bool = typer.Option(
-        False, "--allow-pickle", help="Fetch pickle (.bin) weights when a repo has no safetensors."
-    ),
-    check: bool = typer.Option(
-        True, "--check/--no-check", help="Load the downloaded files to check they form a model."
-    ),
+    model: Annotated[
+        str | None,
+        typer.Argument(
+            show_default=False,
+            help="Hub repo id\\[@revision]\\[:FILE.gguf|:QUANT], a pinned base, a .gguf file or "
+            f"an adapter folder \\[default: the default model, {DEFAULT_MODEL_NAME}].",
+        ),
+    ] = None,
+    revision: Annotated[
+        str | None,
+        typer.Option(
+            "--revision", show_default=False, help="Branch, tag, commit or ref (e.g. refs/pr/1)."
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            show_default=False,
+            help="Hub token \\[default: HF_TOKEN or the stored login].",
+        ),
+    ] = None,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--cache-dir", show_default=False, help="Cache folder \\[default: the HF cache]."
+        ),
+    ] = None,
+    local_dir: Annotated[
+        Path | None,
+        typer.Option("--local-dir", show_default=False, help="Plain folder instead of the cache."),
+    ] = None,
+    include: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--include", show_default=False, help="Only files matching this glob (repeatable)."
+        ),
+    ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--exclude", show_default=False, help="Skip files matching this glob (repeatable)."
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Download again even if cached.")] = False,
+    allow_pickle: Annotated[
+        bool,
+        typer.Option(
+            "--allow-pickle", help="Fetch pickle (.bin) weights when a repo has no safetensors."
+        ),
+    ] = False,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check/--no-check", help="Load the downloaded files to check they form a model."
+        ),
+    ] = True,
     quiet: QuietOpt = False,
 ) -> None:
     """Download a model into the caches and make it ready to load offline; print its path."""
@@ -120,7 +143,9 @@ def prepare(ref: ModelRef, *, quiet: bool) -> None:
 
 
 def models(
-    as_json: bool = typer.Option(False, "--json", help="JSON Lines: one object per model."),
+    as_json: Annotated[
+        bool, typer.Option("--json", help="JSON Lines: one object per model.")
+    ] = False,
 ) -> None:
     """List the default model (prepared or not, and the folder it loads from), the bundled
     one, the pinned bases and the models in the HF cache."""

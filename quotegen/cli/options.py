@@ -1,7 +1,16 @@
-"""What the commands share: the shared flags as ``Annotated`` aliases (hf's CLI's way: each
-command declares them in an ordinary signature), the generation flags derived from the
-settings' declarations, flag validation through the settings models, model resolution and
-loading behind a status line, and writing data to stdout.
+"""What the commands share, and the one way options are declared.
+
+- A command's own options (``--json``, ``--host``, ``--model``…) are ``Annotated`` aliases in
+  its ordinary signature, the shared ones defined here (hf's CLI's way).
+- A declared setting (``quotegen.config``: generation, loading, serve and training settings)
+  is never written in a signature: the command's class names the groups it takes
+  (``SettingsCommand``, ``ModelCommand``, ``ServeCommand``, ``TrainCommand``), each group's
+  flags are derived from its declarations, and the command reads the values with
+  ``chosen_settings``, ``LoadFlags.of`` or ``declared_values``. A new setting is one entry in
+  ``quotegen.config``: its flag, its pydantic field and its help all follow.
+
+Also: flag validation through the settings models, model resolution and loading behind a
+status line, and writing data to stdout.
 
 Nothing here imports torch or pydantic at import time: ``quotegen --help`` stays instant.
 """
@@ -14,18 +23,19 @@ import operator
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperCommand
 
 from quotegen.config import (
-    ENV_DEVICE,
-    ENV_DTYPE,
     ENV_MODEL,
-    ENV_QUANTIZE,
     GENERATION_SETTINGS,
+    LOADING_SETTINGS,
+    SERVE_SETTINGS,
+    TRAIN_SETTINGS,
+    Setting,
 )
 from quotegen.console import print_note, status
 
@@ -66,8 +76,6 @@ for _parameter in (typer.core.TyperOption, typer.core.TyperArgument):
 UsageError: type[Exception] = _click_exceptions.UsageError
 ClickException: type[Exception] = _click_exceptions.ClickException
 
-GENERATION_PANEL = "Generation settings"
-LOADING_PANEL = "Model loading"
 RAY_PANEL = "Ray"
 
 
@@ -85,50 +93,6 @@ ModelOpt = Annotated[
         show_default=False,
         help="Hub repo id (org/name\\[@revision]), local directory or .gguf file, or "
         "quotegen-mini. Default: quotegen-135m (the shipped quote adapter).",
-    ),
-]
-DeviceOpt = Annotated[
-    str,
-    typer.Option(
-        "--device",
-        envvar=ENV_DEVICE,
-        rich_help_panel=LOADING_PANEL,
-        help="auto (cuda > mps > cpu), cpu, cuda\\[:N] or mps.",
-    ),
-]
-DtypeOpt = Annotated[
-    str,
-    typer.Option(
-        "--dtype",
-        envvar=ENV_DTYPE,
-        rich_help_panel=LOADING_PANEL,
-        help="auto (bfloat16 on CPUs with bf16 units, else float32), float32, float16 or bfloat16.",
-    ),
-]
-QuantizeOpt = Annotated[
-    str,
-    typer.Option(
-        "--quantize",
-        envvar=ENV_QUANTIZE,
-        rich_help_panel=LOADING_PANEL,
-        help="none, or weight-only int8 / int4 linear layers (CPU; faster, within 1 % bits "
-        "per byte).",
-    ),
-]
-AllowPickleOpt = Annotated[
-    bool,
-    typer.Option(
-        "--allow-pickle",
-        rich_help_panel=LOADING_PANEL,
-        help="Allow pickle (.bin) weights, which can run code. Trusted models only.",
-    ),
-]
-TrustCodeOpt = Annotated[
-    bool,
-    typer.Option(
-        "--trust-remote-code",
-        rich_help_panel=LOADING_PANEL,
-        help="Run custom model code from the repo. Trusted models only.",
     ),
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Nothing on stderr but errors.")]
@@ -170,6 +134,10 @@ GpusOpt = Annotated[
 ]
 
 
+def _help(setting: Setting) -> str:
+    return setting.help.replace("[", "\\[")  # rich markup: a bracket is literal text
+
+
 def _setting_option(name: str) -> Any:
     """The CLI flag of a declared generation setting (``quotegen.config.Generation``): its
     flags and help, its default shown; unset, the model's own default applies."""
@@ -178,19 +146,19 @@ def _setting_option(name: str) -> Any:
     shown = "newline" if default == ["\n"] else default
     shown = "true" if shown is True else shown
     own = "the model's own, else " if setting.model_key else ""
-    help = setting.help + ("" if default is None else f" \\[default: {own}{shown}]")
+    help = _help(setting) + ("" if default is None else f" \\[default: {own}{shown}]")
     if isinstance(default, list):
         help = help.replace(" these.", " these (repeatable).")
-    return typer.Option(
-        None, *setting.flags, show_default=False, rich_help_panel=GENERATION_PANEL, help=help
-    )
+    return typer.Option(None, *setting.flags, show_default=False, rich_help_panel=setting.panel,
+                        help=help)  # fmt: skip
 
 
 def _setting_switch(name: str) -> Any:
     """A declared setting's switch (``--greedy``, ``--no-stop``, ``--raw``)."""
-    switch = GENERATION_SETTINGS[name].switch
-    assert switch is not None, f"setting {name} declares no switch"
-    return typer.Option(False, switch[0], rich_help_panel=GENERATION_PANEL, help=switch[2])
+    setting = GENERATION_SETTINGS[name]
+    assert setting.switch is not None, f"setting {name} declares no switch"
+    flag, _, help = setting.switch
+    return typer.Option(False, flag, rich_help_panel=setting.panel, help=help)
 
 
 def _param_name(flag: str) -> str:
@@ -200,12 +168,13 @@ def _param_name(flag: str) -> str:
 KEYWORD = inspect.Parameter.KEYWORD_ONLY
 
 
-def _settings_parameters() -> list[inspect.Parameter]:
-    """Each declared setting's flag and switch, as a command signature would declare them."""
+def _settings_parameters(settings: Mapping[str, Setting]) -> list[inspect.Parameter]:
+    """Each declared generation setting's flag and switch, as a signature would declare
+    them; unset (None), the model's own default applies."""
     parameters = []
-    for name, setting in GENERATION_SETTINGS.items():
+    for name, setting in settings.items():
         if setting.flags:
-            optional = operator.or_(setting.kind, None)  # unset: the model's default applies
+            optional = operator.or_(setting.kind, None)
             option = _setting_option(name)
             parameters.append(inspect.Parameter(name, KEYWORD, default=option, annotation=optional))
         if setting.switch is not None:
@@ -214,25 +183,40 @@ def _settings_parameters() -> list[inspect.Parameter]:
     return parameters
 
 
-def _loading_parameters() -> list[inspect.Parameter]:
-    """The loading flags (``LoadFlags``' fields and defaults), as a signature would declare
-    them."""
-    aliases = {
-        "device": DeviceOpt,
-        "dtype": DtypeOpt,
-        "quantize": QuantizeOpt,
-        "allow_pickle": AllowPickleOpt,
-        "trust_remote_code": TrustCodeOpt,
-    }
-    return [
-        inspect.Parameter(f.name, KEYWORD, default=f.default, annotation=aliases[f.name])
-        for f in fields(LoadFlags)
-    ]
+def _declared_parameters(settings: Mapping[str, Setting]) -> list[inspect.Parameter]:
+    """Each declared setting's flag, as a signature would declare it, its default shown; an
+    absent flag reads as None and ``declared_values`` gives it the declared default (which
+    also keeps a list default from being shared)."""
+    parameters = []
+    for name, setting in settings.items():
+        default = setting.default
+        panel, help = setting.panel, _help(setting)
+        if setting.kind is bool:
+            option = typer.Option(default, *setting.flags, rich_help_panel=panel, help=help)
+            annotation: Any = bool
+        else:
+            if default not in (None, ..., []):
+                help += f" \\[default: {default}]"
+            if isinstance(default, list):
+                help += " Repeatable."
+            option = typer.Option(
+                ... if default is ... else None,
+                *setting.flags,
+                envvar=setting.envvar,
+                show_default=False,
+                rich_help_panel=panel,
+                help=help,
+            )
+            annotation = setting.kind if default is ... else operator.or_(setting.kind, None)
+        parameters.append(inspect.Parameter(name, KEYWORD, default=option, annotation=annotation))
+    return parameters
 
 
 def _typer_params(parameters: list[inspect.Parameter]) -> list[Any]:
     """The click parameters typer itself makes for ``parameters`` (help panels, types,
-    ranges, environment variables included), from a one-command app declaring them."""
+    environment variables included): what a command declaring them in its signature would get.
+    Typer makes click parameters only from a function's signature, so the declarations are
+    given one."""
 
     def group(**_: Any) -> None:
         """An option group."""
@@ -244,19 +228,39 @@ def _typer_params(parameters: list[inspect.Parameter]) -> list[Any]:
     return list(typer.main.get_command(helper).params)
 
 
-class ModelCommand(TyperCommand):
-    """A command that loads a model: it takes the loading flags (``--device`` …
-    ``--trust-remote-code``, declared once above) after its own options. Option groups like
-    this one reach the command through its context (``LoadFlags.of(context)``), not its
-    signature: each command's signature lists only what is its own."""
+@dataclass(frozen=True)
+class Group:
+    """A group of declared settings a command takes: its flags come from the declarations
+    (``only``: these of them), and its values reach the command under ``key``."""
 
-    groups: tuple[tuple[str, Callable[[], list[inspect.Parameter]]], ...] = (
-        ("loading", _loading_parameters),
-    )
+    key: str
+    settings: Mapping[str, Setting]
+    only: tuple[str, ...] | None = None
+
+    def parameters(self) -> list[inspect.Parameter]:
+        chosen = {n: s for n, s in self.settings.items() if self.only is None or n in self.only}
+        if self.settings is GENERATION_SETTINGS:
+            return _settings_parameters(chosen)
+        return _declared_parameters(chosen)
+
+
+GENERATION = Group("settings", GENERATION_SETTINGS)
+LOADING = Group("loading", LOADING_SETTINGS)
+SERVING = Group("serve", SERVE_SETTINGS)
+TRAINING = Group("train", TRAIN_SETTINGS)
+
+
+class ModelCommand(TyperCommand):
+    """A command that takes groups of declared settings (this one: the loading flags,
+    ``--device`` … ``--trust-remote-code``) after its own options. Their values reach the
+    command through its context (``LoadFlags.of(context)``, ``chosen_settings(context)``,
+    ``declared_values(context, group)``): its signature lists only what is its own."""
+
+    groups: tuple[Group, ...] = (LOADING,)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.grouped = {key: _typer_params(make()) for key, make in self.groups}
+        self.grouped = {group.key: _typer_params(group.parameters()) for group in self.groups}
         for params in self.grouped.values():
             self.params.extend(params)
 
@@ -268,11 +272,39 @@ class ModelCommand(TyperCommand):
 
 
 class SettingsCommand(ModelCommand):
-    """A model command that also takes every declared generation setting's flag and switch,
-    derived from the declarations (``quotegen.config.Generation``): a new setting reaches
-    ``generate`` and ``batch`` by itself. Read with ``chosen_settings(context)``."""
+    """A model command that also takes every declared generation setting's flag and switch
+    (``quotegen.config.Generation``): a new setting reaches ``generate`` and ``batch`` by
+    itself. Read with ``chosen_settings(context)``."""
 
-    groups = (("settings", _settings_parameters), *ModelCommand.groups)
+    groups = (GENERATION, LOADING)
+
+
+class ServeCommand(ModelCommand):
+    """``serve``: the declared serve settings (``quotegen.config.Serve``) and loading flags."""
+
+    groups = (SERVING, LOADING)
+
+
+class TrainCommand(ModelCommand):
+    """``train``: the declared training settings (``quotegen.config.Train``) and how the base
+    is loaded."""
+
+    groups = (TRAINING, Group("loading", LOADING_SETTINGS, ("device", "allow_pickle",
+                                                              "trust_remote_code")))  # fmt: skip
+
+
+def declared_values(context: typer.Context, group: Group) -> dict[str, Any]:
+    """The values of a group's flags: what was given, else the declared default."""
+    given = context.meta.get(f"quotegen.{group.key}", {})
+    values = {}
+    for name, value in given.items():
+        if isinstance(value, tuple):
+            value = list(value)
+        if value is None or value == []:
+            default = group.settings[name].default
+            value = list(default) if isinstance(default, list) else default
+        values[name] = value
+    return values
 
 
 def chosen_settings(context: typer.Context, *, check: bool = True) -> dict[str, Any]:
@@ -332,11 +364,6 @@ def flag_errors(context: typer.Context | None) -> Iterator[None]:
         raise UsageError(f"{flag}: {message}" if flag else message) from exc
 
 
-def model_fields(context: typer.Context, names: Mapping[str, Any]) -> dict[str, Any]:
-    """The command's parameters that are fields of a settings model (by the same name)."""
-    return {name: value for name, value in context.params.items() if name in names}
-
-
 def check_ray_flags(address: str | None, replicas: int, cpus: float, gpus: float) -> None:
     """The replica flags only mean something with --ray; and --ray needs the extra."""
     if address is None:
@@ -350,18 +377,20 @@ def check_ray_flags(address: str | None, replicas: int, cpus: float, gpus: float
 
 @dataclass(frozen=True)
 class LoadFlags:
-    """How to load the model: the flags every model-using command takes."""
+    """How to load the model: the loading flags (``quotegen.config.Loading``) as typed values."""
 
-    device: str = "auto"
-    dtype: str = "auto"
-    quantize: str = "none"
-    allow_pickle: bool = False
-    trust_remote_code: bool = False
+    device: str
+    dtype: str
+    quantize: str
+    allow_pickle: bool
+    trust_remote_code: bool
 
     @classmethod
     def of(cls, context: typer.Context) -> LoadFlags:
-        """The loading flags a ``ModelCommand`` was given."""
-        return cls(**context.meta.get("quotegen.loading", {}))
+        """The loading flags a ``ModelCommand`` was given (a command that takes some of
+        them: the declared defaults of the others)."""
+        declared = {name: setting.default for name, setting in LOADING_SETTINGS.items()}
+        return cls(**{**declared, **declared_values(context, LOADING)})
 
 
 class Target:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from quotegen.cli.options import (
+    SERVING,
     CpusOpt,
     GpusOpt,
     LoadFlags,
@@ -16,10 +17,10 @@ from quotegen.cli.options import (
     Target,
     UsageError,
     check_ray_flags,
+    declared_values,
     flag_errors,
-    model_fields,
 )
-from quotegen.config import DEFAULT_HOST, DEFAULT_PORT, ENV_API_KEY, ENV_HOST, ENV_PORT, SERVE
+from quotegen.config import DEFAULT_HOST, DEFAULT_PORT, ENV_HOST, ENV_PORT
 from quotegen.console import print_note
 
 if TYPE_CHECKING:
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
     from quotegen.settings import ServeConfig
 
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
-LIMITS_PANEL = "Batching and limits"
 
 
 def serve(
@@ -40,74 +40,6 @@ def serve(
     port: Annotated[
         int, typer.Option("--port", "-p", envvar=ENV_PORT, min=0, max=65535, help="TCP port.")
     ] = DEFAULT_PORT,
-    # ServeConfig's fields, by the same names (read by model_fields).
-    api_key: Annotated[
-        str | None,
-        typer.Option(
-            "--api-key",
-            envvar=ENV_API_KEY,
-            show_default=False,
-            help="Require 'Authorization: Bearer KEY' on every generation route.",
-        ),
-    ] = None,
-    cors_origins: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--cors-origin",
-            show_default=False,
-            help="Allowed CORS origin (repeatable); off by default.",
-        ),
-    ] = None,
-    max_batch_size: Annotated[
-        int,
-        typer.Option(
-            "--max-batch-size", rich_help_panel=LIMITS_PANEL, help="Rows decoded together."
-        ),
-    ] = SERVE.max_batch_size,
-    max_wait_ms: Annotated[
-        float,
-        typer.Option(
-            "--max-wait-ms",
-            rich_help_panel=LIMITS_PANEL,
-            help="How long a new batch waits for company.",
-        ),
-    ] = SERVE.max_wait_ms,
-    max_queue: Annotated[
-        int,
-        typer.Option(
-            "--max-queue",
-            rich_help_panel=LIMITS_PANEL,
-            help="Queued rows before 503 + Retry-After.",
-        ),
-    ] = SERVE.max_queue,
-    request_timeout_s: Annotated[
-        float,
-        typer.Option(
-            "--timeout", rich_help_panel=LIMITS_PANEL, help="Per-request time limit in seconds."
-        ),
-    ] = SERVE.request_timeout_s,
-    max_body_bytes: Annotated[
-        int,
-        typer.Option(
-            "--max-body-bytes", rich_help_panel=LIMITS_PANEL, help="Largest request body accepted."
-        ),
-    ] = SERVE.max_body_bytes,
-    max_prompt_bytes: Annotated[
-        int,
-        typer.Option(
-            "--max-prompt-bytes",
-            rich_help_panel=LIMITS_PANEL,
-            help="Largest prompt, in UTF-8 bytes.",
-        ),
-    ] = SERVE.max_prompt_bytes,
-    drain_timeout_s: Annotated[
-        float,
-        typer.Option(
-            "--drain-timeout",
-            rich_help_panel=LIMITS_PANEL,
-            help="On SIGTERM/SIGINT, seconds to finish work.",
-        ),
-    ] = SERVE.drain_timeout_s,
     log_level: Annotated[
         str, typer.Option("--log-level", help="critical, error, warning, info or debug.")
     ] = "info",
@@ -133,17 +65,16 @@ def serve(
 
     if log_level.strip().lower() not in LOG_LEVELS:
         raise UsageError(f"--log-level: unknown level '{log_level}'.")
-    with flag_errors(context):
-        given = model_fields(context, ServeConfig.model_fields)
-        given["api_key"] = api_key or None
-        given["cors_origins"] = list(cors_origins or [])
+    with flag_errors(context):  # the serve settings' flags (quotegen.config.Serve)
+        given = declared_values(context, SERVING)
+        given["api_key"] = given["api_key"] or None
         config = ServeConfig(**given)
     check_ray_flags(ray_address, replicas, cpus_per_replica, gpus_per_replica)
     if max_replicas is not None and ray_address is None:
         raise UsageError("--max-replicas needs --ray.")
     # Fail fast on a bad name or device, before binding the port.
     target = Target(model, LoadFlags.of(context))
-    if host not in _LOCAL_HOSTS and not api_key:
+    if host not in _LOCAL_HOSTS and not config.api_key:
         print_note(f"Listening on {host} without --api-key: anyone who can reach it can use it.")
 
     if ray_address is not None:

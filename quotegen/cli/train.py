@@ -4,130 +4,42 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from quotegen.cli.options import (
-    AllowPickleOpt,
-    DeviceOpt,
+    TRAINING,
     LoadFlags,
     ModelOpt,
     QuietOpt,
     Target,
-    TrustCodeOpt,
+    declared_values,
     flag_errors,
-    model_fields,
     write,
 )
-from quotegen.config import TRAIN
 from quotegen.console import print_note, progress
+
+TextColumnOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--text-column", show_default=False, help="Column of .jsonl/.csv \\[default: text]."
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the report as JSON.")]
 
 
 def train(
-    ctx: typer.Context,
-    data: Path = typer.Argument(
-        ...,
-        help="Quotes: .txt (one per line), .jsonl or .csv; .jsonl rows may also be "
-        'conversations ({"messages": [...]}, the last reply learned).',
-    ),
-    out: Path = typer.Option(..., "--out", "-o", help="Directory to save the model in."),
-    base: str | None = typer.Option(
-        None, "--base", show_default=False, help="Model to fine-tune (any --model reference)."
-    ),
-    from_scratch: bool = typer.Option(
-        False, "--from-scratch", help="Train a small GPT-2 and its tokenizer on DATA."
-    ),
-    text_column: str | None = typer.Option(
-        None, "--text-column", show_default=False, help="Column of .jsonl/.csv \\[default: text]."
-    ),
-    epochs: int = typer.Option(TRAIN.epochs, "--epochs"),
-    batch_size: int = typer.Option(TRAIN.batch_size, "--batch-size", "-b"),
-    max_length: int = typer.Option(TRAIN.max_length, "--max-length", help="Tokens per quote."),
-    learning_rate: float = typer.Option(TRAIN.learning_rate, "--learning-rate", "--lr"),
-    warmup_ratio: float = typer.Option(TRAIN.warmup_ratio, "--warmup"),
-    weight_decay: float = typer.Option(TRAIN.weight_decay, "--weight-decay"),
-    grad_clip: float = typer.Option(TRAIN.grad_clip, "--grad-clip"),
-    val_split: float = typer.Option(TRAIN.val_split, "--val-split"),
-    seed: int = typer.Option(TRAIN.seed, "--seed"),
-    vocab_size: int = typer.Option(TRAIN.vocab_size, "--vocab-size"),
-    n_layer: int = typer.Option(TRAIN.n_layer, "--n-layer"),
-    n_head: int = typer.Option(TRAIN.n_head, "--n-head"),
-    n_embd: int = typer.Option(TRAIN.n_embd, "--n-embd"),
-    context: int = typer.Option(TRAIN.context, "--context"),
-    dropout: float = typer.Option(TRAIN.dropout, "--dropout"),
-    tokenizer: str = typer.Option(
-        TRAIN.tokenizer,
-        "--tokenizer",
-        help="From scratch: bpe (byte-level BPE, --vocab-size) or words (whole dictionary "
-        "words from /usr/share/dict, rare words spelled).",
-    ),
-    min_count: int = typer.Option(
-        TRAIN.min_count, "--min-count", help="--tokenizer words: fewest sightings of a word."
-    ),
-    max_words: int | None = typer.Option(
-        TRAIN.max_words,
-        "--max-words",
-        show_default=False,
-        help="--tokenizer words: keep only the N most frequent words \\[default: all].",
-    ),
-    spelling_pieces: int = typer.Option(
-        TRAIN.spelling_pieces,
-        "--spelling-pieces",
-        help="--tokenizer words: spell the other words with up to N sub-word pieces (BPE "
-        "merges learned on them) besides characters; the model never writes them.",
-    ),
-    vocab_from: Path | None = typer.Option(
-        None,
-        "--vocab-from",
-        show_default=False,
-        help="--tokenizer words: choose the words by their counts in this file (one text a "
-        "line) \\[default: DATA's training split].",
-    ),
-    save_dtype: str = typer.Option(
-        TRAIN.save_dtype, "--save-dtype", help="float32, float16 or bfloat16 weights on disk."
-    ),
-    mixed_precision: str = typer.Option(
-        TRAIN.mixed_precision,
-        "--mixed-precision",
-        help="no, or bf16: matrix products in bfloat16 (torch autocast), weights kept in "
-        "float32; faster where the processor has bfloat16 units (AMX, or a recent GPU).",
-    ),
-    lora: bool = typer.Option(
-        False, "--lora", help="Train a LoRA adapter (peft) on --base; OUT is an adapter folder."
-    ),
-    lora_r: int = typer.Option(TRAIN.lora_r, "--lora-r", help="LoRA rank."),
-    lora_alpha: int = typer.Option(TRAIN.lora_alpha, "--lora-alpha", help="LoRA alpha."),
-    lora_dropout: float = typer.Option(TRAIN.lora_dropout, "--lora-dropout"),
-    lora_targets: str = typer.Option(
-        TRAIN.lora_targets,
-        "--lora-targets",
-        help="Modules to adapt: auto, all-linear, or names (q_proj,k_proj,v_proj,o_proj).",
-    ),
-    lora_init: Path | None = typer.Option(
-        None,
-        "--lora-init",
-        show_default=False,
-        help="Start the LoRA adapter from this adapter folder's weights (train it further).",
-    ),
-    frame_token: str | None = typer.Option(
-        None,
-        "--frame-token",
-        show_default=False,
-        help="Token before and after every quote, where generation stops (e.g. "
-        "'<|endoftext|>'); drops the base's chat template.",
-    ),
-    max_steps: int | None = typer.Option(
-        None, "--max-steps", show_default=False, help="Stop after N steps \\[default: all]."
-    ),
-    checkpoint_every: int = typer.Option(
-        TRAIN.checkpoint_every,
-        "--checkpoint-every",
-        help="Steps between resumable checkpoints (0: none); the same command resumes.",
-    ),
-    device: DeviceOpt = "auto",
-    allow_pickle: AllowPickleOpt = False,
-    trust_remote_code: TrustCodeOpt = False,
-    as_json: bool = typer.Option(False, "--json", help="Print the training report as JSON."),
+    context: typer.Context,
+    data: Annotated[
+        Path,
+        typer.Argument(
+            help="Quotes: .txt (one per line), .jsonl or .csv; .jsonl rows may also be "
+            'conversations ({"messages": [...]}, the last reply learned).',
+        ),
+    ],
+    text_column: TextColumnOpt = None,
+    as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Fine-tune a model on a quotes file (whole, or a LoRA adapter), or train a small one
@@ -136,8 +48,14 @@ def train(
     from quotegen.settings import TrainConfig
     from quotegen.training.fit import train as run_training
 
-    with flag_errors(ctx):  # the flags are TrainConfig's fields, by the same names
-        config = TrainConfig(**model_fields(ctx, TrainConfig.model_fields))
+    flags = LoadFlags.of(context)
+    with flag_errors(context):  # the training settings' flags (quotegen.config.Train)
+        config = TrainConfig(
+            **declared_values(context, TRAINING),
+            device=flags.device,
+            allow_pickle=flags.allow_pickle,
+            trust_remote_code=flags.trust_remote_code,
+        )
     quotes = read_examples(data, text_column)
     with progress("Training", show=not quiet) as bar:
 
@@ -170,11 +88,14 @@ def train(
 
 def evaluate(
     context: typer.Context,
-    data: Path = typer.Argument(..., help="Quotes: .txt (one per line), .jsonl or .csv."),
+    data: Annotated[Path, typer.Argument(help="Quotes: .txt (one per line), .jsonl or .csv.")],
     model: ModelOpt = None,
-    text_column: str | None = typer.Option(None, "--text-column", show_default=False),
-    batch_size: int = typer.Option(16, "--batch-size", "-b", min=1, max=1024),
-    as_json: bool = typer.Option(False, "--json", help="JSON output."),
+    text_column: TextColumnOpt = None,
+    batch_size: Annotated[
+        int,
+        typer.Option("--batch-size", "-b", min=1, max=1024, help="Quotes scored together."),
+    ] = 16,
+    as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Token-level perplexity of a model on a quotes file."""

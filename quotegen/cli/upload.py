@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -12,26 +13,36 @@ from quotegen.errors import QuotegenError
 
 
 def upload(
-    directory: Path = typer.Argument(
-        ..., show_default=False, help="A model directory (`quotegen train --out`)."
-    ),
-    repo_id: str = typer.Argument(..., show_default=False, help="Hub repo id: namespace/name."),
-    private: bool = typer.Option(False, "--private", help="Create the repo private."),
-    revision: str | None = typer.Option(
-        None, "--revision", show_default=False, help="Branch to commit to (made if missing)."
-    ),
-    commit_message: str | None = typer.Option(
-        None, "--commit-message", "-m", show_default=False, help="The commit's summary."
-    ),
-    create: bool = typer.Option(
-        True, "--create/--no-create", help="Create the repo if it does not exist yet."
-    ),
-    token: str | None = typer.Option(
-        None,
-        "--token",
-        show_default=False,
-        help="Hub token with write access \\[default: HF_TOKEN or the stored login].",
-    ),
+    directory: Annotated[
+        Path,
+        typer.Argument(show_default=False, help="A model directory (`quotegen train --out`)."),
+    ],
+    repo_id: Annotated[
+        str, typer.Argument(show_default=False, help="Hub repo id: namespace/name.")
+    ],
+    private: Annotated[bool, typer.Option("--private", help="Create the repo private.")] = False,
+    revision: Annotated[
+        str | None,
+        typer.Option(
+            "--revision", show_default=False, help="Branch to commit to (made if missing)."
+        ),
+    ] = None,
+    commit_message: Annotated[
+        str | None,
+        typer.Option("--commit-message", "-m", show_default=False, help="The commit's summary."),
+    ] = None,
+    create: Annotated[
+        bool,
+        typer.Option("--create/--no-create", help="Create the repo if it does not exist yet."),
+    ] = True,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            show_default=False,
+            help="Hub token with write access \\[default: HF_TOKEN or the stored login].",
+        ),
+    ] = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Publish a model directory to the Hugging Face Hub; print the commit URL.

@@ -8,7 +8,7 @@ from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from quotegen import __version__
-from quotegen.config import MAX_NEW_TOKENS, MAX_PROMPTS, MAX_SAMPLES
+from quotegen.config import MAX_NEW_TOKENS, MAX_PROMPTS, MAX_SAMPLES, SERVE_LIMITS
 from quotegen.schemas import Health, Info, Limits
 from quotegen.server.deps import Auth, Service, State
 
@@ -39,12 +39,7 @@ async def info(service: Service) -> Info:
         chat_template=model.chat_template,
         version=__version__,
         limits=Limits(
-            max_batch_size=config.max_batch_size,
-            max_wait_ms=config.max_wait_ms,
-            max_queue=config.max_queue,
-            request_timeout_s=config.request_timeout_s,
-            max_body_bytes=config.max_body_bytes,
-            max_prompt_bytes=config.max_prompt_bytes,
+            **config.model_dump(include=set(SERVE_LIMITS)),
             max_prompts=MAX_PROMPTS,
             max_new_tokens=MAX_NEW_TOKENS,
             max_samples=MAX_SAMPLES,

@@ -93,16 +93,17 @@ def app_builder(args: Mapping[str, str]) -> Any:
     model), ``api_key`` (else ``QUOTEGEN_API_KEY``), ``quantize`` and ``max_batch_size``;
     replicas and autoscaling come from the config file's deployment options."""
 
-    from quotegen.config import ENV_API_KEY, ENV_MODEL, env
+    from quotegen.config import ENV_API_KEY, ENV_MODEL, SERVE, env
     from quotegen.loading.references import resolve_model
     from quotegen.settings import ServeConfig
 
     ref = resolve_model(args.get("model") or env(ENV_MODEL))
     fields = ref.to_fields()
-    config = ServeConfig(
-        api_key=args.get("api_key") or env(ENV_API_KEY),
-        max_batch_size=int(args.get("max_batch_size", ServeConfig().max_batch_size)),
-    )
+    given = {
+        "api_key": args.get("api_key") or env(ENV_API_KEY),
+        "max_batch_size": int(args.get("max_batch_size", SERVE.max_batch_size)),
+    }
+    config = ServeConfig(**given)
     load = {"device": replica_device(0), "quantize": args.get("quantize", "none")}
     return application(fields, load, config.model_dump())
 
