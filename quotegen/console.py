@@ -1,5 +1,5 @@
 """Where humans read: a rich console on stderr, the one-line error presenter, the progress
-bar and the status spinner.
+bar, the status spinner and the loading display (a first use's steps as bars).
 
 stdout carries data only; everything here goes to stderr. rich turns colour and animation off
 when stderr is not a terminal and honours ``NO_COLOR``. rich is imported on first use, so
@@ -90,6 +90,53 @@ def progress(label: str, *, show: bool, total: int | None = None) -> Iterator[Pr
         transient=True,
     ) as bar:
         yield ProgressBar(bar, bar.add_task(label, total=total, info=""))
+
+
+@contextmanager
+def loading_display(message: str, *, show: bool) -> Iterator[None]:
+    """A spinner with ``message`` while the block runs, turned into a bar for each long step
+    the core reports in it (``quotegen.progress``: a first use's fetch, in MB, and merge, in
+    tensors); terminals only."""
+    if not show or not stderr_is_terminal():
+        yield
+        return
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from quotegen.progress import listening
+
+    class _Done(MofNCompleteColumn):
+        """Bytes as MB, counts as N/M: each step in its own unit."""
+
+        def render(self, task: Any) -> Any:
+            if task.fields.get("unit") == "bytes":
+                return DownloadColumn().render(task)
+            return super().render(task) if task.total else ""
+
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        _Done(),
+        TimeRemainingColumn(),
+        console=stderr_console(),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(message, total=None, unit="")
+
+        def listen(step: str, done: float, total: float | None) -> None:
+            unit = "bytes" if step.startswith("Fetching") else ""
+            bar.update(task, description=step, completed=done, total=total, unit=unit)
+
+        with listening(listen):
+            yield
 
 
 @contextmanager

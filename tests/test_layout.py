@@ -83,7 +83,13 @@ def test_help_imports_neither_torch_nor_pydantic_models() -> None:
 #: The layers, lowest first: a module imports only from its own layer or those below it
 #: (docs/architecture.md). The package itself (``quotegen.get_model``) sits on the engine.
 LAYERS = (
-    ("quotegen.config", "quotegen.errors", "quotegen.console", "quotegen.text"),
+    (
+        "quotegen.config",
+        "quotegen.errors",
+        "quotegen.console",
+        "quotegen.text",
+        "quotegen.progress",
+    ),
     ("quotegen.settings", "quotegen.schemas", "quotegen.inputs", "quotegen.openai.protocol"),
     ("quotegen.loading",),
     ("quotegen.engine", "quotegen.openai.format"),

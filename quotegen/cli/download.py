@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 from quotegen.cli.options import QuietOpt, UsageError, write
 from quotegen.config import DEFAULT_MODEL_NAME
-from quotegen.console import print_note, status, stderr_is_terminal
+from quotegen.console import loading_display, print_note, stderr_is_terminal
 
 
 def download(
@@ -134,7 +134,7 @@ def prepare(ref: ModelRef, *, quiet: bool) -> None:
     if ref.bundled:
         write(f"{ref.path}\n")
         return
-    with status(f"Preparing {ref}", show=not quiet):
+    with loading_display(f"Preparing {ref}…", show=not quiet):
         path = locate_model(ref, notify=None if quiet else print_note)
     forget_failure()  # a failed fetch that other runs remembered is now mended
     if not quiet:

@@ -37,7 +37,7 @@ from quotegen.config import (
     TRAIN_SETTINGS,
     Setting,
 )
-from quotegen.console import print_note, status
+from quotegen.console import loading_display, print_note
 
 if TYPE_CHECKING:
     from quotegen.engine.generation import Engine
@@ -420,7 +420,7 @@ class Target:
         from quotegen import get_model
 
         ref = ref or self.ref
-        with status(f"Loading {ref}…", show=spinner and not quiet):
+        with loading_display(f"Loading {ref}…", show=spinner and not quiet):
             return get_model(
                 ref,
                 placement=self.placement,

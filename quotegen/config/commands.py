@@ -84,9 +84,7 @@ class Serve:
     ]
     cors_origins: Annotated[
         list[str],
-        Setting(
-            [], "Allowed CORS origins; none by default.", flags=("--cors-origin",)
-        ),
+        Setting([], "Allowed CORS origins; none by default.", flags=("--cors-origin",)),
     ]
     max_batch_size: Annotated[
         int,

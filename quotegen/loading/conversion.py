@@ -32,6 +32,7 @@ from quotegen.console import quiet_transformers
 from quotegen.errors import InvalidModelError, ModelNotCachedError, brief
 from quotegen.loading.cache import cache_root, remembered_sha256, staged_folder
 from quotegen.loading.ggufreader import check_gguf, gguf_metadata, gguf_tensors
+from quotegen.progress import report
 
 #: Bumped when the folders written here change shape, so old conversions are redone.
 FORMAT = 1
@@ -281,8 +282,11 @@ def _merge_gguf(adapter: Path, gguf: Path, parts: dict[str, tuple[Any, Any]], ou
         save_file(shard, str(out / f"part-{len(shards)}"), metadata={"format": "pt"})
         shard.clear()
 
+    step = f"Merging {adapter.name}"
     with gguf_metadata(gguf) as (reader, config):
-        for name, weight in gguf_tensors(reader, config):
+        total = len(reader.tensors)
+        for done, (name, weight) in enumerate(gguf_tensors(reader, config), 1):
+            report(step, done, total)
             update = parts.pop(name.removesuffix(".weight"), None)
             if update is not None:
                 a, b = update

