@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -120,6 +121,34 @@ def test_every_precision_stays_close_to_float32(llama: Path, precision: str) -> 
     assert results[0].completion_tokens >= 1
 
 
+@pytest.mark.parametrize("precision", ["int8", "int4"])
+def test_a_tied_model_embeds_through_its_int8_head(
+    precision: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Quantized, a tied model keeps one table: the head's int8 rows, read for the embedding
+    too, so the bf16 embedding is neither in memory nor in the packed cache."""
+    from safetensors import safe_open
+
+    monkeypatch.setenv("QUOTEGEN_CACHE", str(tmp_path / "cache"))
+    tied = build_tiny_llama(tmp_path / "tied", tied=True)
+    fp32, quantized = _load(tied, dtype="float32"), _load(tied, quantize=precision)
+    model: Any = quantized.model
+    assert model.embed is None
+    assert type(model.head).__name__ == "Int8Linear"
+    ids, mask, positions = _batch(fp32)
+    real = mask.bool()
+    a = _logits(fp32.model, ids, attention_mask=mask, position_ids=positions)[real]
+    b = _logits(model, ids, attention_mask=mask, position_ids=positions)[real]
+    assert torch.nn.functional.cosine_similarity(a, b, dim=-1).min() > 0.98
+    (packed,) = (tmp_path / "cache" / "packed").glob("*/model.safetensors")
+    with safe_open(str(packed), "pt") as handle:
+        assert not [key for key in handle.keys() if key == "embed"]  # noqa: SIM118
+    again: Any = _load(tied, quantize=precision).model  # from the packed cache
+    assert again.embed is None
+    c = _logits(again, ids, attention_mask=mask, position_ids=positions)[real]
+    assert torch.equal(b, c)
+
+
 def _snap_to_int4_grid(weight: torch.Tensor) -> torch.Tensor:
     """The weight as GGUF's Q4_1 stores it: groups of 32, 16 levels between min and max."""
     rows, cols = weight.shape
@@ -162,7 +191,7 @@ def test_int4_keeps_a_lora_adapter_exactly(
     int4 = _load(adapter_on_a_4bit_base, quantize="int4")
     sides = [m for m in int4.model.modules() if type(m).__name__ == "LowRankSide"]
     assert len(sides) == 4 * len(int4.model.layers)  # qkv, o, gate_up, down in every layer
-    monkeypatch.setattr(quantization, "adapter_low_rank", lambda folder: {})
+    monkeypatch.setattr(quantization, "adapter_low_rank", lambda folder, **_: {})
     plain = _load(adapter_on_a_4bit_base, quantize="int4")
     assert not any(type(m).__name__ == "LowRankSide" for m in plain.model.modules())
 

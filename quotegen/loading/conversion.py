@@ -222,10 +222,12 @@ def merged_adapter(
     return out
 
 
-def lora_parts(adapter: Path) -> dict[str, tuple[Any, Any]] | None:
+def lora_parts(adapter: Path, *, shapes_only: bool = False) -> dict[str, tuple[Any, Any]] | None:
     """A plain LoRA adapter's update per module name: (A [rank, in], B [out, rank] with the
     adapter's scale folded in), read from its safetensors; None for what only peft merges
-    (DoRA, per-module ranks, embeddings, modules saved whole) or an unreadable adapter."""
+    (DoRA, per-module ranks, embeddings, modules saved whole) or an unreadable adapter.
+    ``shapes_only``: empty meta tensors of their shapes, nothing read but the file's header
+    (what builds a model's skeleton)."""
     try:
         config = json.loads((adapter / "adapter_config.json").read_text("utf-8"))
     except (OSError, ValueError):
@@ -241,12 +243,21 @@ def lora_parts(adapter: Path) -> dict[str, tuple[Any, Any]] | None:
         or config.get("fan_in_fan_out")
     ):
         return None
+    import torch
+    from safetensors import safe_open
     from safetensors.torch import load_file
 
     rank = int(config.get("r", 8))
     alpha = float(config.get("lora_alpha", rank))
     scale = alpha / rank**0.5 if config.get("use_rslora") else alpha / rank
-    tensors = load_file(str(weights))
+    if shapes_only:
+        with safe_open(str(weights), "pt") as handle:
+            tensors = {
+                key: torch.empty(handle.get_slice(key).get_shape(), device="meta")
+                for key in handle.keys()  # noqa: SIM118 (a safetensors handle, not a dict)
+            }
+    else:
+        tensors = load_file(str(weights))
     parts: dict[str, tuple[Any, Any]] = {}
     for key, a in tensors.items():
         if ".lora_A." not in key and ".lora_B." not in key:

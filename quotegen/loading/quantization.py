@@ -75,16 +75,18 @@ def onednn_linear_available() -> bool:
 
 
 class LowRankSide(nn.Module):
-    """``x @ A.T @ B.T`` in float32: a LoRA update kept beside a quantized weight."""
+    """``x @ A.T @ B.T``: a LoRA update kept beside a quantized weight, stored and computed
+    in bf16 (the update is small beside the product it is added to, so its rounding is
+    too), added to the float32 output."""
 
     def __init__(self, parts: tuple[torch.Tensor, torch.Tensor]) -> None:
         super().__init__()
         a, b = parts
-        self.a_t = nn.Parameter(a.float().t().contiguous(), requires_grad=False)
-        self.b_t = nn.Parameter(b.float().t().contiguous(), requires_grad=False)
+        self.a_t = nn.Parameter(a.to(torch.bfloat16).t().contiguous(), requires_grad=False)
+        self.b_t = nn.Parameter(b.to(torch.bfloat16).t().contiguous(), requires_grad=False)
 
     def add_to(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return torch.addmm(y, torch.mm(x, self.a_t), self.b_t)
+        return y.add_(torch.mm(torch.mm(x.to(torch.bfloat16), self.a_t), self.b_t))
 
 
 class QuantLinear(nn.Module):
@@ -104,7 +106,7 @@ class QuantLinear(nn.Module):
         if self.bias is not None:
             y = y + self.bias
         if self.side is not None:
-            y = self.side.add_to(y, flat.float())
+            y = self.side.add_to(y, flat)
         return y.view(*x.shape[:-1], y.shape[-1])
 
 
@@ -140,6 +142,9 @@ class HalfLinear(QuantLinear):
 
 
 class Int8Linear(QuantLinear):
+    q: torch.Tensor
+    scale: torch.Tensor
+
     def __init__(self, weight: torch.Tensor, side: LowRankSide | None, bias: Any) -> None:
         super().__init__(side, bias)
         weight = weight.float().contiguous()  # GPT-2's Conv1D weights come transposed
@@ -153,6 +158,10 @@ class Int8Linear(QuantLinear):
             x.to(torch.bfloat16), self.q, self.scale
         )
         return out
+
+    def rows(self, ids: torch.Tensor) -> torch.Tensor:
+        """The weight's rows ``ids``, dequantized to float32: a tied model's embedding."""
+        return self.q[ids].float() * self.scale[ids].float().unsqueeze(-1)
 
 
 class Int4Linear(QuantLinear):
@@ -223,11 +232,11 @@ def _stacked(parts: Sequence[tuple[Any, Any]]) -> tuple[Any, Any]:
     return a, b
 
 
-def adapter_low_rank(model_dir: Path) -> dict[str, tuple[Any, Any]]:
+def adapter_low_rank(model_dir: Path, *, shapes_only: bool = False) -> dict[str, tuple[Any, Any]]:
     """The LoRA update a merged model folder was made with, per module name: the parts the
     merge kept beside it (``conversion.LORA_FOLDER``), else those of the adapter its
     ``quotegen-source.json`` names; empty when there is none (not a merge, the adapter gone,
-    or a LoRA variant other than plain LoRA)."""
+    or a LoRA variant other than plain LoRA). ``shapes_only``: meta tensors, nothing read."""
     from quotegen.loading.conversion import LORA_FOLDER, lora_parts
 
     adapter = model_dir / LORA_FOLDER
@@ -237,4 +246,4 @@ def adapter_low_rank(model_dir: Path) -> dict[str, tuple[Any, Any]]:
             adapter = Path(source["adapter"])
         except (OSError, ValueError, KeyError, TypeError):
             return {}
-    return lora_parts(adapter) or {}
+    return lora_parts(adapter, shapes_only=shapes_only) or {}

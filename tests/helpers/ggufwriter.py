@@ -22,8 +22,9 @@ def _tokenizer(vocab_size: int) -> Any:
     return tokenizer
 
 
-def build_tiny_llama(out: Path, *, seed: int = 0) -> Path:
-    """A random-weight Llama with 2 layers, 4 query heads over 2 key-value heads, saved."""
+def build_tiny_llama(out: Path, *, seed: int = 0, tied: bool = False) -> Path:
+    """A random-weight Llama with 2 layers, 4 query heads over 2 key-value heads, saved;
+    ``tied``: its output head is its embedding (as SmolLM2's is)."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -38,7 +39,7 @@ def build_tiny_llama(out: Path, *, seed: int = 0) -> Path:
         num_key_value_heads=2,
         max_position_embeddings=128,
         rms_norm_eps=1e-5,
-        tie_word_embeddings=False,
+        tie_word_embeddings=tied,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
     )

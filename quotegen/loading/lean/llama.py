@@ -180,6 +180,10 @@ class LeanLlama(nn.Module):
         self.eps = config.rms_norm_eps
         head = tensors.get("lm_head.weight")  # absent from a tied checkpoint
         self.head = make_linear(("lm_head",), self.embed if head is None else head)
+        if head is None and hasattr(self.head, "rows"):
+            # Tied and quantized: the head's int8 rows are the embedding too (a lookup
+            # dequantizes the rows it takes), so the table is not kept a second time.
+            self.embed = None
         head_dim = _head_dim(config)
         rope = getattr(config, "rope_parameters", None) or {}
         theta = float(rope.get("rope_theta") or getattr(config, "rope_theta", None) or 1e4)
@@ -189,7 +193,7 @@ class LeanLlama(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        device: torch.device = self.embed.device
+        device: torch.device = self.norm.device
         return device
 
     def _rotary(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -226,7 +230,7 @@ class LeanLlama(nn.Module):
                 position_ids = torch.arange(past, past + length, device=input_ids.device)
                 position_ids = position_ids.expand(batch, length)
         mask = self._mask(attention_mask, batch, length, past)
-        x = F.embedding(input_ids, self.embed).float()
+        x = self._embedded(input_ids)
         rotary = self._rotary(position_ids)
         for index, layer in enumerate(self.layers):
             x = layer(x, rotary, mask, cache, index)
@@ -236,13 +240,20 @@ class LeanLlama(nn.Module):
         logits = self.head(x).float()
         return LeanOutput(logits, cache)
 
+    def _embedded(self, input_ids: torch.Tensor) -> torch.Tensor:
+        if self.embed is None:
+            head: Any = self.head
+            rows: torch.Tensor = head.rows(input_ids)
+            return rows
+        return F.embedding(input_ids, self.embed).float()
+
     def final_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Any:
         """The final hidden states (after the last norm) of a batch, without a cache: what
         the quote scorer (``quotegen.engine.scorer``) reads."""
         batch, length = input_ids.shape
         positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)
         mask = self._mask(attention_mask, batch, length, 0)
-        x = F.embedding(input_ids, self.embed).float()
+        x = self._embedded(input_ids)
         rotary = self._rotary(positions)
         for index, layer in enumerate(self.layers):
             x = layer(x, rotary, mask, None, index)
@@ -253,7 +264,7 @@ class LeanLlama(nn.Module):
     ) -> torch.Tensor | None:
         """The boolean [batch, 1, length, past + length] mask: causal, padding hidden.
         None when nothing is hidden (one new token per row, no padding)."""
-        device = self.embed.device
+        device = self.norm.device
         total = past + length
         padded = attention_mask is not None and not bool(attention_mask.all())
         if length == 1 and not padded:
