@@ -18,9 +18,13 @@ if "$PYTHON" -c "import llama_cpp, sys; sys.exit(llama_cpp.__version__ != '$VERS
 fi
 if ! ls "$WHEELS"/llama_cpp_python-"$VERSION"-*.whl >/dev/null 2>&1; then
     echo "building llama-cpp-python $VERSION from source (about 13 minutes on 2 cores)" >&2
-    CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=ON}" \
+    # AVX-512 (with VNNI and BF16) but not llama.cpp's AMX kernels: a native build on this
+    # machine's Xeon turns them on, and they segfault on the first decode (0.3.36, measured
+    # 2026-12-07). Its other repacked kernels run.
+    CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON -DGGML_AVX512_VBMI=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF}" \
     CMAKE_BUILD_PARALLEL_LEVEL="${LLAMACPP_JOBS:-$(nproc)}" \
-        "$PYTHON" -m pip wheel --no-deps --wheel-dir "$WHEELS" "llama-cpp-python==$VERSION"
+        "$PYTHON" -m pip wheel --no-deps --no-cache-dir --no-binary llama-cpp-python \
+            --wheel-dir "$WHEELS" "llama-cpp-python==$VERSION"
 fi
 "$PYTHON" -m pip install --find-links "$WHEELS" "llama-cpp-python==$VERSION"
 echo "llama-cpp-python $VERSION installed from $WHEELS" >&2
