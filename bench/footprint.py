@@ -113,7 +113,7 @@ def main() -> None:
         except ImportError:
             common.log("llama-cpp-python not installed: no llama.cpp row")
         else:
-            gguf = next((cache / "pinned").rglob("*.gguf"))
+            gguf = common.real_gguf()  # the fresh cache dropped its copy once merged
             try:
                 seconds, peak = measured([common.PYTHON, "-c", LLAMACPP, str(gguf)], env)
             except subprocess.CalledProcessError as exc:  # a llama.cpp build that crashes

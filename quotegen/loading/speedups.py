@@ -192,7 +192,7 @@ def read_safetensors(path: Path) -> dict[str, Any]:
 
 
 #: Bumped when the packed weights' layout changes, so caches of the old one are redone.
-PACKED_FORMAT = 2
+PACKED_FORMAT = 3
 
 
 def packed_folder(model_dir: Path, precision: str, low_rank: int = 0) -> Path:
