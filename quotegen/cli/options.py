@@ -257,12 +257,28 @@ class ModelCommand(TyperCommand):
     ``declared_values(context, group)``): its signature lists only what is its own."""
 
     groups: tuple[Group, ...] = (LOADING,)
+    _grouped: dict[str, list[Any]] | None = None
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.grouped = {group.key: _typer_params(group.parameters()) for group in self.groups}
-        for params in self.grouped.values():
-            self.params.extend(params)
+    @property
+    def params(self) -> list[Any]:
+        """The command's own parameters, then its groups', made when first asked for: the
+        groups cost ``quotegen --help`` nothing, which lists commands without them."""
+        if self._grouped is None:
+            self._grouped = {group.key: _typer_params(group.parameters()) for group in self.groups}
+            for params in self._grouped.values():
+                self._own_params.extend(params)
+        return self._own_params
+
+    @params.setter
+    def params(self, value: list[Any]) -> None:
+        self._own_params = value
+
+    @property
+    def grouped(self) -> dict[str, list[Any]]:
+        """Each group's parameters, by the key its values reach the command under."""
+        self.params  # noqa: B018 (made on first access)
+        assert self._grouped is not None
+        return self._grouped
 
     def invoke(self, ctx: Any) -> Any:
         for key, params in self.grouped.items():
