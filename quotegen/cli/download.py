@@ -10,7 +10,7 @@ import typer
 if TYPE_CHECKING:
     from quotegen.loading.references import ModelRef
 
-from quotegen.cli.options import QuietOpt, UsageError, write
+from quotegen.cli.options import QuietOpt, TokenOpt, UsageError, write
 from quotegen.config import DEFAULT_MODEL_NAME
 from quotegen.console import loading_display, print_note, stderr_is_terminal
 
@@ -30,14 +30,7 @@ def download(
             "--revision", show_default=False, help="Branch, tag, commit or ref (e.g. refs/pr/1)."
         ),
     ] = None,
-    token: Annotated[
-        str | None,
-        typer.Option(
-            "--token",
-            show_default=False,
-            help="Hub token \\[default: HF_TOKEN or the stored login].",
-        ),
-    ] = None,
+    token: TokenOpt = None,
     cache_dir: Annotated[
         Path | None,
         typer.Option(

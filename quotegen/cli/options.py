@@ -96,6 +96,14 @@ ModelOpt = Annotated[
     ),
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Nothing on stderr but errors.")]
+TokenOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        show_default=False,
+        help="Hub token \\[default: HF_TOKEN or the stored login].",
+    ),
+]
 # Ray (the `ray` extra): shared by `batch --ray` and `serve --ray`.
 RayOpt = Annotated[
     str | None,
@@ -236,15 +244,18 @@ class Group:
     key: str
     settings: Mapping[str, Setting]
     only: tuple[str, ...] | None = None
+    #: An absent flag leaves the setting unset, so the model's own default applies (the
+    #: generation settings); otherwise it takes the declared default.
+    model_defaults: bool = False
 
     def parameters(self) -> list[inspect.Parameter]:
         chosen = {n: s for n, s in self.settings.items() if self.only is None or n in self.only}
-        if self.settings is GENERATION_SETTINGS:
+        if self.model_defaults:
             return _settings_parameters(chosen)
         return _declared_parameters(chosen)
 
 
-GENERATION = Group("settings", GENERATION_SETTINGS)
+GENERATION = Group("settings", GENERATION_SETTINGS, model_defaults=True)
 LOADING = Group("loading", LOADING_SETTINGS)
 SERVING = Group("serve", SERVE_SETTINGS)
 TRAINING = Group("train", TRAIN_SETTINGS)
@@ -260,25 +271,25 @@ class ModelCommand(TyperCommand):
     _grouped: dict[str, list[Any]] | None = None
 
     @property
-    def params(self) -> list[Any]:
-        """The command's own parameters, then its groups', made when first asked for: the
-        groups cost ``quotegen --help`` nothing, which lists commands without them."""
+    def grouped(self) -> dict[str, list[Any]]:
+        """Each group's click parameters, by the key its values reach the command under;
+        made when first asked for, so ``quotegen --help`` (which lists commands without
+        their options) never builds them."""
         if self._grouped is None:
             self._grouped = {group.key: _typer_params(group.parameters()) for group in self.groups}
             for params in self._grouped.values():
                 self._own_params.extend(params)
+        return self._grouped
+
+    @property
+    def params(self) -> list[Any]:
+        """The command's own parameters, then its groups'."""
+        self.grouped  # noqa: B018 (made on first use)
         return self._own_params
 
     @params.setter
     def params(self, value: list[Any]) -> None:
         self._own_params = value
-
-    @property
-    def grouped(self) -> dict[str, list[Any]]:
-        """Each group's parameters, by the key its values reach the command under."""
-        self.params  # noqa: B018 (made on first access)
-        assert self._grouped is not None
-        return self._grouped
 
     def invoke(self, ctx: Any) -> Any:
         for key, params in self.grouped.items():

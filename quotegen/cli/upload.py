@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from quotegen.cli.options import QuietOpt, UsageError, write
+from quotegen.cli.options import QuietOpt, TokenOpt, UsageError, write
 from quotegen.console import print_note, status
 from quotegen.errors import QuotegenError
 
@@ -35,14 +35,7 @@ def upload(
         bool,
         typer.Option("--create/--no-create", help="Create the repo if it does not exist yet."),
     ] = True,
-    token: Annotated[
-        str | None,
-        typer.Option(
-            "--token",
-            show_default=False,
-            help="Hub token with write access \\[default: HF_TOKEN or the stored login].",
-        ),
-    ] = None,
+    token: TokenOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Publish a model directory to the Hugging Face Hub; print the commit URL.

@@ -141,10 +141,10 @@ def _wait_counting(
             process.kill()
             raise subprocess.TimeoutExpired(process.args, 600)
         written = sum(p.stat().st_size for f in folders for p in f.rglob("*") if p.is_file())
-        report(step, min(written, total), total)
+        report(step, min(written, total), total, "bytes")
         time.sleep(0.2)
     reader.join(5)
-    report(step, total, total)
+    report(step, total, total, "bytes")
     return "".join(errors)
 
 
@@ -242,7 +242,7 @@ def _simple_api_download(pin: PinnedFile, folder: Path) -> Path:
         with urllib.request.urlopen(url, timeout=600) as answer, target.open("wb") as out:
             while chunk := answer.read(1 << 20):
                 out.write(chunk)
-                report(step, out.tell(), pin.wheel_bytes)
+                report(step, out.tell(), pin.wheel_bytes, "bytes")
     except DownloadError:
         raise
     except Exception as exc:

@@ -9,7 +9,6 @@ functions.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -151,44 +150,7 @@ class _ShapeTensors(MappedTensors):
         return torch.empty(shape, dtype=getattr(torch, dtype), device="meta")
 
 
-_SAFETENSORS_DTYPES = {
-    "F32": "float32",
-    "BF16": "bfloat16",
-    "F16": "float16",
-    "I8": "int8",
-    "U8": "uint8",
-    "I32": "int32",
-    "I64": "int64",
-}
-
-
-def read_safetensors(path: Path) -> dict[str, Any]:
-    """A safetensors file's tensors, each read from the file straight into a tensor of its
-    own (``readinto``): one copy in memory, never a map of the file beside it. The format is
-    an 8-byte header length, a JSON header of dtypes, shapes and offsets, then the data."""
-    import struct
-
-    import torch
-
-    tensors: dict[str, Any] = {}
-    with path.open("rb") as source:
-        (size,) = struct.unpack("<Q", source.read(8))
-        header = json.loads(source.read(size))
-        start = 8 + size
-        entries = sorted(
-            (item for item in header.items() if item[0] != "__metadata__"),
-            key=lambda item: item[1]["data_offsets"][0],
-        )
-        for name, entry in entries:
-            begin, end = entry["data_offsets"]
-            dtype = getattr(torch, _SAFETENSORS_DTYPES[entry["dtype"]])
-            tensor = torch.empty(entry["shape"], dtype=dtype)
-            view: Any = tensor.view(-1).view(torch.uint8).numpy()  # the tensor's own bytes
-            source.seek(start + begin)
-            if source.readinto(view) != end - begin:
-                raise OSError(f"{path} ends inside tensor {name}")
-            tensors[name] = tensor
-    return tensors
+_SAFETENSORS_DTYPES = {"F32": "float32", "BF16": "bfloat16", "F16": "float16"}
 
 
 #: Bumped when the packed weights' layout changes, so caches of the old one are redone.
@@ -232,9 +194,10 @@ def load_lean(model_dir: Path, config: dict[str, Any], precision: str) -> Any:
     if (cached / "model.safetensors").is_file():
         skeleton = linear_maker(precision, shapes)
         model = lean.from_tensors(config, _ShapeTensors(model_dir), skeleton)
-        # Read straight into memory of their own (the quantized kernels need it): no map, so
-        # the file's pages never count beside the tensors.
-        model.load_state_dict(read_safetensors(cached / "model.safetensors"), assign=True)
+        # Copied out of the file as read (the quantized kernels need memory of their own);
+        # each tensor's map goes with it, so the file's pages never count beside the copy.
+        packed = MappedTensors(cached)
+        model.load_state_dict({name: packed[name].clone() for name in packed}, assign=True)
         return model
     low_rank = adapter_low_rank(model_dir) if shapes else {}
     model = lean.from_tensors(config, MappedTensors(model_dir), linear_maker(precision, low_rank))
